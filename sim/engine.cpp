@@ -1,0 +1,321 @@
+#include "sim/engine.hpp"
+
+#include <cstdint>
+#include <fmt/format.h>
+#include <simgrid/s4u.hpp>
+#include <stdexcept>
+#include <xbt/log.h>
+
+namespace sg4 = simgrid::s4u;
+
+namespace moesim {
+
+const char* fidelity_name(Fidelity f) { return f == Fidelity::exact ? "exact" : "fast"; }
+
+std::vector<std::pair<std::string, std::string>> simgrid_settings(const EngineOptions& opt) {
+  std::vector<std::pair<std::string, std::string>> s;
+  if (opt.fidelity == Fidelity::exact) {
+    // CM02 without TCP corrections: hand-computed sharing cases match to 1e-9 (DESIGN rule 2).
+    s = {{"network/model", "CM02"},          {"network/crosstraffic", "0"},   {"network/TCP-gamma", "0"},
+         {"network/latency-factor", "1.0"}, {"network/bandwidth-factor", "1.0"}, {"network/weight-S", "0"}};
+  } else {
+    // One parallel task per all-to-all; L07 replaces both the host and the network model (DESIGN rule 3).
+    s = {{"host/model", "ptask_L07"}};
+  }
+  s.emplace_back("surf/precision", fmt::format("{:g}", opt.precision_s));
+  return s;
+}
+
+namespace {
+
+// Host speed used to turn a compute duration into a SimGrid work amount. Large so that SimGrid's relative
+// work-amount precision is far below a nanosecond for microsecond kernels.
+constexpr double kHostSpeed = 1e12;  // flop/s
+
+// Activity tags: the value stored in Activity::set_data, low 2 bits = kind.
+enum TagKind : uintptr_t { kTagOp = 0, kTagFlow = 1, kTagCollective = 2 };
+void* make_tag(uintptr_t value, TagKind kind) { return reinterpret_cast<void*>((value << 2) | kind); }
+
+class Runner {
+ public:
+  Runner(const PlatformSpec& platform, const std::vector<int>& rank_gpu, const OpGraph& graph,
+         const EngineOptions& opt)
+      : platform_(platform), rank_gpu_(rank_gpu), graph_(graph), opt_(opt) {}
+
+  Trace run() {
+    validate();
+    int argc = 1;
+    char arg0[] = "moesim";
+    char* argv[] = {arg0, nullptr};
+    xbt_log_control_set("root.thresh:critical");
+    sg4::Engine engine(&argc, argv);
+    for (const auto& [k, v] : simgrid_settings(opt_)) engine.set_config(k + ":" + v);
+    build_platform();
+    prepare();
+    sg4::Activity::on_completion_cb([this](const sg4::Activity& a) { on_complete(a); });
+    for (OpId id = 0; id < graph_.ops().size(); ++id)
+      if (pending_deps_[id] == 0) ready_.push_back(id);
+    drain_ready();
+    engine.run();
+    for (OpId id = 0; id < graph_.ops().size(); ++id)
+      if (trace_.end_s[id] < 0)
+        throw std::runtime_error(fmt::format("op '{}' never finished: the op graph deadlocks", graph_.label(id)));
+    trace_.fidelity = opt_.fidelity;
+    trace_.simgrid_settings = simgrid_settings(opt_);
+    return std::move(trace_);
+  }
+
+ private:
+  void validate() {
+    if (static_cast<int>(rank_gpu_.size()) != graph_.ranks())
+      throw std::invalid_argument("rank_gpu must list one GPU per rank");
+    std::vector<char> used(platform_.gpu_count(), 0);
+    for (int g : rank_gpu_) {
+      if (g < 0 || static_cast<std::size_t>(g) >= platform_.gpu_count())
+        throw std::invalid_argument("rank mapped to a GPU the platform does not have");
+      if (used[g]++) throw std::invalid_argument("two ranks mapped to one GPU");
+    }
+  }
+
+  void build_platform() {
+    auto* zone = sg4::create_full_zone("cluster");
+    for (const auto& name : platform_.gpu_names) hosts_.push_back(zone->create_host(name, kHostSpeed));
+    std::vector<const sg4::Link*> links;
+    links.reserve(platform_.links.size());
+    for (const auto& l : platform_.links) {
+      if (l.full_duplex) {
+        auto* link = zone->create_split_duplex_link(l.name, l.bandwidth_Bps);
+        link->set_latency(l.latency_s);
+        links.push_back(link);
+      } else {
+        auto* link = zone->create_link(l.name, l.bandwidth_Bps);
+        link->set_latency(l.latency_s);
+        links.push_back(link);
+      }
+    }
+    const std::size_t n = platform_.gpu_count();
+    // Only the GPUs that carry a rank need routes; this keeps big clusters with small EP groups cheap.
+    for (int s : rank_gpu_)
+      for (int d : rank_gpu_) {
+        if (s == d) continue;
+        std::vector<sg4::LinkInRoute> route;
+        for (const LinkUse& u : platform_.routes[static_cast<std::size_t>(s) * n + d]) {
+          if (platform_.links[u.link].full_duplex)
+            route.emplace_back(links[u.link],
+                               u.forward ? sg4::LinkInRoute::Direction::UP : sg4::LinkInRoute::Direction::DOWN);
+          else
+            route.emplace_back(links[u.link]);
+        }
+        if (route.empty())
+          throw std::invalid_argument(
+              fmt::format("no route from GPU {} to GPU {}", platform_.gpu_names[s], platform_.gpu_names[d]));
+        zone->add_route(hosts_[s]->get_netpoint(), hosts_[d]->get_netpoint(), nullptr, nullptr, route, false);
+      }
+    zone->seal();
+  }
+
+  void prepare() {
+    const auto& ops = graph_.ops();
+    const std::size_t n = ops.size();
+    trace_.start_s.assign(n, -1.0);
+    trace_.end_s.assign(n, -1.0);
+    pending_deps_.assign(n, 0);
+    // Successors in CSR form.
+    std::vector<uint32_t> count(n + 1, 0);
+    for (const Op& o : ops)
+      for (OpId d : o.deps) ++count[d + 1];
+    for (std::size_t i = 0; i < n; ++i) count[i + 1] += count[i];
+    succ_offset_ = count;
+    succ_.assign(count[n], 0);
+    std::vector<uint32_t> fill(count.begin(), count.end() - 1);
+    for (const Op& o : ops) {
+      pending_deps_[o.id] = static_cast<uint32_t>(o.deps.size());
+      for (OpId d : o.deps) succ_[fill[d]++] = o.id;
+    }
+    // Per collective: ready flags and, per rank, the number of non-empty flows it sends or receives.
+    const auto& colls = graph_.collectives();
+    coll_ready_count_.assign(colls.size(), 0);
+    coll_rank_ready_.resize(colls.size());
+    flows_left_.resize(colls.size());
+    for (std::size_t c = 0; c < colls.size(); ++c) {
+      const Collective& col = colls[c];
+      coll_rank_ready_[c].assign(col.ranks, 0);
+      flows_left_[c].assign(col.ranks, 0);
+      for (int s = 0; s < col.ranks; ++s)
+        for (int d = 0; d < col.ranks; ++d)
+          if (s != d && col.bytes[static_cast<std::size_t>(s) * col.ranks + d] > 0) {
+            ++flows_left_[c][s];
+            ++flows_left_[c][d];
+          }
+    }
+  }
+
+  // Starting ops can complete others instantly (zero-duration ops); a worklist avoids deep recursion.
+  void drain_ready() {
+    while (!ready_.empty()) {
+      OpId id = ready_.back();
+      ready_.pop_back();
+      start_op(id);
+    }
+  }
+
+  void start_op(OpId id) {
+    const Op& op = graph_.op(id);
+    const double now = sg4::Engine::get_clock();
+    trace_.start_s[id] = now;
+    if (op.kind == OpKind::compute) {
+      if (op.duration_s <= 0.0) {
+        finish_op(id, now);
+        return;
+      }
+      auto exec = sg4::Exec::init();
+      exec->set_flops_amount(op.duration_s * kHostSpeed);
+      exec->set_host(hosts_[rank_gpu_[op.rank]]);
+      launch(exec, make_tag(id, kTagOp));
+      return;
+    }
+    // All-to-all: this rank reached the collective.
+    const int c = op.collective;
+    const Collective& col = graph_.collectives()[c];
+    coll_rank_ready_[c][op.rank] = 1;
+    ++coll_ready_count_[c];
+    if (opt_.fidelity == Fidelity::exact) {
+      // Start every flow whose other end is ready too (NCCL send/recv pairs need both sides posted).
+      const int r = op.rank;
+      for (int q = 0; q < col.ranks; ++q) {
+        if (q == r || !coll_rank_ready_[c][q]) continue;
+        start_flow(c, r, q);
+        start_flow(c, q, r);
+      }
+      if (flows_left_[c][r] == 0) finish_op(id, now);
+    } else if (coll_ready_count_[c] == col.ranks) {
+      start_collective_ptask(c);
+    }
+  }
+
+  void start_flow(int c, int s, int d) {
+    const Collective& col = graph_.collectives()[c];
+    const double bytes = col.bytes[static_cast<std::size_t>(s) * col.ranks + d];
+    if (bytes <= 0) return;  // a 0-byte transfer never starts in SimGrid (DESIGN rule 4): skip it
+    auto comm = sg4::Comm::sendto_init(hosts_[rank_gpu_[s]], hosts_[rank_gpu_[d]]);
+    comm->set_payload_size(static_cast<uint64_t>(bytes + 0.5));
+    const uintptr_t key = (static_cast<uintptr_t>(c) * col.ranks + s) * col.ranks + d;
+    launch(comm, make_tag(key, kTagFlow));
+  }
+
+  void start_collective_ptask(int c) {
+    const Collective& col = graph_.collectives()[c];
+    bool any = false;
+    for (int s = 0; s < col.ranks && !any; ++s)
+      for (int d = 0; d < col.ranks; ++d)
+        if (s != d && col.bytes[static_cast<std::size_t>(s) * col.ranks + d] > 0) {
+          any = true;
+          break;
+        }
+    const double now = sg4::Engine::get_clock();
+    if (!any) {
+      for (OpId id : col.ops) finish_op(id, now);
+      return;
+    }
+    std::vector<sg4::Host*> hosts;
+    for (int r = 0; r < col.ranks; ++r) hosts.push_back(hosts_[rank_gpu_[r]]);
+    std::vector<double> bytes = col.bytes;
+    for (int r = 0; r < col.ranks; ++r) bytes[static_cast<std::size_t>(r) * col.ranks + r] = 0.0;
+    auto exec = sg4::Exec::init();
+    exec->set_flops_amounts(std::vector<double>(col.ranks, 0.0));
+    exec->set_bytes_amounts(bytes);
+    exec->set_hosts(hosts);
+    launch(exec, make_tag(static_cast<uintptr_t>(c), kTagCollective));
+  }
+
+  // Activities must stay referenced while SimGrid runs them (an unreferenced one is destroyed under it). Each
+  // running activity owns a slot; a finished one moves to the graveyard, which is emptied once the clock
+  // has moved on, so memory stays proportional to the activities alive at one time.
+  void launch(sg4::ActivityPtr a, void* tag) {
+    uint32_t slot;
+    if (!free_slots_.empty()) {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+    } else {
+      slot = static_cast<uint32_t>(slots_.size());
+      slots_.emplace_back();
+    }
+    slots_[slot] = {a, reinterpret_cast<uintptr_t>(tag)};
+    a->set_data(reinterpret_cast<void*>(static_cast<uintptr_t>(slot)));
+    a->start();
+    ++trace_.simgrid_activities;
+  }
+
+  void on_complete(const sg4::Activity& a) {
+    const double clock = sg4::Engine::get_clock();
+    if (clock > graveyard_clock_) {
+      graveyard_.clear();
+      graveyard_clock_ = clock;
+    }
+    const auto slot = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(a.get_data<void>()));
+    const uintptr_t tag = slots_[slot].tag;
+    graveyard_.push_back(std::move(slots_[slot].ptr));
+    free_slots_.push_back(slot);
+    const uintptr_t value = tag >> 2;
+    const double now = sg4::Engine::get_clock();
+    switch (static_cast<TagKind>(tag & 3)) {
+      case kTagOp: finish_op(static_cast<OpId>(value), now); break;
+      case kTagFlow: {
+        // Decode (collective, src, dst); each flow counts against both ends.
+        std::size_t c = 0;
+        const auto& colls = graph_.collectives();
+        // Collectives all have the same rank count (the graph's), so the key decodes directly.
+        const std::size_t R = static_cast<std::size_t>(graph_.ranks());
+        c = value / (R * R);
+        const int s = static_cast<int>((value / R) % R), d = static_cast<int>(value % R);
+        for (int r : {s, d})
+          if (--flows_left_[c][r] == 0 && coll_rank_ready_[c][r]) finish_op(colls[c].ops[r], now);
+        break;
+      }
+      case kTagCollective:
+        for (OpId id : graph_.collectives()[value].ops) finish_op(id, now);
+        break;
+    }
+    drain_ready();
+  }
+
+  void finish_op(OpId id, double now) {
+    trace_.end_s[id] = now;
+    if (now > trace_.makespan_s) trace_.makespan_s = now;
+    for (uint32_t i = succ_offset_[id]; i < succ_offset_[id + 1]; ++i)
+      if (--pending_deps_[succ_[i]] == 0) ready_.push_back(succ_[i]);
+  }
+
+  const PlatformSpec& platform_;
+  const std::vector<int>& rank_gpu_;
+  const OpGraph& graph_;
+  EngineOptions opt_;
+  Trace trace_;
+  std::vector<sg4::Host*> hosts_;
+  struct Slot {
+    sg4::ActivityPtr ptr;
+    uintptr_t tag = 0;
+  };
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> free_slots_;
+  std::vector<sg4::ActivityPtr> graveyard_;
+  double graveyard_clock_ = -1.0;
+  std::vector<uint32_t> pending_deps_, succ_offset_, succ_;
+  std::vector<OpId> ready_;
+  std::vector<int> coll_ready_count_;
+  std::vector<std::vector<char>> coll_rank_ready_;
+  std::vector<std::vector<int>> flows_left_;
+};
+
+}  // namespace
+
+Trace run_engine(const PlatformSpec& platform, const std::vector<int>& rank_gpu, const OpGraph& graph,
+                 const EngineOptions& opt) {
+  static bool ran = false;
+  if (ran) throw std::logic_error("run_engine: only one simulation per process (DESIGN rule 5)");
+  ran = true;
+  Runner runner(platform, rank_gpu, graph, opt);
+  return runner.run();
+}
+
+}  // namespace moesim

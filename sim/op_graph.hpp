@@ -1,0 +1,91 @@
+// The op graph: what a schedule variant builds and the engine executes.
+//
+// Each rank (EP rank = one GPU) has two in-order streams, compute and comm, like CUDA streams: an op added to
+// a (rank, stream) automatically depends on the op added before it on that same (rank, stream) (DESIGN rule
+// 1: a GPU stream runs in order; computation never overlaps computation on one stream). Cross-stream and
+// cross-rank ordering is expressed with explicit deps (CUDA events). All-to-alls are collectives: one op per
+// participating rank, all sharing one byte matrix; rank r's op finishes when every flow it sends or
+// receives has arrived.
+//
+// Invariants: deps point to ops added earlier (so the graph is acyclic by construction); durations >= 0.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moesim {
+
+using OpId = uint32_t;
+
+enum class Stream : uint8_t { compute = 0, comm = 1 };
+enum class OpKind : uint8_t { compute = 0, all_to_all = 1 };
+enum class Phase : uint8_t { forward = 0, backward = 1 };
+
+// Where a compute cost came from (DESIGN rule 8). Communication ops carry `emergent`: their time comes from
+// the network model during simulation.
+enum class Provenance : uint8_t { measured = 0, fitted = 1, derived = 2, datasheet = 3, emergent = 4 };
+const char* provenance_name(Provenance p);
+
+// What an op does, for time breakdowns ("attention", "expert", "dispatch", ...).
+enum class OpClass : uint8_t {
+  attention, gate, permute, dispatch, expert, combine, unpermute, shared_expert, dense_mlp, cast, other
+};
+const char* op_class_name(OpClass c);
+
+struct Op {
+  OpId id = 0;
+  OpKind kind = OpKind::compute;
+  OpClass cls = OpClass::other;
+  Stream stream = Stream::compute;
+  Phase phase = Phase::forward;
+  Provenance provenance = Provenance::datasheet;
+  int32_t rank = 0;
+  int32_t layer = -1;       // model layer, -1 when the op belongs to none
+  int32_t chunk = -1;       // pipelining chunk, -1 when unchunked
+  int32_t collective = -1;  // index into OpGraph::collectives() for all_to_all ops
+  double duration_s = 0.0;  // compute ops: the cost model's duration (seconds)
+  std::vector<OpId> deps;   // explicit deps, including the implicit stream predecessor
+};
+
+struct Collective {
+  int32_t ranks = 0;
+  std::vector<double> bytes;  // ranks x ranks, row-major: bytes[src * ranks + dst]; diagonal ignored
+  std::vector<OpId> ops;      // ops[r] = the op of rank r
+  double bytes_from(int src) const;
+  double bytes_to(int dst) const;
+};
+
+class OpGraph {
+ public:
+  explicit OpGraph(int ranks);
+
+  int ranks() const { return ranks_; }
+  const std::vector<Op>& ops() const { return ops_; }
+  const Op& op(OpId id) const { return ops_[id]; }
+  const std::vector<Collective>& collectives() const { return collectives_; }
+
+  // Adds a compute op to (rank, stream) after that stream's previous op and after `deps`.
+  OpId add_compute(int rank, Stream stream, OpClass cls, Phase phase, int layer, double duration_s,
+                   Provenance prov, std::vector<OpId> deps = {}, int chunk = -1);
+
+  // Adds an all-to-all: one op per rank on `stream`; rank r's op waits for its stream predecessor and for
+  // deps_per_rank[r] (may be empty). `bytes` is ranks x ranks row-major. Returns the per-rank op ids.
+  std::vector<OpId> add_all_to_all(Stream stream, OpClass cls, Phase phase, int layer, std::vector<double> bytes,
+                                   const std::vector<std::vector<OpId>>& deps_per_rank, int chunk = -1);
+
+  // Last op issued on (rank, stream), or -1.
+  int64_t last_on(int rank, Stream stream) const { return last_[rank * 2 + static_cast<int>(stream)]; }
+
+  // A readable label, e.g. "fwd L3 r5 dispatch" (chunk appended when set).
+  std::string label(OpId id) const;
+
+ private:
+  OpId push(Op op);
+  int ranks_;
+  std::vector<Op> ops_;
+  std::vector<Collective> collectives_;
+  std::vector<int64_t> last_;  // per (rank, stream)
+};
+
+}  // namespace moesim

@@ -1,0 +1,291 @@
+#include "sim/yaml_view.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fmt/format.h>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace moesim {
+
+bool Range::contains(double v) const {
+  if (std::isnan(v)) return false;
+  if (lo_open ? !(v > lo) : !(v >= lo)) return false;
+  if (hi_open ? !(v < hi) : !(v <= hi)) return false;
+  return true;
+}
+
+std::string Range::describe() const {
+  const bool has_lo = std::isfinite(lo), has_hi = std::isfinite(hi);
+  if (has_lo && has_hi)
+    return fmt::format("must be in {}{:g}, {:g}{}", lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");
+  if (has_lo) return fmt::format("must be {} {:g}", lo_open ? ">" : ">=", lo);
+  if (has_hi) return fmt::format("must be {} {:g}", hi_open ? "<" : "<=", hi);
+  return "must be a number";
+}
+
+YamlView::YamlView(YAML::Node node, std::shared_ptr<const std::string> file, std::string path,
+                   Diagnostics* diags, YAML::Mark mark)
+    : node_(std::move(node)), file_(std::move(file)), path_(std::move(path)), diags_(diags), mark_(mark) {}
+
+YamlView YamlView::load_string(const std::string& text, const std::string& name, Diagnostics* diags) {
+  auto file = std::make_shared<const std::string>(name);
+  try {
+    YAML::Node n = YAML::Load(text);
+    return YamlView(n, file, "", diags, n.Mark());
+  } catch (const YAML::Exception& e) {
+    diags->add({name, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg, ""});
+    return YamlView(YAML::Node(), file, "", diags, e.mark);
+  }
+}
+
+YamlView YamlView::load_file(const std::string& path, Diagnostics* diags) {
+  std::ifstream in(path);
+  if (!in) {
+    diags->add({path, 0, 0, "", "cannot open file", ""});
+    return YamlView(YAML::Node(), std::make_shared<const std::string>(path), "", diags, YAML::Mark());
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_string(ss.str(), path, diags);
+}
+
+int YamlView::line() const { return mark_.line >= 0 ? mark_.line + 1 : 0; }
+int YamlView::column() const { return mark_.column >= 0 ? mark_.column + 1 : 0; }
+
+std::string YamlView::shown() const {
+  if (!node_.IsDefined() || node_.IsNull()) return "nothing";
+  if (node_.IsMap()) return "a mapping";
+  if (node_.IsSequence()) return "a list";
+  const std::string& s = node_.Scalar();
+  return node_.Tag() == "!" ? "\"" + s + "\"" : s;
+}
+
+void YamlView::error(const std::string& rule, const std::string& got) const {
+  if (diags_) diags_->add({*file_, line(), column(), path_, rule, got});
+}
+
+std::string YamlView::child_path(std::string_view key) const {
+  return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+}
+
+bool YamlView::expect_map() const {
+  if (node_.IsMap()) return true;
+  error("must be a mapping of keys to values", shown());
+  return false;
+}
+
+bool YamlView::has(std::string_view key) const {
+  if (!node_.IsMap()) return false;
+  const YAML::Node& n = node_;
+  YAML::Node c = n[std::string(key)];
+  return c.IsDefined() && !c.IsNull();
+}
+
+YamlView YamlView::at(std::string_view key) const {
+  if (!node_.IsMap()) return YamlView(YAML::Node(), file_, child_path(key), diags_, mark_);
+  const YAML::Node& n = node_;
+  YAML::Node c = n[std::string(key)];
+  if (!c.IsDefined()) return YamlView(YAML::Node(), file_, child_path(key), diags_, mark_);
+  return YamlView(c, file_, child_path(key), diags_, c.Mark().line >= 0 ? c.Mark() : mark_);
+}
+
+std::vector<std::string> YamlView::keys() const {
+  std::vector<std::string> out;
+  if (!node_.IsMap()) return out;
+  for (auto it = node_.begin(); it != node_.end(); ++it) out.push_back(it->first.Scalar());
+  return out;
+}
+
+void YamlView::check_keys(std::initializer_list<std::string_view> allowed) const {
+  check_keys(std::vector<std::string>(allowed.begin(), allowed.end()));
+}
+
+void YamlView::check_keys(const std::vector<std::string>& allowed) const {
+  if (!node_.IsMap()) return;
+  std::set<std::string> seen;
+  for (auto it = node_.begin(); it != node_.end(); ++it) {
+    const std::string key = it->first.Scalar();
+    YamlView kv(it->first, file_, child_path(key), diags_, it->first.Mark());
+    if (!seen.insert(key).second) {
+      kv.error("duplicate key", key);
+      continue;
+    }
+    bool ok = false;
+    for (const auto& a : allowed) ok = ok || a == key;
+    if (ok) continue;
+    std::string hint = closest_match(key, allowed);
+    std::string rule = "unknown key";
+    if (!hint.empty()) rule += fmt::format("; did you mean '{}'?", hint);
+    else {
+      rule += "; allowed keys:";
+      for (std::size_t i = 0; i < allowed.size(); ++i) rule += (i ? ", " : " ") + allowed[i];
+    }
+    kv.error(rule, key);
+  }
+}
+
+bool YamlView::require(std::string_view key) const {
+  if (!node_.IsMap()) return false;  // the caller reported the non-mapping already
+  if (has(key)) return true;
+  YamlView(YAML::Node(), file_, child_path(key), diags_, mark_).error("missing required key");
+  return false;
+}
+
+void YamlView::error_at(std::string_view key, const std::string& rule) const {
+  YamlView v = at(key);
+  v.error(rule, v.defined() ? v.shown() : "");
+}
+
+// --- scalars --------------------------------------------------------------------------------------------
+
+std::string YamlView::as_str() const {
+  if (!node_.IsScalar()) {
+    error("must be a text value", shown());
+    return {};
+  }
+  return node_.Scalar();
+}
+
+std::string YamlView::as_choice(const std::vector<std::string>& allowed) const {
+  if (!node_.IsScalar()) {
+    error("must be one of the listed names", shown());
+    return allowed.empty() ? std::string() : allowed.front();
+  }
+  const std::string& s = node_.Scalar();
+  for (const auto& a : allowed)
+    if (a == s) return s;
+  std::string rule = "must be one of";
+  for (std::size_t i = 0; i < allowed.size(); ++i) rule += (i ? ", " : " ") + allowed[i];
+  std::string hint = closest_match(s, allowed);
+  if (!hint.empty()) rule += fmt::format("; did you mean '{}'?", hint);
+  error(rule, shown());
+  return allowed.empty() ? std::string() : allowed.front();
+}
+
+int64_t YamlView::as_integer(Range r) const {
+  if (!node_.IsScalar() || node_.Tag() == "!") {
+    error("must be an integer", shown());
+    return static_cast<int64_t>(std::isfinite(r.lo) ? r.lo + (r.lo_open ? 1 : 0) : 0);
+  }
+  const std::string& s = node_.Scalar();
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (s.empty() || end != s.c_str() + s.size() || errno == ERANGE) {
+    error("must be an integer", shown());
+    return static_cast<int64_t>(std::isfinite(r.lo) ? r.lo + (r.lo_open ? 1 : 0) : 0);
+  }
+  if (!r.contains(static_cast<double>(v))) {
+    error(r.describe(), shown());
+    return static_cast<int64_t>(std::isfinite(r.lo) ? r.lo + (r.lo_open ? 1 : 0) : 0);
+  }
+  return v;
+}
+
+double YamlView::as_number(Range r) const {
+  auto fallback = [&] { return std::isfinite(r.lo) ? r.lo + (r.lo_open ? 1.0 : 0.0) : 0.0; };
+  if (!node_.IsScalar() || node_.Tag() == "!") {
+    error("must be a number", shown());
+    return fallback();
+  }
+  const std::string& s = node_.Scalar();
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(v)) {
+    error("must be a number", shown());
+    return fallback();
+  }
+  if (!r.contains(v)) {
+    error(r.describe(), shown());
+    return fallback();
+  }
+  return v;
+}
+
+double YamlView::as_quantity(Dim dim, Range r) const {
+  auto fallback = [&] { return std::isfinite(r.lo) ? r.lo + (r.lo_open ? 1.0 : 0.0) : 1.0; };
+  if (!node_.IsScalar()) {
+    error(fmt::format("must be {} with a unit, e.g. {}", dim_name(dim), dim_examples(dim)), shown());
+    return fallback();
+  }
+  std::string why;
+  auto v = parse_quantity(node_.Scalar(), dim, &why);
+  if (!v) {
+    error(why, shown());
+    return fallback();
+  }
+  if (!r.contains(*v)) {
+    error(r.describe() + " (in base units)", shown());
+    return fallback();
+  }
+  return *v;
+}
+
+// --- keyed getters ----------------------------------------------------------------------------------------
+
+std::string YamlView::str(std::string_view key) const { return require(key) ? at(key).as_str() : std::string(); }
+std::string YamlView::str_or(std::string_view key, std::string def) const {
+  return has(key) ? at(key).as_str() : def;
+}
+std::string YamlView::choice(std::string_view key, const std::vector<std::string>& allowed) const {
+  return require(key) ? at(key).as_choice(allowed) : (allowed.empty() ? std::string() : allowed.front());
+}
+std::string YamlView::choice_or(std::string_view key, const std::vector<std::string>& allowed,
+                                std::string def) const {
+  return has(key) ? at(key).as_choice(allowed) : def;
+}
+int64_t YamlView::integer(std::string_view key, Range r) const {
+  if (require(key)) return at(key).as_integer(r);
+  return static_cast<int64_t>(std::isfinite(r.lo) ? r.lo + (r.lo_open ? 1 : 0) : 0);
+}
+int64_t YamlView::integer_or(std::string_view key, int64_t def, Range r) const {
+  return has(key) ? at(key).as_integer(r) : def;
+}
+double YamlView::number(std::string_view key, Range r) const {
+  if (require(key)) return at(key).as_number(r);
+  return std::isfinite(r.lo) ? r.lo + (r.lo_open ? 1.0 : 0.0) : 0.0;
+}
+double YamlView::number_or(std::string_view key, double def, Range r) const {
+  return has(key) ? at(key).as_number(r) : def;
+}
+double YamlView::quantity(std::string_view key, Dim dim, Range r) const {
+  if (require(key)) return at(key).as_quantity(dim, r);
+  return std::isfinite(r.lo) ? r.lo + (r.lo_open ? 1.0 : 0.0) : 1.0;
+}
+double YamlView::quantity_or(std::string_view key, Dim dim, double def, Range r) const {
+  return has(key) ? at(key).as_quantity(dim, r) : def;
+}
+bool YamlView::boolean(std::string_view key) const {
+  if (!require(key)) return false;
+  return boolean_or(key, false);
+}
+bool YamlView::boolean_or(std::string_view key, bool def) const {
+  if (!has(key)) return def;
+  YamlView v = at(key);
+  if (v.is_scalar() && v.raw().Tag() != "!") {
+    if (v.raw().Scalar() == "true") return true;
+    if (v.raw().Scalar() == "false") return false;
+  }
+  v.error("must be true or false", v.shown());
+  return def;
+}
+
+std::vector<YamlView> YamlView::items() const {
+  std::vector<YamlView> out;
+  if (!node_.IsSequence()) {
+    error("must be a list", shown());
+    return out;
+  }
+  std::size_t i = 0;
+  for (auto it = node_.begin(); it != node_.end(); ++it, ++i) {
+    YAML::Node c = *it;
+    out.push_back(YamlView(c, file_, fmt::format("{}[{}]", path_, i), diags_,
+                           c.Mark().line >= 0 ? c.Mark() : mark_));
+  }
+  return out;
+}
+
+}  // namespace moesim

@@ -1,0 +1,106 @@
+// Engine and network-model tests. Each TEST_CASE runs in its own process (catch_discover_tests), because
+// SimGrid allows one simulation per process (DESIGN rule 5). Expected values are worked by hand below.
+#include <catch2/catch.hpp>
+
+#include "sim/engine.hpp"
+#include "sim/op_graph.hpp"
+#include "sim/platform_spec.hpp"
+
+using namespace moesim;
+
+namespace {
+
+// A star: every GPU has one full-duplex link (bw per direction, latency lat) to a non-blocking switch.
+PlatformSpec star(int n, double bw, double lat) {
+  PlatformSpec p;
+  for (int i = 0; i < n; ++i) {
+    p.gpu_names.push_back("gpu" + std::to_string(i));
+    p.gpu_node.push_back(0);
+    p.links.push_back({"gpu" + std::to_string(i) + "-sw", "nvlink", bw, lat, true});
+  }
+  p.routes.resize(static_cast<std::size_t>(n) * n);
+  for (int s = 0; s < n; ++s)
+    for (int d = 0; d < n; ++d)
+      if (s != d) p.routes[s * n + d] = {{static_cast<uint32_t>(s), true}, {static_cast<uint32_t>(d), false}};
+  return p;
+}
+
+std::vector<int> identity(int n) {
+  std::vector<int> v(n);
+  for (int i = 0; i < n; ++i) v[i] = i;
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("one transfer takes latency + bytes / bandwidth", "[engine][exact]") {
+  // 2 GPUs, links of 100 GB/s and 1 us each; route = 2 links, so latency = 2 us.
+  // 1e9 bytes at 100e9 B/s = 10 ms. Expected end = 2e-6 + 1e-2 s.
+  PlatformSpec p = star(2, 100e9, 1e-6);
+  OpGraph g(2);
+  std::vector<double> bytes = {0, 1e9, 0, 0};
+  auto ops = g.add_all_to_all(Stream::comm, OpClass::dispatch, Phase::forward, 0, bytes, {});
+  Trace t = run_engine(p, identity(2), g, {});
+  CHECK(t.end_s[ops[0]] == Approx(2e-6 + 1e-2).epsilon(1e-9));
+  CHECK(t.end_s[ops[1]] == Approx(2e-6 + 1e-2).epsilon(1e-9));
+  CHECK(t.makespan_s == Approx(2e-6 + 1e-2).epsilon(1e-9));
+}
+
+TEST_CASE("k flows through one link each get 1/k of it", "[engine][exact]") {
+  // 4 GPUs; GPUs 1, 2, 3 each send 1e9 bytes to GPU 0. All three cross GPU 0's down-link (100 GB/s),
+  // so each gets 100/3 GB/s: time = 1e9 / (100e9 / 3) = 30 ms, plus 2 x 0 latency.
+  PlatformSpec p = star(4, 100e9, 0.0);
+  OpGraph g(4);
+  std::vector<double> bytes(16, 0.0);
+  for (int s = 1; s < 4; ++s) bytes[s * 4 + 0] = 1e9;
+  auto ops = g.add_all_to_all(Stream::comm, OpClass::dispatch, Phase::forward, 0, bytes, {});
+  Trace t = run_engine(p, identity(4), g, {});
+  CHECK(t.end_s[ops[0]] == Approx(0.03).epsilon(1e-9));
+  for (int r = 1; r < 4; ++r) CHECK(t.end_s[ops[r]] == Approx(0.03).epsilon(1e-9));
+}
+
+TEST_CASE("uniform all-to-all on one switch matches the closed form", "[engine][exact]") {
+  // N = 8 GPUs on a non-blocking switch, each link B = 50 GB/s per direction, latency 0.5 us per link.
+  // Each GPU sends m = 64 MiB to each of the 7 others. Every up-link carries 7 flows, every down-link 7
+  // flows, all equal: each flow gets B/7, so t = 2 * 0.5us + 7 * m / B.
+  const int n = 8;
+  const double B = 50e9, m = 64.0 * 1048576, lat = 0.5e-6;
+  PlatformSpec p = star(n, B, lat);
+  OpGraph g(n);
+  std::vector<double> bytes(n * n, m);
+  auto ops = g.add_all_to_all(Stream::comm, OpClass::dispatch, Phase::forward, 0, bytes, {});
+  Trace t = run_engine(p, identity(n), g, {});
+  const double expected = 2 * lat + 7 * m / B;
+  for (OpId id : ops) CHECK(t.end_s[id] == Approx(expected).epsilon(1e-9));
+}
+
+TEST_CASE("fast fidelity gives the same uniform all-to-all makespan", "[engine][fast]") {
+  const int n = 8;
+  const double B = 50e9, m = 64.0 * 1048576, lat = 0.5e-6;
+  PlatformSpec p = star(n, B, lat);
+  OpGraph g(n);
+  std::vector<double> bytes(n * n, m);
+  g.add_all_to_all(Stream::comm, OpClass::dispatch, Phase::forward, 0, bytes, {});
+  EngineOptions opt;
+  opt.fidelity = Fidelity::fast;
+  Trace t = run_engine(p, identity(n), g, opt);
+  // L07 charges the route latency once and shares bandwidth like CM02 here: same closed form within 0.1 %.
+  CHECK(t.makespan_s == Approx(2 * lat + 7 * m / B).epsilon(1e-3));
+}
+
+TEST_CASE("streams run in order and compute ops take their duration", "[engine][exact]") {
+  // Rank 0: compute 1 ms then 2 ms on the compute stream; a comm-stream op waits for the first.
+  // Rank 0's compute stream ends at 3 ms.
+  PlatformSpec p = star(2, 100e9, 0.0);
+  OpGraph g(2);
+  OpId a = g.add_compute(0, Stream::compute, OpClass::attention, Phase::forward, 0, 1e-3, Provenance::datasheet);
+  OpId b = g.add_compute(0, Stream::compute, OpClass::dense_mlp, Phase::forward, 0, 2e-3, Provenance::datasheet);
+  OpId c = g.add_compute(1, Stream::compute, OpClass::attention, Phase::forward, 0, 0.5e-3, Provenance::datasheet,
+                         {a});
+  Trace t = run_engine(p, identity(2), g, {});
+  CHECK(t.start_s[b] == Approx(1e-3).epsilon(1e-9));
+  CHECK(t.end_s[b] == Approx(3e-3).epsilon(1e-9));
+  CHECK(t.start_s[c] == Approx(1e-3).epsilon(1e-9));
+  CHECK(t.end_s[c] == Approx(1.5e-3).epsilon(1e-9));
+  CHECK(t.makespan_s == Approx(3e-3).epsilon(1e-9));
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs moesim's build and test dependencies from Debian 12 packages.
+# Idempotent: packages already present are not touched; apt-get runs only when something is missing.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config git
+      libsimgrid-dev libyaml-cpp-dev libfmt-dev libboost-graph-dev
+      catch2 libcli11-dev nlohmann-json3-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
