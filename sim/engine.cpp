@@ -3,12 +3,19 @@
 #include <cstdint>
 #include <fmt/format.h>
 #include <simgrid/s4u.hpp>
+#include <simgrid/version.h>
 #include <stdexcept>
 #include <xbt/log.h>
 
 namespace sg4 = simgrid::s4u;
 
 namespace moesim {
+
+std::string simgrid_version() {
+  int major = 0, minor = 0, patch = 0;
+  sg_version_get(&major, &minor, &patch);
+  return fmt::format("{}.{}.{}", major, minor, patch);
+}
 
 const char* fidelity_name(Fidelity f) { return f == Fidelity::exact ? "exact" : "fast"; }
 

@@ -41,6 +41,9 @@ struct Trace {
 // The SimGrid settings moesim uses for a fidelity level (echoed into every report; DESIGN rule 2).
 std::vector<std::pair<std::string, std::string>> simgrid_settings(const EngineOptions& opt);
 
+// "major.minor.patch" of the SimGrid library linked in.
+std::string simgrid_version();
+
 // Runs the graph. rank_gpu[r] = GPU index in `platform` of EP rank r (distinct). Throws std::runtime_error
 // if some op never finishes (a deadlock in the graph) or inputs are inconsistent. Call at most once per process.
 Trace run_engine(const PlatformSpec& platform, const std::vector<int>& rank_gpu, const OpGraph& graph,

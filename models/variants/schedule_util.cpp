@@ -1,0 +1,80 @@
+#include "models/variants/schedule_util.hpp"
+
+#include <map>
+
+namespace moesim::models {
+
+LayerEmitter::LayerEmitter(OpGraph& g, const StepInput& in) : g_(g), in_(in), tokens_(in.tokens_per_rank) {}
+
+double LayerEmitter::factor(Phase ph) const { return ph == Phase::backward ? in_.costs.backward_factor() : 1.0; }
+
+LayerEmitter::Ids LayerEmitter::emit(int layer, Phase ph, OpClass cls, const Deps& deps, int chunk,
+                                     const std::function<KernelCost(int rank)>& cost) {
+  Ids ids(static_cast<std::size_t>(in_.ranks));
+  const double f = factor(ph);
+  for (int r = 0; r < in_.ranks; ++r) {
+    const KernelCost k = cost(r);
+    std::vector<OpId> d = deps.empty() ? std::vector<OpId>{} : deps[static_cast<std::size_t>(r)];
+    ids[static_cast<std::size_t>(r)] =
+        g_.add_compute(r, Stream::compute, cls, ph, layer, k.seconds * f, k.prov, std::move(d), chunk);
+  }
+  return ids;
+}
+
+LayerEmitter::Ids LayerEmitter::attention(int layer, Phase ph, const Deps& deps) {
+  const KernelCost k = in_.costs.attention(tokens_);
+  return emit(layer, ph, OpClass::attention, deps, -1, [&](int) { return k; });
+}
+
+LayerEmitter::Ids LayerEmitter::dense_mlp(int layer, Phase ph, const Deps& deps) {
+  const KernelCost k = in_.costs.dense_mlp(tokens_);
+  return emit(layer, ph, OpClass::dense_mlp, deps, -1, [&](int) { return k; });
+}
+
+LayerEmitter::Ids LayerEmitter::shared_expert(int layer, Phase ph, const Deps& deps) {
+  const KernelCost k = in_.costs.shared_expert(tokens_);
+  return emit(layer, ph, OpClass::shared_expert, deps, -1, [&](int) { return k; });
+}
+
+LayerEmitter::Ids LayerEmitter::gate_permute(int layer, Phase ph, const Deps& deps, int chunk, int parts) {
+  const int64_t t = chunk < 0 ? tokens_ : share(tokens_, parts, chunk);
+  // The gate runs once on all tokens (in chunk 0 when chunked); permute moves this chunk's rows.
+  const KernelCost k = (chunk <= 0 ? in_.costs.gate(tokens_) : KernelCost{0.0, Provenance::measured}) +
+                       in_.costs.permute(t);
+  return emit(layer, ph, OpClass::permute, deps, chunk, [&](int) { return k; });
+}
+
+LayerEmitter::Ids LayerEmitter::unpermute(int layer, Phase ph, const Deps& deps, int chunk, int parts) {
+  const int64_t t = chunk < 0 ? tokens_ : share(tokens_, parts, chunk);
+  const KernelCost k = in_.costs.unpermute(t);
+  return emit(layer, ph, OpClass::unpermute, deps, chunk, [&](int) { return k; });
+}
+
+LayerEmitter::Ids LayerEmitter::experts(int layer, Phase ph, const Deps& deps, int chunk, int parts) {
+  return emit(layer, ph, OpClass::expert, deps, chunk, [&](int r) {
+    std::vector<int64_t> tok = expert_tokens(in_.routing, layer, r);
+    if (chunk >= 0)
+      for (auto& t : tok) t = share(t, parts, chunk);
+    return in_.costs.experts(tok);
+  });
+}
+
+LayerEmitter::Ids LayerEmitter::all_to_all(int layer, Phase ph, OpClass cls, Stream stream, const Deps& deps,
+                                           int chunk, int parts) {
+  const LayerRouting& lr = in_.routing.layer(layer);
+  const int R = in_.ranks;
+  const double bpt = in_.costs.bytes_per_token();
+  // Token owner -> expert owner, or the transpose.
+  const bool forward_dir = (cls == OpClass::dispatch) == (ph == Phase::forward);
+  std::vector<double> bytes(static_cast<std::size_t>(R) * R, 0.0);
+  for (int s = 0; s < R; ++s)
+    for (int d = 0; d < R; ++d) {
+      int64_t pairs = lr.rank_tokens[static_cast<std::size_t>(s) * R + d];
+      if (chunk >= 0) pairs = share(pairs, parts, chunk);
+      const std::size_t at = forward_dir ? static_cast<std::size_t>(s) * R + d : static_cast<std::size_t>(d) * R + s;
+      bytes[at] = static_cast<double>(pairs) * bpt;
+    }
+  return g_.add_all_to_all(stream, cls, ph, layer, std::move(bytes), deps, chunk);
+}
+
+}  // namespace moesim::models

@@ -1,0 +1,42 @@
+// Building blocks shared by the schedules: emit one kind of op for every rank of a layer, with its cost from
+// StepCosts and its provenance. Ops go to the compute stream unless a stream is given; the OpGraph chains
+// each (rank, stream) in issue order, so the order of calls is the order on the GPU.
+#pragma once
+
+#include <vector>
+
+#include "models/variants/variant.hpp"
+
+namespace moesim::models {
+
+class LayerEmitter {
+ public:
+  LayerEmitter(OpGraph& g, const StepInput& in);
+
+  // Each returns the per-rank op ids it added. `deps[r]` (optional) adds explicit deps for rank r.
+  // chunk/parts: the op handles share `chunk` of `parts` of the rank's tokens (parts = 1: all of them).
+  using Ids = std::vector<OpId>;
+  using Deps = std::vector<std::vector<OpId>>;
+  Ids attention(int layer, Phase ph, const Deps& deps = {});
+  Ids dense_mlp(int layer, Phase ph, const Deps& deps = {});
+  Ids gate_permute(int layer, Phase ph, const Deps& deps = {}, int chunk = -1, int parts = 1);
+  Ids experts(int layer, Phase ph, const Deps& deps = {}, int chunk = -1, int parts = 1);
+  Ids unpermute(int layer, Phase ph, const Deps& deps = {}, int chunk = -1, int parts = 1);
+  Ids shared_expert(int layer, Phase ph, const Deps& deps = {});
+  // An all-to-all of the layer's routed tokens (or chunk of them). Forward dispatch and backward combine
+  // carry token owner -> expert owner traffic; forward combine and backward dispatch the transpose.
+  Ids all_to_all(int layer, Phase ph, OpClass cls, Stream stream, const Deps& deps = {}, int chunk = -1,
+                 int parts = 1);
+
+  // Durations (seconds) the next calls would use, for schedules that reason about them.
+  double factor(Phase ph) const;
+
+ private:
+  Ids emit(int layer, Phase ph, OpClass cls, const Deps& deps, int chunk,
+           const std::function<KernelCost(int rank)>& cost);
+  OpGraph& g_;
+  const StepInput& in_;
+  int64_t tokens_;
+};
+
+}  // namespace moesim::models

@@ -1,0 +1,42 @@
+#include "models/variants/step_costs.hpp"
+
+namespace moesim::models {
+
+StepCosts::StepCosts(const CostModel& cost, bool decode, int64_t context_tokens, double backward_factor)
+    : cost_(cost), decode_(decode), context_(context_tokens), backward_factor_(backward_factor) {}
+
+KernelCost StepCosts::attention(int64_t tokens) const {
+  return cost_.attention(decode_ ? AttentionPass::decode : AttentionPass::prefill, tokens, context_);
+}
+
+double StepCosts::bytes_per_token() const {
+  const Architecture& a = cost_.architecture();
+  return static_cast<double>(a.hidden) * dtype_bytes(a.dtype);
+}
+
+std::vector<int64_t> expert_tokens(const RoutingPlan& plan, int layer, int rank) {
+  const Placement& pl = plan.placement();
+  const LayerRouting& lr = plan.layer(layer);
+  const auto& mine = pl.experts_of_rank(rank);
+  std::vector<int64_t> out(mine.size(), 0);
+  std::vector<int64_t> per_rank(static_cast<std::size_t>(plan.ranks()), 0);
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    const int e = mine[i];
+    for (int src = 0; src < plan.ranks(); ++src) {
+      const int64_t c = lr.counts[static_cast<std::size_t>(src) * plan.experts() + e];
+      if (c == 0) continue;
+      if (!pl.replicated()) {
+        out[i] += c;
+        continue;
+      }
+      std::fill(per_rank.begin(), per_rank.end(), 0);
+      pl.distribute(src, e, c, per_rank.data());
+      out[i] += per_rank[static_cast<std::size_t>(rank)];
+    }
+  }
+  return out;
+}
+
+int64_t share(int64_t n, int parts, int i) { return n / parts + (i < n % parts ? 1 : 0); }
+
+}  // namespace moesim::models

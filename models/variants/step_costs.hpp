@@ -1,0 +1,48 @@
+// Per-op costs of one EP step, as the schedules ask for them: the cost model bound to a workload (mode,
+// context length) plus the routing-derived token counts per rank and expert.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "models/cost_model.hpp"
+#include "models/routing.hpp"
+
+namespace moesim::models {
+
+class StepCosts {
+ public:
+  // decode: attention reads a KV cache of `context_tokens`; otherwise causal prefill over sequences of
+  // `context_tokens`. Backward ops cost `backward_factor` times their forward op (DESIGN: about twice).
+  StepCosts(const CostModel& cost, bool decode, int64_t context_tokens, double backward_factor = 2.0);
+
+  const CostModel& model() const { return cost_; }
+  double backward_factor() const { return backward_factor_; }
+
+  KernelCost attention(int64_t tokens) const;
+  KernelCost gate(int64_t tokens) const { return cost_.router(tokens); }
+  KernelCost permute(int64_t tokens) const { return cost_.permute(tokens); }
+  KernelCost unpermute(int64_t tokens) const { return cost_.unpermute(tokens); }
+  KernelCost shared_expert(int64_t tokens) const { return cost_.shared_expert(tokens); }
+  KernelCost dense_mlp(int64_t tokens) const { return cost_.dense_mlp(tokens); }
+  KernelCost experts(const std::vector<int64_t>& tokens_per_expert) const {
+    return cost_.grouped_experts(tokens_per_expert);
+  }
+  // Bytes one token's hidden state occupies in an all-to-all (model dtype).
+  double bytes_per_token() const;
+
+ private:
+  const CostModel& cost_;
+  bool decode_;
+  int64_t context_;
+  double backward_factor_;
+};
+
+// Token-expert pairs each expert held by `rank` receives in `layer` (replicas share per Placement::distribute),
+// in the order of placement.experts_of_rank(rank).
+std::vector<int64_t> expert_tokens(const RoutingPlan& plan, int layer, int rank);
+
+// Splits n into `parts` near-equal shares; share i = n / parts + (i < n % parts).
+int64_t share(int64_t n, int parts, int i);
+
+}  // namespace moesim::models

@@ -1,0 +1,143 @@
+// moesim: the command-line front end.
+//   moesim run FILE [--json OUT] [--csv OUT] [--trace OUT] [--html OUT] [--variant NAME]... [--fidelity F]
+//   moesim topo FILE [--dot OUT] [--simgrid-settings]
+//   moesim validate FILE
+//   moesim list
+// Exit codes: 0 success, 1 simulation failure, 2 bad input (every problem of the file is printed).
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <fstream>
+#include <iostream>
+
+#include "models/architecture.hpp"
+#include "models/profile.hpp"
+#include "reports/reports.hpp"
+#include "sim/runner.hpp"
+#include "sim/scenario.hpp"
+#include "topologies/analysis.hpp"
+#include "topologies/dot.hpp"
+#include "topologies/topology_spec.hpp"
+
+using namespace moesim;
+
+namespace {
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw std::runtime_error("cannot write " + path);
+  out << text;
+}
+
+int cmd_run(const std::string& file, const std::string& json, const std::string& csv, const std::string& trace,
+            const std::string& html, const std::vector<std::string>& only, const std::string& fidelity, int jobs,
+            bool quiet, bool show_wall) {
+  Scenario sc = load_scenario(file);
+  RunOptions opt;
+  opt.only = only;
+  opt.jobs = jobs;
+  opt.keep_events = !trace.empty();
+  if (fidelity == "exact") opt.fidelity = Fidelity::exact;
+  if (fidelity == "fast") opt.fidelity = Fidelity::fast;
+  RunResult rr = run_scenario(sc, opt);
+  if (!quiet) std::cout << reports::console_report(rr, show_wall) << std::flush;
+  if (!json.empty()) write_file(json, reports::json_report(rr, false, show_wall));
+  if (!csv.empty()) write_file(csv, reports::csv_report(rr));
+  if (!trace.empty()) write_file(trace, reports::perfetto_trace(rr));
+  if (!html.empty()) write_file(html, reports::html_report(rr));
+  return 0;
+}
+
+int cmd_topo(const std::string& file, const std::string& dot, bool settings) {
+  if (settings) {
+    for (Fidelity f : {Fidelity::exact, Fidelity::fast}) {
+      EngineOptions eo;
+      eo.fidelity = f;
+      std::cout << "# fidelity " << fidelity_name(f) << "\n";
+      for (const auto& [k, v] : simgrid_settings(eo)) std::cout << "--cfg=" << k << ":" << v << "\n";
+    }
+    if (file.empty()) return 0;
+  }
+  topo::Cluster c = topo::load_cluster_file(file, data_dir());
+  std::cout << topo::describe(c) << std::flush;
+  if (!dot.empty()) {
+    std::ofstream out(dot);
+    if (!out) throw std::runtime_error("cannot write " + dot);
+    topo::write_dot(c, out);
+  }
+  return 0;
+}
+
+int cmd_list() {
+  const std::string dd = data_dir();
+  auto print = [](const char* what, const std::vector<std::string>& names) {
+    std::cout << what << ":";
+    for (const auto& n : names) std::cout << " " << n;
+    std::cout << "\n";
+  };
+  print("models", models::list_architecture_presets(dd));
+  print("clusters", topo::available_presets(dd));
+  print("profiles", models::list_profiles(dd));
+  print("schedules", models::schedule_names());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"moesim: discrete-event simulator of Mixture-of-Experts expert parallelism"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(MOESIM_VERSION) + " (" + MOESIM_GIT_SHA + ")");
+
+  std::string file, json, csv, trace, html, dot, fidelity = "scenario";
+  std::vector<std::string> only;
+  int jobs = 2;
+  bool quiet = false, show_wall = false, settings = false;
+
+  auto* run = app.add_subcommand("run", "simulate every variant of a scenario and report");
+  run->add_option("FILE", file, "scenario YAML")->required();
+  run->add_option("--json", json, "write the JSON result (schema moesim-result/1)");
+  run->add_option("--csv", csv, "write one CSV row per variant, layer and rank");
+  run->add_option("--trace", trace, "write a Perfetto / Chrome trace of every op");
+  run->add_option("--html", html, "write a self-contained HTML report");
+  run->add_option("--variant", only, "run only this variant (repeatable)");
+  run->add_option("--fidelity", fidelity, "override the scenario: exact | fast")
+      ->check(CLI::IsMember({"scenario", "exact", "fast"}));
+  run->add_option("--jobs", jobs, "variants simulated at once (child processes)")->check(CLI::Range(1, 64));
+  run->add_flag("--quiet", quiet, "print nothing on success");
+  run->add_flag("--show-wall", show_wall, "include host wall time in the table and JSON");
+
+  auto* topo_cmd = app.add_subcommand("topo", "describe a cluster: links, bisection, diameter, bottleneck");
+  topo_cmd->add_option("FILE", file, "scenario or cluster YAML");
+  topo_cmd->add_option("--dot", dot, "write the topology as Graphviz DOT");
+  topo_cmd->add_flag("--simgrid-settings", settings, "print the SimGrid settings of each fidelity level");
+
+  auto* validate = app.add_subcommand("validate", "load a scenario and report every problem");
+  validate->add_option("FILE", file, "scenario YAML")->required();
+
+  app.add_subcommand("list", "list shipped models, clusters, GPU profiles and schedules");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (run->parsed()) return cmd_run(file, json, csv, trace, html, only, fidelity, jobs, quiet, show_wall);
+    if (topo_cmd->parsed()) {
+      if (file.empty() && !settings) {
+        std::cerr << "moesim topo: FILE is required\n";
+        return 2;
+      }
+      return cmd_topo(file, dot, settings);
+    }
+    if (validate->parsed()) {
+      Scenario sc = load_scenario(file);
+      std::cout << fmt::format("{}: ok ({} variants, {} GPUs, EP {})\n", file, sc.variants.size(),
+                               sc.cluster.gpu_count(), sc.ep);
+      return 0;
+    }
+    return cmd_list();
+  } catch (const InputError& e) {
+    std::cerr << e.diagnostics().str() << fmt::format("{} error(s)\n", e.diagnostics().size());
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "moesim: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,93 @@
+// The single result model of a moesim run (google/benchmark style): one RunResult with a self-describing
+// context block, rendered by several reporters (console table, JSON, CSV, Perfetto trace) in reports/.
+// All times are seconds, all sizes bytes; key names in JSON/CSV carry the unit.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace moesim {
+
+// Everything needed to reproduce and interpret a result (DESIGN "Outputs").
+struct RunContext {
+  std::string moesim_version;
+  std::string git_sha;
+  std::string scenario_file;
+  std::string scenario_sha256;  // hash of the scenario file's bytes
+  std::string scenario_name;
+  uint64_t seed = 0;
+  std::string simgrid_version;
+  std::vector<std::pair<std::string, std::string>> simgrid_settings;  // of the requested fidelity
+  std::string fidelity;           // exact | fast (after resolving auto)
+  std::string fidelity_requested; // auto | exact | fast
+  std::string model;              // architecture name
+  std::string cluster;            // cluster name
+  int gpus = 0;                   // GPUs in the cluster
+  int ep_ranks = 0;
+  std::string mode;               // inference_prefill | decode | training
+  int64_t tokens_per_rank = 0;
+  struct ProfileInfo {
+    std::string id, kind, gpu, confidence;
+    std::vector<std::string> sources;
+  };
+  std::vector<ProfileInfo> profiles;
+};
+
+// Per (layer, rank) figures of one variant, for the CSV and detailed views.
+struct LayerRankRow {
+  int layer = 0;
+  int rank = 0;
+  int64_t tokens_received = 0;  // token-expert pairs this rank's experts compute in this layer (forward)
+  double compute_s = 0;         // sum of this rank's compute op durations in this layer (fwd + bwd)
+  double comm_s = 0;            // sum of this rank's all-to-all op durations in this layer (fwd + bwd)
+  double start_s = 0;           // first op start of this layer on this rank
+  double end_s = 0;             // last op end of this layer on this rank
+};
+
+// One op of the trace, for the Perfetto/Chrome reporter (only kept when asked for).
+struct TraceEvent {
+  int rank = 0;
+  int stream = 0;  // 0 compute, 1 comm
+  std::string name;
+  std::string cls;
+  int layer = -1;
+  int chunk = -1;
+  std::string phase;  // fwd | bwd
+  double start_s = 0, end_s = 0;
+};
+
+struct VariantResult {
+  std::string name;      // as named in the scenario
+  std::string schedule;  // topk, shared_expert, pipelined, scmoe, ...
+  std::map<std::string, std::string> options;  // schedule options as resolved (e.g. expert_slot chosen)
+  double step_time_s = 0;          // makespan of the simulated step
+  double per_layer_mean_s = 0;     // step_time_s / layers simulated
+  double compute_s = 0;            // mean over ranks of the summed compute op durations
+  double comm_s = 0;               // mean over ranks of the summed all-to-all op durations
+  double exposed_comm_s = 0;       // mean over ranks of time with communication but no computation running
+  double overlap_ratio = 0;        // 1 - exposed / comm (0 when there is no communication)
+  double load_imbalance = 0;       // mean over MoE layers of max/mean tokens received per rank
+  double load_imbalance_max = 0;   // max over MoE layers
+  int64_t dropped_tokens = 0;      // token-expert pairs dropped by the capacity factor
+  double speedup_vs_baseline = 0;  // baseline step time / this step time (0 when no baseline)
+  std::map<std::string, double> time_by_class_s;       // mean over ranks, per op class
+  std::map<std::string, int64_t> ops_by_provenance;    // compute ops per cost provenance
+  std::map<std::string, double> extra;                 // variant-specific metrics (units in names)
+  std::size_t ops = 0;                                 // ops simulated
+  std::size_t simgrid_activities = 0;
+  double wall_s = 0;                                   // host time to build and simulate (not in golden files)
+  std::vector<LayerRankRow> rows;
+  std::vector<TraceEvent> events;  // filled only when a trace output is requested
+};
+
+struct RunResult {
+  static constexpr const char* kSchema = "moesim-result/1";
+  RunContext context;
+  std::string baseline;  // variant name the speedups refer to ("" if none)
+  std::vector<VariantResult> variants;
+};
+
+}  // namespace moesim

@@ -1,0 +1,17 @@
+#include "sim/result_json.hpp"
+
+namespace moesim {
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LayerRankRow, layer, rank, tokens_received, compute_s, comm_s, start_s, end_s)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TraceEvent, rank, stream, name, cls, layer, chunk, phase, start_s, end_s)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(VariantResult, name, schedule, options, step_time_s, per_layer_mean_s,
+                                   compute_s, comm_s, exposed_comm_s, overlap_ratio, load_imbalance,
+                                   load_imbalance_max, dropped_tokens, speedup_vs_baseline, time_by_class_s,
+                                   ops_by_provenance, extra, ops, simgrid_activities, wall_s, rows, events)
+
+}  // namespace moesim
+
+namespace moesim {
+nlohmann::json variant_to_json(const VariantResult& v) { return nlohmann::json(v); }
+VariantResult variant_from_json(const nlohmann::json& j) { return j.get<VariantResult>(); }
+}  // namespace moesim

@@ -1,0 +1,199 @@
+#include "sim/runner.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <chrono>
+#include <cstring>
+#include <fmt/format.h>
+#include <stdexcept>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "models/cost_model.hpp"
+#include "models/variants/step_costs.hpp"
+#include "sim/metrics.hpp"
+#include "sim/result_json.hpp"
+
+namespace moesim {
+
+RunContext make_context(const Scenario& sc, Fidelity fidelity) {
+  RunContext c;
+  c.moesim_version = MOESIM_VERSION;
+  c.git_sha = MOESIM_GIT_SHA;
+  c.scenario_file = sc.file;
+  c.scenario_sha256 = sc.sha256;
+  c.scenario_name = sc.name;
+  c.seed = sc.seed;
+  c.simgrid_version = simgrid_version();
+  EngineOptions eo;
+  eo.fidelity = fidelity;
+  eo.precision_s = sc.precision_s;
+  c.simgrid_settings = simgrid_settings(eo);
+  c.fidelity = fidelity_name(fidelity);
+  c.fidelity_requested = sc.fidelity == FidelityRequest::auto_ ? "auto" : sc.fidelity == FidelityRequest::exact ? "exact" : "fast";
+  c.model = sc.arch.name;
+  c.cluster = sc.cluster_name;
+  c.gpus = static_cast<int>(sc.cluster.gpu_count());
+  c.ep_ranks = sc.ep;
+  c.mode = models::mode_name(sc.mode);
+  c.tokens_per_rank = sc.tokens_per_rank;
+  RunContext::ProfileInfo p;
+  p.id = sc.profile.id;
+  p.kind = models::profile_kind_name(sc.profile.kind);
+  p.gpu = sc.profile.gpu_name;
+  p.confidence = sc.profile.confidence;
+  p.sources = sc.profile.sources;
+  c.profiles.push_back(std::move(p));
+  return c;
+}
+
+VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& spec, Fidelity fidelity,
+                               bool keep_events) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const models::ScheduleInfo* info = models::find_schedule(spec.schedule);
+  if (!info) throw std::invalid_argument("unknown schedule " + spec.schedule);
+  models::Architecture arch = sc.arch;
+  arch.top_k = spec.top_k > 0 ? spec.top_k : sc.arch.top_k;
+  const models::RoutingSpec& rspec = spec.routing ? *spec.routing : sc.routing;
+  models::RoutingPlan plan = models::generate_routing(rspec, arch, sc.placement, sc.tokens_per_rank, sc.seed);
+  models::CostModel cost(sc.profile, arch);
+  models::StepCosts costs(cost, sc.mode == models::Mode::decode, sc.context_tokens);
+  const std::vector<int> layers = sc.simulated_layers();
+  models::StepInput in{arch, sc.placement, plan, costs, sc.mode, sc.ep, sc.tokens_per_rank, layers};
+  OpGraph graph = info->build(spec, in);
+
+  EngineOptions eo;
+  eo.fidelity = fidelity;
+  eo.precision_s = sc.precision_s;
+  Trace trace = run_engine(sc.cluster.lower(), sc.rank_gpu, graph, eo);
+
+  VariantResult v;
+  v.name = spec.name;
+  v.schedule = spec.schedule;
+  v.options = spec.shown;
+  summarize(graph, trace, static_cast<int>(layers.size()), keep_events, v);
+  // Routing-derived figures: tokens received per (layer, rank), imbalance, drops.
+  double imb_sum = 0;
+  int moe_layers = 0;
+  for (int l : layers) {
+    if (!arch.is_moe_layer(l)) continue;
+    ++moe_layers;
+    const double imb = plan.load_imbalance(l);
+    imb_sum += imb;
+    v.load_imbalance_max = std::max(v.load_imbalance_max, imb);
+    v.dropped_tokens += plan.dropped(l);
+    const auto recv = plan.tokens_per_rank_received(l);
+    for (auto& row : v.rows)
+      if (row.layer == l) row.tokens_received = recv[static_cast<std::size_t>(row.rank)];
+  }
+  v.load_imbalance = moe_layers ? imb_sum / moe_layers : 0.0;
+  v.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return v;
+}
+
+namespace {
+
+struct Child {
+  pid_t pid = -1;
+  int fd = -1;
+  std::size_t index = 0;
+  std::string out;
+};
+
+// Reads everything a child writes until it closes the pipe.
+void drain(Child& c) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(c.fd, buf, sizeof buf);
+    if (n > 0) c.out.append(buf, static_cast<std::size_t>(n));
+    else if (n == 0) break;
+    else if (errno != EINTR) break;
+  }
+  ::close(c.fd);
+}
+
+}  // namespace
+
+RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
+  const Fidelity fidelity = opt.fidelity ? *opt.fidelity : sc.resolved_fidelity();
+  RunResult rr;
+  rr.context = make_context(sc, fidelity);
+  rr.baseline = sc.baseline;
+  std::vector<const models::VariantSpec*> todo;
+  for (const auto& v : sc.variants)
+    if (opt.only.empty() || std::find(opt.only.begin(), opt.only.end(), v.name) != opt.only.end()) todo.push_back(&v);
+  if (todo.empty()) throw std::invalid_argument("no variant selected");
+  if (opt.in_process) {
+    if (todo.size() != 1) throw std::invalid_argument("in-process runs take exactly one variant");
+    rr.variants.push_back(simulate_variant(sc, *todo[0], fidelity, opt.keep_events));
+  } else {
+    rr.variants.resize(todo.size());
+    std::vector<Child> running;
+    std::size_t next = 0, done = 0;
+    std::string failures;
+    std::fflush(nullptr);
+    while (done < todo.size()) {
+      while (next < todo.size() && static_cast<int>(running.size()) < std::max(1, opt.jobs)) {
+        int fds[2];
+        if (::pipe(fds) != 0) throw std::runtime_error("pipe() failed");
+        pid_t pid = ::fork();
+        if (pid < 0) throw std::runtime_error("fork() failed");
+        if (pid == 0) {
+          ::close(fds[0]);
+          std::string payload;
+          int code = 0;
+          try {
+            payload = "OK" + variant_to_json(simulate_variant(sc, *todo[next], fidelity, opt.keep_events)).dump();
+          } catch (const std::exception& e) {
+            payload = std::string("ER") + e.what();
+            code = 1;
+          }
+          const char* p = payload.data();
+          std::size_t left = payload.size();
+          while (left > 0) {
+            ssize_t n = ::write(fds[1], p, left);
+            if (n <= 0 && errno != EINTR) break;
+            if (n > 0) {
+              p += n;
+              left -= static_cast<std::size_t>(n);
+            }
+          }
+          ::close(fds[1]);
+          ::_exit(code);
+        }
+        ::close(fds[1]);
+        running.push_back({pid, fds[0], next, {}});
+        ++next;
+      }
+      // Collect the oldest child (its pipe is read to the end first, so it never blocks on a full pipe).
+      Child c = std::move(running.front());
+      running.erase(running.begin());
+      drain(c);
+      int status = 0;
+      ::waitpid(c.pid, &status, 0);
+      ++done;
+      const std::string& name = todo[c.index]->name;
+      if (c.out.rfind("OK", 0) == 0) {
+        rr.variants[c.index] = variant_from_json(nlohmann::json::parse(c.out.substr(2)));
+      } else if (c.out.rfind("ER", 0) == 0) {
+        failures += fmt::format("variant '{}': {}\n", name, c.out.substr(2));
+      } else {
+        failures += fmt::format("variant '{}': the simulation process died ({})\n", name,
+                                WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status))
+                                                    : fmt::format("exit code {}", WEXITSTATUS(status)));
+      }
+    }
+    if (!failures.empty()) throw std::runtime_error(failures);
+  }
+  // Speedups against the baseline.
+  if (!rr.baseline.empty()) {
+    double base = 0;
+    for (const auto& v : rr.variants)
+      if (v.name == rr.baseline) base = v.step_time_s;
+    for (auto& v : rr.variants) v.speedup_vs_baseline = (base > 0 && v.step_time_s > 0) ? base / v.step_time_s : 0.0;
+  }
+  return rr;
+}
+
+}  // namespace moesim

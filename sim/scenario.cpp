@@ -1,0 +1,190 @@
+#include "sim/scenario.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "sim/sha256.hpp"
+#include "topologies/topology_spec.hpp"
+
+namespace moesim {
+
+std::string data_dir() {
+  if (const char* env = std::getenv("MOESIM_DATA_DIR"); env && *env) return env;
+  return MOESIM_DATA_DIR;
+}
+
+std::vector<int> Scenario::simulated_layers() const {
+  std::vector<int> out;
+  const int n = layers_limit > 0 ? std::min(layers_limit, arch.layers) : arch.layers;
+  for (int l = 0; l < n; ++l) out.push_back(l);
+  return out;
+}
+
+Fidelity Scenario::resolved_fidelity() const {
+  switch (fidelity) {
+    case FidelityRequest::exact: return Fidelity::exact;
+    case FidelityRequest::fast: return Fidelity::fast;
+    case FidelityRequest::auto_: return ep <= 64 ? Fidelity::exact : Fidelity::fast;
+  }
+  return Fidelity::exact;
+}
+
+namespace {
+
+const std::vector<std::string> kModes = {"inference_prefill", "decode", "training"};
+
+models::Mode mode_from(const std::string& s) {
+  if (s == "decode") return models::Mode::decode;
+  if (s == "training") return models::Mode::training;
+  return models::Mode::inference_prefill;
+}
+
+Scenario decode(const YamlView& root, const std::string& file, const std::string& text, Diagnostics& diags) {
+  Scenario sc;
+  sc.file = file;
+  sc.sha256 = sha256_hex(text);
+  sc.base_dir = std::filesystem::path(file).parent_path().string();
+  if (sc.base_dir.empty()) sc.base_dir = ".";
+  if (!root.expect_map()) return sc;
+  root.check_keys({"version", "name", "description", "model", "cluster", "gpu", "parallelism", "workload",
+                   "variants", "baseline", "simulation"});
+  if (root.require("version")) root.at("version").as_integer(Range::between(1, 1));
+  sc.name = root.str("name");
+  sc.description = root.str_or("description", "");
+  const std::string dd = data_dir();
+
+  // model
+  if (root.require("model")) sc.arch = models::decode_architecture(root.at("model"), dd);
+
+  // cluster
+  if (root.require("cluster")) {
+    YamlView c = root.at("cluster");
+    sc.cluster = topo::decode_cluster(c, dd);
+    sc.cluster_name = c.is_scalar() ? c.as_str() : c.str_or("name", "inline");
+  }
+
+  // gpu: a profile id or path; default = the GPU the cluster preset names.
+  YamlView gpu = root.at("gpu");
+  bool profile_given = false;
+  if (gpu.defined() && gpu.expect_map()) {
+    gpu.check_keys({"profile"});
+    if (gpu.has("profile")) {
+      profile_given = true;
+      if (auto p = models::resolve_profile(gpu.at("profile"), dd)) sc.profile = std::move(*p);
+    }
+  }
+  if (!profile_given && root.has("cluster")) {
+    if (sc.cluster.default_gpu_profile.empty()) {
+      if (diags.empty()) root.error("missing gpu.profile: the cluster names no default GPU profile");
+    } else {
+      try {
+        sc.profile = models::load_profile(sc.cluster.default_gpu_profile, dd);
+      } catch (const InputError& e) {
+        for (const auto& d : e.diagnostics().items()) diags.add(d);
+      }
+    }
+  }
+
+  // parallelism
+  YamlView par = root.at("parallelism");
+  const std::size_t errors_before_par = diags.size();
+  if (root.require("parallelism") && par.expect_map()) {
+    par.check_keys({"ep", "placement", "gpus"});
+    sc.ep = static_cast<int>(par.integer("ep", Range::between(1, 1 << 20)));
+    const int gpus = static_cast<int>(sc.cluster.gpu_count());
+    if (par.has("gpus")) {
+      std::set<int64_t> seen;
+      for (const YamlView& g : par.at("gpus").items()) {
+        int64_t id = g.as_integer(Range::between(0, std::max(0, gpus - 1)));
+        if (!seen.insert(id).second) g.error("GPU listed twice", g.shown());
+        sc.rank_gpu.push_back(static_cast<int>(id));
+      }
+      if (static_cast<int>(sc.rank_gpu.size()) != sc.ep)
+        par.at("gpus").error(fmt::format("must list exactly ep = {} GPU ids (one per rank)", sc.ep),
+                             fmt::format("{} ids", sc.rank_gpu.size()));
+    } else if (gpus > 0) {
+      if (sc.ep > gpus)
+        par.at("ep").error(fmt::format("more EP ranks than GPUs in the cluster ({})", gpus), par.at("ep").shown());
+      for (int r = 0; r < std::min(sc.ep, gpus); ++r) sc.rank_gpu.push_back(r);
+    }
+    if (diags.size() == errors_before_par && sc.arch.routed_experts > 0)
+      sc.placement = models::decode_placement(par.at("placement"), sc.arch.routed_experts, sc.ep, par.at("ep"));
+  }
+
+  // workload
+  YamlView wl = root.at("workload");
+  if (root.require("workload") && wl.expect_map()) {
+    wl.check_keys({"mode", "tokens_per_rank", "context_tokens", "routing", "seed"});
+    sc.mode = mode_from(wl.choice("mode", kModes));
+    sc.tokens_per_rank = wl.integer("tokens_per_rank", Range::between(1, 1e9));
+    if (sc.mode == models::Mode::decode)
+      sc.context_tokens = wl.integer("context_tokens", Range::between(1, 1e8));
+    else
+      sc.context_tokens = wl.integer_or("context_tokens", sc.tokens_per_rank, Range::between(1, 1e8));
+    sc.seed = static_cast<uint64_t>(wl.integer_or("seed", 1, Range::between(0, 9.0e18)));
+    if (sc.arch.routed_experts > 0 && sc.ep > 0)
+      sc.routing = models::decode_routing(wl.at("routing"), sc.arch, sc.ep, sc.base_dir);
+  }
+
+  // variants
+  std::set<std::string> names;
+  if (root.require("variants")) {
+    auto items = root.at("variants").items();
+    if (items.empty() && root.at("variants").is_sequence()) root.at("variants").error("must list at least one variant");
+    for (const YamlView& v : items) {
+      if (sc.arch.routed_experts <= 0 || sc.ep <= 0) break;  // model or parallelism already reported broken
+      models::VariantSpec spec = models::decode_variant(v, sc.arch, sc.ep, sc.base_dir);
+      if (!spec.name.empty() && !names.insert(spec.name).second) v.at("name").error("duplicate variant name", spec.name);
+      sc.variants.push_back(std::move(spec));
+    }
+  }
+  if (root.has("baseline")) {
+    sc.baseline = root.str("baseline");
+    if (!sc.variants.empty() && !names.count(sc.baseline)) {
+      std::vector<std::string> all(names.begin(), names.end());
+      std::string hint = closest_match(sc.baseline, all);
+      root.at("baseline").error(hint.empty() ? "must name a variant" : fmt::format("must name a variant; did you mean '{}'?", hint),
+                                root.at("baseline").shown());
+    }
+  }
+
+  // simulation
+  YamlView sim = root.at("simulation");
+  if (sim.defined() && sim.expect_map()) {
+    sim.check_keys({"fidelity", "precision", "layers"});
+    const std::string f = sim.choice_or("fidelity", {"auto", "exact", "fast"}, "auto");
+    sc.fidelity = f == "exact" ? FidelityRequest::exact : f == "fast" ? FidelityRequest::fast : FidelityRequest::auto_;
+    sc.precision_s = sim.quantity_or("precision", Dim::seconds, 1e-9, Range::between(1e-12, 1e-3));
+    sc.layers_limit = static_cast<int>(sim.integer_or("layers", 0, Range::between(1, 100000)));
+  }
+  return sc;
+}
+
+}  // namespace
+
+Scenario load_scenario_text(const std::string& text, const std::string& name) {
+  Diagnostics diags;
+  YamlView root = YamlView::load_string(text, name, &diags);
+  Scenario sc;
+  if (diags.empty()) sc = decode(root, name, text, diags);
+  if (!diags.empty()) throw InputError(std::move(diags));
+  return sc;
+}
+
+Scenario load_scenario(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    Diagnostics d;
+    d.add({path, 0, 0, "", "cannot open file", ""});
+    throw InputError(std::move(d));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_scenario_text(ss.str(), path);
+}
+
+}  // namespace moesim

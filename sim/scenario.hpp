@@ -1,0 +1,64 @@
+// A scenario: cluster + model + workload + variants + simulation settings, loaded from YAML and validated.
+// Immutable after loading; everything downstream is a pure function of it and the seed (DESIGN data flow).
+// The format (moesim-scenario v1) is documented key by key in scenarios/README.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "models/architecture.hpp"
+#include "models/placement.hpp"
+#include "models/profile.hpp"
+#include "models/routing.hpp"
+#include "models/variants/variant.hpp"
+#include "sim/engine.hpp"
+#include "topologies/cluster.hpp"
+
+namespace moesim {
+
+enum class FidelityRequest { auto_, exact, fast };
+
+struct Scenario {
+  std::string file;      // path as given
+  std::string base_dir;  // directory of the file (relative paths in it resolve against this)
+  std::string sha256;    // of the file's bytes
+  std::string name;
+  std::string description;
+
+  models::Architecture arch;
+  topo::Cluster cluster;
+  std::string cluster_name;
+  models::Profile profile;
+
+  int ep = 0;                 // EP degree = ranks
+  std::vector<int> rank_gpu;  // rank -> GPU id in the cluster
+  models::Placement placement;
+
+  models::Mode mode = models::Mode::inference_prefill;
+  int64_t tokens_per_rank = 0;
+  int64_t context_tokens = 0;  // attention span: prefill/training sequence length, decode KV length
+  uint64_t seed = 0;
+  models::RoutingSpec routing;
+
+  std::vector<models::VariantSpec> variants;
+  std::string baseline;  // a variant name, or ""
+
+  FidelityRequest fidelity = FidelityRequest::auto_;
+  double precision_s = 1e-9;
+  int layers_limit = 0;  // 0 = all layers
+
+  // The layers simulated (first layers_limit, or all).
+  std::vector<int> simulated_layers() const;
+  // auto -> exact up to 64 ranks, fast above (DESIGN rule 3).
+  Fidelity resolved_fidelity() const;
+};
+
+// Directory holding shipped presets/profiles: $MOESIM_DATA_DIR, else the source tree it was built from.
+std::string data_dir();
+
+// Loads and validates a scenario file. Throws InputError carrying every problem found.
+Scenario load_scenario(const std::string& path);
+Scenario load_scenario_text(const std::string& text, const std::string& name);
+
+}  // namespace moesim
