@@ -120,21 +120,35 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
   RunResult rr;
   rr.context = make_context(sc, fidelity);
   rr.baseline = sc.baseline;
-  std::vector<const models::VariantSpec*> todo;
+  std::vector<const models::VariantSpec*> selected;
   for (const auto& v : sc.variants)
-    if (opt.only.empty() || std::find(opt.only.begin(), opt.only.end(), v.name) != opt.only.end()) todo.push_back(&v);
-  if (todo.empty()) throw std::invalid_argument("no variant selected");
+    if (opt.only.empty() || std::find(opt.only.begin(), opt.only.end(), v.name) != opt.only.end())
+      selected.push_back(&v);
+  if (selected.empty()) throw std::invalid_argument("no variant selected");
+  // Jobs: each selected variant, or each of its candidates (e.g. every expert slot of scmoe auto).
+  struct Job {
+    std::size_t variant;
+    models::VariantSpec spec;
+  };
+  std::vector<Job> jobs;
+  for (std::size_t i = 0; i < selected.size(); ++i) {
+    const models::ScheduleInfo* info = models::find_schedule(selected[i]->schedule);
+    std::vector<models::VariantSpec> cands;
+    if (info && info->candidates) cands = info->candidates(*selected[i]);
+    if (cands.empty()) cands.push_back(*selected[i]);
+    for (auto& c : cands) jobs.push_back({i, std::move(c)});
+  }
+  std::vector<VariantResult> results(jobs.size());
   if (opt.in_process) {
-    if (todo.size() != 1) throw std::invalid_argument("in-process runs take exactly one variant");
-    rr.variants.push_back(simulate_variant(sc, *todo[0], fidelity, opt.keep_events));
+    if (jobs.size() != 1) throw std::invalid_argument("in-process runs take exactly one variant and candidate");
+    results[0] = simulate_variant(sc, jobs[0].spec, fidelity, opt.keep_events);
   } else {
-    rr.variants.resize(todo.size());
     std::vector<Child> running;
     std::size_t next = 0, done = 0;
     std::string failures;
     std::fflush(nullptr);
-    while (done < todo.size()) {
-      while (next < todo.size() && static_cast<int>(running.size()) < std::max(1, opt.jobs)) {
+    while (done < jobs.size()) {
+      while (next < jobs.size() && static_cast<int>(running.size()) < std::max(1, opt.jobs)) {
         int fds[2];
         if (::pipe(fds) != 0) throw std::runtime_error("pipe() failed");
         pid_t pid = ::fork();
@@ -144,7 +158,7 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
           std::string payload;
           int code = 0;
           try {
-            payload = "OK" + variant_to_json(simulate_variant(sc, *todo[next], fidelity, opt.keep_events)).dump();
+            payload = "OK" + variant_to_json(simulate_variant(sc, jobs[next].spec, fidelity, opt.keep_events)).dump();
           } catch (const std::exception& e) {
             payload = std::string("ER") + e.what();
             code = 1;
@@ -173,9 +187,9 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
       int status = 0;
       ::waitpid(c.pid, &status, 0);
       ++done;
-      const std::string& name = todo[c.index]->name;
+      const std::string& name = jobs[c.index].spec.name;
       if (c.out.rfind("OK", 0) == 0) {
-        rr.variants[c.index] = variant_from_json(nlohmann::json::parse(c.out.substr(2)));
+        results[c.index] = variant_from_json(nlohmann::json::parse(c.out.substr(2)));
       } else if (c.out.rfind("ER", 0) == 0) {
         failures += fmt::format("variant '{}': {}\n", name, c.out.substr(2));
       } else {
@@ -185,6 +199,22 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
       }
     }
     if (!failures.empty()) throw std::runtime_error(failures);
+  }
+  // Per variant, keep the fastest candidate (the first on ties, so the choice is deterministic).
+  for (std::size_t i = 0; i < selected.size(); ++i) {
+    int best = -1, tried = 0;
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
+      if (jobs[j].variant != i) continue;
+      ++tried;
+      if (best < 0 || results[j].step_time_s < results[static_cast<std::size_t>(best)].step_time_s)
+        best = static_cast<int>(j);
+    }
+    VariantResult v = std::move(results[static_cast<std::size_t>(best)]);
+    if (tried > 1) {
+      v.extra["candidates_simulated"] = tried;
+      v.options["chosen_from"] = selected[i]->shown.count("expert_slot") ? selected[i]->shown.at("expert_slot") : "auto";
+    }
+    rr.variants.push_back(std::move(v));
   }
   // Speedups against the baseline.
   if (!rr.baseline.empty()) {

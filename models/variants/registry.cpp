@@ -19,7 +19,7 @@ const char* mode_name(Mode m) {
 const std::vector<ScheduleInfo>& schedules() {
   static const std::vector<ScheduleInfo> all = {
       {"topk", "EP baseline: attention, gate, permute, dispatch, experts, combine, unpermute on one stream",
-       {"k"}, build_topk},
+       {"k"}, build_topk, {}},
   };
   return all;
 }

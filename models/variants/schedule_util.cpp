@@ -78,3 +78,42 @@ LayerEmitter::Ids LayerEmitter::all_to_all(int layer, Phase ph, OpClass cls, Str
 }
 
 }  // namespace moesim::models
+
+// ---- Helpers of the overlapped schedules (issue 4) ----
+namespace moesim::models {
+
+LayerEmitter::Deps per_rank_deps(const std::vector<LayerEmitter::Ids>& lists) {
+  std::size_t ranks = 0;
+  for (const auto& l : lists)
+    if (l.size() > ranks) ranks = l.size();
+  LayerEmitter::Deps out(ranks);
+  for (const auto& l : lists)
+    for (std::size_t r = 0; r < l.size(); ++r) out[r].push_back(l[r]);
+  return out;
+}
+
+KernelCost shared_expert_cost(const StepInput& in, int64_t tokens) {
+  if (in.arch.shared_experts > 0) return in.costs.shared_expert(tokens);
+  // No shared expert in the model: one FFN the size of a routed expert (gate_up, SwiGLU, down).
+  const CostModel& m = in.costs.model();
+  return m.expert_gate_up(tokens) + m.swiglu(tokens, in.arch.expert_ffn) + m.expert_down(tokens);
+}
+
+std::vector<OpId> emit_shared_expert(OpGraph& g, const StepInput& in, int layer, Phase ph,
+                                     const LayerEmitter::Deps& deps) {
+  const KernelCost k = shared_expert_cost(in, in.tokens_per_rank);
+  const double f = ph == Phase::backward ? in.costs.backward_factor() : 1.0;
+  std::vector<OpId> ids(static_cast<std::size_t>(in.ranks));
+  for (int r = 0; r < in.ranks; ++r) {
+    std::vector<OpId> d = deps.empty() ? std::vector<OpId>{} : deps[static_cast<std::size_t>(r)];
+    ids[static_cast<std::size_t>(r)] =
+        g.add_compute(r, Stream::compute, OpClass::shared_expert, ph, layer, k.seconds * f, k.prov, std::move(d));
+  }
+  return ids;
+}
+
+double pair_time_s(double step_time_s, int simulated_layers) {
+  return simulated_layers > 0 ? 2.0 * step_time_s / simulated_layers : 0.0;
+}
+
+}  // namespace moesim::models

@@ -40,3 +40,26 @@ class LayerEmitter {
 };
 
 }  // namespace moesim::models
+
+// ---- Helpers of the overlapped schedules (shared_expert, pipelined, scmoe; appended for issue 4) ----
+namespace moesim::models {
+
+// Per-rank deps {ids[r]} for each rank r (one event per rank), or the union of several such lists.
+LayerEmitter::Deps per_rank_deps(const std::vector<LayerEmitter::Ids>& lists);
+
+// The cost (seconds, forward) of the shared expert on `tokens` tokens. A model without shared experts gets a
+// shared expert sized like ONE routed expert (an FFN of expert_ffn): the shared_expert and scmoe schedules
+// are "top-1 routed + shared expert" whatever the model declares.
+KernelCost shared_expert_cost(const StepInput& in, int64_t tokens);
+
+// Emits that shared expert (OpClass::shared_expert) on every rank's compute stream; backward costs
+// backward_factor x forward. deps[r] (optional) adds explicit deps for rank r.
+std::vector<OpId> emit_shared_expert(OpGraph& g, const StepInput& in, int layer, Phase ph,
+                                     const LayerEmitter::Deps& deps = {});
+
+// Time per Block-MLP + Block-MoE pair (seconds): 2 x step_time_s / simulated layers. With every other block
+// MoE this is step time / pairs; with every block MoE it is the per-layer time x 2 (two blocks' worth, so
+// the figure compares across the two block structures). 0 when no layer was simulated.
+double pair_time_s(double step_time_s, int simulated_layers);
+
+}  // namespace moesim::models

@@ -50,6 +50,9 @@ struct ScheduleInfo {
   std::string summary;
   std::vector<std::string> keys;  // schedule-specific keys accepted in a variant entry
   VariantBuilder build;
+  // Optional: the concrete specs to try for one scenario entry (e.g. scmoe expert_slot: auto -> slots 1..4).
+  // The runner simulates each and keeps the fastest, recording the choice in `shown`. Empty = the spec itself.
+  std::function<std::vector<VariantSpec>(const VariantSpec&)> candidates;
 };
 
 // All registered schedules, in a fixed order.

@@ -1,0 +1,71 @@
+// MoE model architectures: the shapes the cost model and the routing generator need.
+//
+// An Architecture is decoded from the scenario's `model:` value: a preset name (models/presets/<name>.yaml,
+// each citing the model's config.json) or an inline mapping, optionally `preset: name` plus overriding keys.
+// Invariants after a successful decode: all sizes > 0, 1 <= top_k <= routed_experts, at least one MoE layer,
+// dense_ffn > 0 when a dense layer exists, shared_expert_ffn > 0 when shared_experts > 0.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sim/yaml_view.hpp"
+
+namespace moesim::models {
+
+// Weight/activation precision of the GEMMs. fp8: 1-byte weights and GEMM inputs, peak.fp8 throughput.
+enum class DType { bf16, fp8 };
+const char* dtype_name(DType d);
+// Bytes per weight/GEMM-input element: bf16 2, fp8 1.
+inline double dtype_bytes(DType d) { return d == DType::fp8 ? 1.0 : 2.0; }
+
+enum class AttentionKind { mha, gqa, mla };
+const char* attention_kind_name(AttentionKind k);
+
+// mha/gqa use heads, kv_heads, head_dim. mla (DeepSeek multi-head latent attention) uses heads,
+// q_lora_rank (0 = queries not compressed, as in DeepSeek-V2-Lite), kv_lora_rank, qk_nope_head_dim,
+// qk_rope_head_dim, v_head_dim; its KV cache holds kv_lora_rank + qk_rope_head_dim values per token.
+struct Attention {
+  AttentionKind kind = AttentionKind::mha;
+  int heads = 0;
+  int kv_heads = 0;  // mha: = heads
+  int head_dim = 0;
+  int q_lora_rank = 0;
+  int kv_lora_rank = 0;
+  int qk_nope_head_dim = 0;
+  int qk_rope_head_dim = 0;
+  int v_head_dim = 0;
+};
+
+struct Architecture {
+  std::string name;
+  std::string source;         // where the shape comes from (config.json URL)
+  int layers = 0;             // decoder blocks
+  int hidden = 0;             // model width
+  int expert_ffn = 0;         // intermediate size of one routed expert
+  int dense_ffn = 0;          // intermediate size of a dense-layer MLP (0 when the model has none)
+  int routed_experts = 0;
+  int shared_experts = 0;     // shared experts per MoE layer (fused into one MLP of shared_ffn_total())
+  int shared_expert_ffn = 0;  // intermediate size of one shared expert
+  int top_k = 0;
+  Attention attention;
+  DType dtype = DType::bf16;
+  std::vector<bool> moe_layer;  // moe_layer[l]: block l has a routed MoE FFN (else a dense MLP)
+
+  bool is_moe_layer(int l) const { return l >= 0 && l < layers && moe_layer[static_cast<size_t>(l)]; }
+  std::vector<int> moe_layer_indices() const;  // ascending
+  int moe_layer_count() const;
+  int shared_ffn_total() const { return shared_experts * shared_expert_ffn; }
+};
+
+// Names of the shipped presets (file stems under <data_dir>/models/presets), sorted.
+std::vector<std::string> list_architecture_presets(const std::string& data_dir);
+
+// Decodes the scenario's `model:` value. Problems are recorded in v's Diagnostics (the caller throws
+// InputError when any were recorded); the returned value is then a placeholder.
+Architecture decode_architecture(const YamlView& v, const std::string& data_dir);
+
+// Convenience for tools and tests: loads a preset by name, throws InputError on any problem.
+Architecture load_architecture_preset(const std::string& name, const std::string& data_dir);
+
+}  // namespace moesim::models

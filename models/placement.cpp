@@ -1,0 +1,75 @@
+#include "models/placement.hpp"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <stdexcept>
+
+namespace moesim::models {
+
+Placement::Placement(int experts, int ranks, PlacementScheme scheme, bool replicate)
+    : experts_(experts), ranks_(ranks), scheme_(scheme) {
+  if (experts < 1 || ranks < 1) throw std::invalid_argument("placement needs >= 1 expert and >= 1 rank");
+  if (!replicate && experts % ranks != 0)
+    throw std::invalid_argument(fmt::format("EP degree {} does not divide {} routed experts", ranks, experts));
+  const int slots = (experts + ranks - 1) / ranks;  // per rank
+  replicated_ = slots * ranks != experts;
+  replicas_.assign(static_cast<size_t>(experts), {});
+  experts_of_.assign(static_cast<size_t>(ranks), {});
+  for (int i = 0; i < slots * ranks; ++i) {
+    const int e = i % experts;
+    const int r = scheme == PlacementScheme::contiguous ? i / slots : i % ranks;
+    auto& rs = replicas_[static_cast<size_t>(e)];
+    if (std::find(rs.begin(), rs.end(), r) == rs.end()) rs.push_back(r);
+    auto& es = experts_of_[static_cast<size_t>(r)];
+    if (std::find(es.begin(), es.end(), e) == es.end()) es.push_back(e);
+  }
+  for (auto& rs : replicas_) std::sort(rs.begin(), rs.end());
+  for (auto& es : experts_of_) std::sort(es.begin(), es.end());
+}
+
+int Placement::local_replica(int src, int e) const {
+  const auto& rs = replicas_[static_cast<size_t>(e)];
+  return std::binary_search(rs.begin(), rs.end(), src) ? src : -1;
+}
+
+void Placement::distribute(int src, int e, int64_t tokens, int64_t* per_rank) const {
+  const auto& rs = replicas_[static_cast<size_t>(e)];
+  if (rs.size() == 1 || local_replica(src, e) >= 0) {
+    per_rank[rs.size() == 1 ? rs.front() : src] += tokens;
+    return;
+  }
+  const int64_t n = static_cast<int64_t>(rs.size());
+  const int64_t start = src % n;
+  for (int64_t j = 0; j < n; ++j)
+    per_rank[rs[static_cast<size_t>((start + j) % n)]] += tokens / n + (j < tokens % n ? 1 : 0);
+}
+
+int Placement::dest_of_nth(int src, int e, int64_t n) const {
+  const auto& rs = replicas_[static_cast<size_t>(e)];
+  if (rs.size() == 1) return rs.front();
+  if (local_replica(src, e) >= 0) return src;
+  const int64_t m = static_cast<int64_t>(rs.size());
+  return rs[static_cast<size_t>((src % m + n % m) % m)];
+}
+
+Placement decode_placement(const YamlView& v, int routed_experts, int ranks, const YamlView& ranks_at) {
+  PlacementScheme scheme = PlacementScheme::contiguous;
+  bool replicate = false;
+  if (v.defined() && v.expect_map()) {
+    v.check_keys({"scheme", "replicate"});
+    scheme = v.choice_or("scheme", {"contiguous", "round_robin"}, "contiguous") == "round_robin"
+                 ? PlacementScheme::round_robin
+                 : PlacementScheme::contiguous;
+    replicate = v.boolean_or("replicate", false);
+  }
+  if (ranks < 1 || routed_experts < 1) return Placement(1, 1);
+  if (!replicate && routed_experts % ranks != 0) {
+    ranks_at.error(fmt::format("EP degree must divide the {} routed experts (or set placement.replicate: true)",
+                               routed_experts),
+                   ranks_at.shown());
+    return Placement(routed_experts, 1);
+  }
+  return Placement(routed_experts, ranks, scheme, replicate);
+}
+
+}  // namespace moesim::models

@@ -1,0 +1,553 @@
+#include "models/routing.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <stdexcept>
+
+namespace moesim::models {
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+uint64_t derive_seed(uint64_t seed, uint64_t a, uint64_t b) {
+  uint64_t s = seed;
+  uint64_t h = splitmix64(s);
+  s = h ^ (a * 0xd1342543de82ef95ULL);
+  h = splitmix64(s);
+  s = h ^ (b * 0xaf251af3b0f025b5ULL);
+  return splitmix64(s);
+}
+
+Rng::Rng(uint64_t seed) {
+  uint64_t st = seed;
+  for (auto& w : s_) w = splitmix64(st);
+}
+
+// ----------------------------------------------------------------------------------------------- decode
+
+namespace {
+
+std::string trim(std::string s) {
+  const char* ws = " \t\r\n";
+  s.erase(0, s.find_first_not_of(ws));
+  s.erase(s.find_last_not_of(ws) + 1);
+  return s;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    size_t p = s.find(sep, start);
+    out.push_back(s.substr(start, p == std::string::npos ? std::string::npos : p - start));
+    if (p == std::string::npos) return out;
+    start = p + 1;
+  }
+}
+
+bool parse_int(const std::string& s, int64_t* out) {
+  if (s.empty()) return false;
+  size_t pos = 0;
+  try {
+    *out = std::stoll(s, &pos);
+  } catch (...) {
+    return false;
+  }
+  return pos == s.size();
+}
+
+bool parse_double(const std::string& s, double* out) {
+  if (s.empty()) return false;
+  size_t pos = 0;
+  try {
+    *out = std::stod(s, &pos);
+  } catch (...) {
+    return false;
+  }
+  return pos == s.size() && std::isfinite(*out);
+}
+
+// Reads a trace CSV (format in routing.hpp). Each problem becomes a diagnostic file:line:col: column: rule.
+std::vector<TraceToken> load_trace(const std::string& path, const Architecture& arch, int ranks,
+                                   const YamlView& at) {
+  Diagnostics* diags = at.diagnostics();
+  std::vector<TraceToken> rows;
+  std::ifstream in(path);
+  if (!in) {
+    at.error("cannot open trace file", at.shown());
+    return rows;
+  }
+  auto report = [&](int line, int col, const std::string& field, const std::string& rule, const std::string& got) {
+    if (diags) diags->add({path, line, col, field, rule, got});
+  };
+  std::string text;
+  int line_no = 0;
+  bool header_seen = false, has_scores = false;
+  const int E = arch.routed_experts, k = arch.top_k;
+  while (std::getline(in, text)) {
+    ++line_no;
+    std::string line = trim(text);
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> f = split(line, ',');
+    // 1-based column of field i in the trimmed line (good enough: traces have no leading blanks).
+    auto col_of = [&](size_t i) {
+      size_t c = 1;
+      for (size_t j = 0; j < i && j < f.size(); ++j) c += f[j].size() + 1;
+      return static_cast<int>(c);
+    };
+    if (!header_seen) {
+      header_seen = true;
+      for (auto& x : f) x = trim(x);
+      if (f == std::vector<std::string>{"layer", "rank", "token", "experts", "scores"}) has_scores = true;
+      else if (f != std::vector<std::string>{"layer", "rank", "token", "experts"})
+        report(line_no, 1, "header", "must be 'layer,rank,token,experts' or 'layer,rank,token,experts,scores'",
+               line);
+      continue;
+    }
+    if (f.size() != (has_scores ? 5u : 4u) && !(has_scores && f.size() == 4)) {
+      report(line_no, 1, "row", fmt::format("must have {} comma-separated fields", has_scores ? 5 : 4), line);
+      continue;
+    }
+    TraceToken t;
+    bool ok = true;
+    const std::string layer_s = trim(f[0]);
+    int64_t v = 0;
+    if (layer_s == "*") t.layer = -1;
+    else if (!parse_int(layer_s, &v) || v < 0 || v >= arch.layers || !arch.is_moe_layer(static_cast<int>(v))) {
+      report(line_no, col_of(0), "layer", fmt::format("must be '*' or a MoE layer index in [0, {})", arch.layers),
+             layer_s);
+      ok = false;
+    } else {
+      t.layer = static_cast<int>(v);
+    }
+    const std::string rank_s = trim(f[1]);
+    if (!parse_int(rank_s, &v) || v < 0 || v >= ranks) {
+      report(line_no, col_of(1), "rank", fmt::format("must be an EP rank in [0, {})", ranks), rank_s);
+      ok = false;
+    } else {
+      t.rank = static_cast<int>(v);
+    }
+    const std::string token_s = trim(f[2]);
+    if (!parse_int(token_s, &t.token) || t.token < 0) {
+      report(line_no, col_of(2), "token", "must be an integer >= 0", token_s);
+      ok = false;
+    }
+    std::vector<std::string> ex = split(trim(f[3]), ';');
+    if (static_cast<int>(ex.size()) != k) {
+      report(line_no, col_of(3), "experts", fmt::format("must list top_k = {} expert ids separated by ';'", k),
+             trim(f[3]));
+      ok = false;
+    } else {
+      for (const auto& s : ex) {
+        const std::string e = trim(s);
+        if (!parse_int(e, &v) || v < 0 || v >= E) {
+          report(line_no, col_of(3), "experts", fmt::format("unknown expert id; must be in [0, {})", E), e);
+          ok = false;
+          break;
+        }
+        if (std::find(t.experts.begin(), t.experts.end(), static_cast<int>(v)) != t.experts.end()) {
+          report(line_no, col_of(3), "experts", "expert ids of a token must be distinct", e);
+          ok = false;
+          break;
+        }
+        t.experts.push_back(static_cast<int>(v));
+      }
+    }
+    std::vector<double> sc;
+    if (has_scores && f.size() == 5 && !trim(f[4]).empty()) {
+      std::vector<std::string> ss = split(trim(f[4]), ';');
+      if (static_cast<int>(ss.size()) != k) {
+        report(line_no, col_of(4), "scores", fmt::format("must list top_k = {} scores separated by ';'", k),
+               trim(f[4]));
+        ok = false;
+      } else {
+        for (const auto& s : ss) {
+          double d = 0;
+          if (!parse_double(trim(s), &d) || d < 0) {
+            report(line_no, col_of(4), "scores", "must be numbers >= 0", trim(s));
+            ok = false;
+            break;
+          }
+          sc.push_back(d);
+        }
+      }
+    }
+    if (!ok) continue;
+    double sum = 0;
+    for (double d : sc) sum += d;
+    for (int j = 0; j < k; ++j)
+      t.scores.push_back(sc.empty() || sum <= 0 ? 1.0f / static_cast<float>(k)
+                                                 : static_cast<float>(sc[static_cast<size_t>(j)] / sum));
+    rows.push_back(std::move(t));
+  }
+  if (!header_seen) report(line_no, 0, "header", "trace file has no header line", "");
+  // Every MoE layer needs rows, its own or '*' ones.
+  bool star = false;
+  std::vector<bool> seen(static_cast<size_t>(arch.layers), false);
+  for (const auto& r : rows) {
+    if (r.layer < 0) star = true;
+    else seen[static_cast<size_t>(r.layer)] = true;
+  }
+  if (header_seen && !star)
+    for (int l : arch.moe_layer_indices())
+      if (!seen[static_cast<size_t>(l)]) {
+        report(line_no, 0, "layer", fmt::format("trace has no rows for MoE layer {} (and no '*' rows)", l), "");
+        break;
+      }
+  return rows;
+}
+
+}  // namespace
+
+RoutingSpec decode_routing(const YamlView& v, const Architecture& arch, int ranks, const std::string& base_dir) {
+  RoutingSpec s;
+  if (!v.defined()) return s;
+  if (!v.expect_map()) return s;
+  v.check_keys({"distribution", "s", "hot_experts", "hot_share", "rotate_hot", "capacity_factor", "keep_scores",
+                "histogram_bins", "file"});
+  const std::string d = v.choice_or("distribution", {"uniform", "zipf", "hot", "trace"}, "uniform");
+  s.distribution = d == "zipf"  ? RoutingDistribution::zipf
+                   : d == "hot" ? RoutingDistribution::hot
+                   : d == "trace" ? RoutingDistribution::trace
+                                  : RoutingDistribution::uniform;
+  auto only_for = [&](std::string_view key, bool allowed, const char* which) {
+    if (v.has(key) && !allowed) v.error_at(key, fmt::format("only used with distribution: {}", which));
+  };
+  only_for("s", s.distribution == RoutingDistribution::zipf, "zipf");
+  only_for("hot_experts", s.distribution == RoutingDistribution::hot, "hot");
+  only_for("hot_share", s.distribution == RoutingDistribution::hot, "hot");
+  only_for("file", s.distribution == RoutingDistribution::trace, "trace");
+  only_for("rotate_hot",
+           s.distribution == RoutingDistribution::zipf || s.distribution == RoutingDistribution::hot, "zipf or hot");
+  const int E = arch.routed_experts, k = arch.top_k;
+  s.rotate_hot = v.boolean_or("rotate_hot", true);
+  s.keep_scores = v.boolean_or("keep_scores", false);
+  s.histogram_bins = static_cast<int>(v.integer_or("histogram_bins", 64, Range::between(1, 4096)));
+  if (v.has("capacity_factor")) s.capacity_factor = v.number("capacity_factor", Range::positive());
+  if (s.distribution == RoutingDistribution::zipf) s.zipf_s = v.number_or("s", 1.0, Range::non_negative());
+  if (s.distribution == RoutingDistribution::hot) {
+    s.hot_share = v.number("hot_share", Range::between(0, 1));
+    int h = 0;
+    if (v.require("hot_experts")) {
+      YamlView hv = v.at("hot_experts");
+      if (hv.is_sequence()) {
+        for (const YamlView& it : hv.items()) {
+          int e = static_cast<int>(it.as_integer(Range::between(0, E - 1)));
+          if (std::find(s.hot_experts.begin(), s.hot_experts.end(), e) != s.hot_experts.end())
+            it.error("duplicate expert id", it.shown());
+          else s.hot_experts.push_back(e);
+        }
+        h = static_cast<int>(s.hot_experts.size());
+        if (v.has("rotate_hot") && s.rotate_hot)
+          v.error_at("rotate_hot", "cannot rotate an explicit hot_experts list (give a count instead)");
+        s.rotate_hot = false;
+      } else {
+        h = static_cast<int>(hv.as_integer(Range::between(1, E - 1)));
+        s.hot_count = h;
+      }
+      if (h >= E) hv.error(fmt::format("must leave at least one cold expert (routed_experts = {})", E), hv.shown());
+      // Sampling k distinct experts needs k experts with non-zero weight.
+      if (s.hot_share >= 1.0 && h < k)
+        v.error_at("hot_share", fmt::format("1 needs at least top_k = {} hot experts", k));
+      if (s.hot_share <= 0.0 && E - h < k)
+        v.error_at("hot_share", fmt::format("0 needs at least top_k = {} cold experts", k));
+    }
+  }
+  if (s.distribution == RoutingDistribution::trace && v.require("file")) {
+    YamlView f = v.at("file");
+    std::filesystem::path p(f.as_str());
+    if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
+    s.trace_file = p.string();
+    s.trace = std::make_shared<const std::vector<TraceToken>>(load_trace(s.trace_file, arch, ranks, f));
+  }
+  return s;
+}
+
+// ----------------------------------------------------------------------------------------------- generate
+
+namespace {
+
+// Vose's alias table over non-negative weights: O(1) draws from one 64-bit random number.
+struct AliasTable {
+  std::vector<double> prob;
+  std::vector<uint32_t> alias;
+  void build(const std::vector<double>& w) {
+    const size_t n = w.size();
+    double total = 0;
+    for (double x : w) total += x;
+    prob.assign(n, 0.0);
+    alias.assign(n, 0);
+    std::vector<double> scaled(n);
+    std::vector<uint32_t> small, large;
+    for (size_t i = 0; i < n; ++i) {
+      scaled[i] = w[i] * static_cast<double>(n) / total;
+      (scaled[i] < 1.0 ? small : large).push_back(static_cast<uint32_t>(i));
+    }
+    while (!small.empty() && !large.empty()) {
+      uint32_t s = small.back(), l = large.back();
+      small.pop_back();
+      large.pop_back();
+      prob[s] = scaled[s];
+      alias[s] = l;
+      scaled[l] = (scaled[l] + scaled[s]) - 1.0;
+      (scaled[l] < 1.0 ? small : large).push_back(l);
+    }
+    for (uint32_t i : large) prob[i] = 1.0, alias[i] = i;
+    for (uint32_t i : small) prob[i] = 1.0, alias[i] = i;  // rounding leftovers
+    // A zero-weight expert must never be drawn, whatever the rounding did.
+    const uint32_t heaviest = static_cast<uint32_t>(std::max_element(w.begin(), w.end()) - w.begin());
+    for (size_t i = 0; i < n; ++i)
+      if (w[i] <= 0.0) prob[i] = 0.0, alias[i] = heaviest;
+  }
+  uint32_t draw(uint64_t x) const {
+    const uint32_t col = static_cast<uint32_t>(((x >> 32) * prob.size()) >> 32);
+    const double frac = static_cast<double>(static_cast<uint32_t>(x)) * 0x1.0p-32;
+    return frac < prob[col] ? col : alias[col];
+  }
+};
+
+// Per-layer expert weights (empty = uniform).
+std::vector<double> layer_weights(const RoutingSpec& s, int E, int layer, uint64_t seed) {
+  if (s.distribution != RoutingDistribution::zipf && s.distribution != RoutingDistribution::hot) return {};
+  std::vector<int> perm(static_cast<size_t>(E));
+  for (int i = 0; i < E; ++i) perm[static_cast<size_t>(i)] = i;
+  if (s.rotate_hot) {
+    Rng rng(derive_seed(seed, static_cast<uint64_t>(layer), ~0ULL));  // stream apart from the token streams
+    for (int i = E - 1; i > 0; --i) std::swap(perm[static_cast<size_t>(i)], perm[rng.below(static_cast<uint32_t>(i + 1))]);
+  }
+  std::vector<double> w(static_cast<size_t>(E));
+  if (s.distribution == RoutingDistribution::zipf) {
+    for (int i = 0; i < E; ++i) w[static_cast<size_t>(perm[static_cast<size_t>(i)])] = std::pow(i + 1.0, -s.zipf_s);
+    return w;
+  }
+  std::vector<int> hot = s.hot_experts;
+  if (hot.empty())
+    for (int i = 0; i < s.hot_count; ++i) hot.push_back(perm[static_cast<size_t>(i)]);
+  const double h = static_cast<double>(hot.size());
+  std::fill(w.begin(), w.end(), (1.0 - s.hot_share) / (E - h));
+  for (int e : hot) w[static_cast<size_t>(e)] = s.hot_share / h;
+  return w;
+}
+
+}  // namespace
+
+RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, const Placement& placement,
+                             int64_t tokens_per_rank, uint64_t seed) {
+  if (tokens_per_rank <= 0)
+    throw std::invalid_argument(fmt::format("tokens per rank must be > 0 (got {})", tokens_per_rank));
+  if (placement.experts() != arch.routed_experts)
+    throw std::invalid_argument("placement expert count differs from the architecture's routed experts");
+  const bool is_trace = spec.distribution == RoutingDistribution::trace;
+  if (is_trace && !spec.trace) throw std::invalid_argument("trace routing without loaded trace rows");
+  const int R = placement.ranks(), E = arch.routed_experts, k = arch.top_k, bins = spec.histogram_bins;
+  if (k > E || k < 1) throw std::invalid_argument("top_k must be in [1, routed_experts]");
+
+  RoutingPlan plan;
+  plan.ranks_ = R;
+  plan.experts_ = E;
+  plan.top_k_ = k;
+  plan.bins_ = bins;
+  plan.placement_ = placement;
+  plan.index_.assign(static_cast<size_t>(arch.layers), -1);
+
+  std::vector<int> fast_dest(static_cast<size_t>(E));
+  for (int e = 0; e < E; ++e) fast_dest[static_cast<size_t>(e)] = placement.rank_of_expert(e);
+  const bool replicated = placement.replicated();
+  const bool keep = spec.keep_scores || is_trace;
+
+  std::vector<uint32_t> perm(static_cast<size_t>(E));
+  std::vector<uint32_t> pick(static_cast<size_t>(k));
+  std::vector<double> score(static_cast<size_t>(k));
+  AliasTable alias;
+
+  for (int l : arch.moe_layer_indices()) {
+    plan.index_[static_cast<size_t>(l)] = static_cast<int>(plan.layers_.size());
+    LayerRouting& L = plan.layers_.emplace_back();
+    L.layer = l;
+    L.src_tokens.assign(static_cast<size_t>(R), 0);
+    L.counts.assign(static_cast<size_t>(R) * E, 0);
+    L.rank_tokens.assign(static_cast<size_t>(R) * R, 0);
+    L.score_hist.assign(static_cast<size_t>(R) * bins, 0);
+    if (keep) L.tokens.resize(static_cast<size_t>(R));
+
+    // Records one token-expert pair (after the capacity check); returns false when dropped.
+    // Raw pointers and a local drop counter keep the hot loop free of reloads through L (aliasing).
+    int64_t* const counts = L.counts.data();
+    uint32_t* const hist = L.score_hist.data();
+    const int* const dest = fast_dest.data();
+    const double fbins = static_cast<double>(bins);
+    int64_t dropped = 0;
+    auto place = [&, counts, hist, dest, fbins](int src, int64_t cap, uint32_t e, double s) {
+      int64_t& c = counts[static_cast<size_t>(src) * E + e];
+      if (c >= cap) {
+        ++dropped;
+        return false;
+      }
+      const int dst = replicated ? placement.dest_of_nth(src, static_cast<int>(e), c) : dest[e];
+      ++c;
+      const int bin = std::min(bins - 1, static_cast<int>(s * fbins));
+      ++hist[static_cast<size_t>(dst) * bins + static_cast<size_t>(bin)];
+      return true;
+    };
+    auto capacity = [&](int64_t T) -> int64_t {
+      if (!spec.capacity_factor) return INT64_MAX;
+      // ceil(c * T * k / E); the epsilon keeps exact products (c = 1.25, T*k/E = 8 -> 10) from rounding up.
+      return static_cast<int64_t>(std::ceil(*spec.capacity_factor * static_cast<double>(T) * k / E - 1e-9));
+    };
+
+    if (is_trace) {
+      bool own = false;
+      for (const auto& row : *spec.trace) own = own || row.layer == l;
+      const int want = own ? l : -1;
+      for (const auto& row : *spec.trace)
+        if (row.layer == want) ++L.src_tokens[static_cast<size_t>(row.rank)];
+      for (const auto& row : *spec.trace) {
+        if (row.layer != want) continue;
+        const int64_t cap = capacity(L.src_tokens[static_cast<size_t>(row.rank)]);
+        TokenRoutes& tr = L.tokens[static_cast<size_t>(row.rank)];
+        for (int j = 0; j < k; ++j) {
+          const uint32_t e = static_cast<uint32_t>(row.experts[static_cast<size_t>(j)]);
+          const float s = row.scores[static_cast<size_t>(j)];
+          const bool kept = place(row.rank, cap, e, s);
+          tr.experts.push_back(static_cast<int32_t>(e));
+          tr.scores.push_back(s);
+          tr.kept.push_back(kept ? 1 : 0);
+        }
+      }
+    } else {
+      const std::vector<double> w = layer_weights(spec, E, l, seed);
+      const bool weighted = !w.empty();
+      double total_w = 0;
+      if (weighted) {
+        alias.build(w);
+        for (double x : w) total_w += x;
+      }
+      const int64_t T = tokens_per_rank;
+      const int64_t cap = capacity(T);
+      for (int src = 0; src < R; ++src) {
+        L.src_tokens[static_cast<size_t>(src)] = T;
+        Rng rng(derive_seed(seed, static_cast<uint64_t>(l), static_cast<uint64_t>(src)));
+        for (int e = 0; e < E; ++e) perm[static_cast<size_t>(e)] = static_cast<uint32_t>(e);
+        TokenRoutes* tr = keep ? &L.tokens[static_cast<size_t>(src)] : nullptr;
+        if (tr) {
+          tr->experts.reserve(static_cast<size_t>(T * k));
+          tr->scores.reserve(static_cast<size_t>(T * k));
+          tr->kept.reserve(static_cast<size_t>(T * k));
+        }
+        for (int64_t t = 0; t < T; ++t) {
+          if (!weighted) {
+            // Partial Fisher-Yates: k distinct positions of a permutation = a uniform k-subset.
+            // One 64-bit draw per pick: the high 32 bits choose the position, the low 32 bits the raw score.
+            for (int j = 0; j < k; ++j) {
+              const uint64_t x = rng.next();
+              const uint32_t r = static_cast<uint32_t>(j) + static_cast<uint32_t>(((x >> 32) * static_cast<uint64_t>(E - j)) >> 32);
+              std::swap(perm[static_cast<size_t>(j)], perm[r]);
+              pick[static_cast<size_t>(j)] = perm[static_cast<size_t>(j)];
+              score[static_cast<size_t>(j)] = (static_cast<double>(static_cast<uint32_t>(x)) + 1.0) * 0x1.0p-32;
+            }
+          } else {
+            // Sampling without replacement = draw from w, reject repeats. After 32 rejections (very skewed
+            // weights) switch to an exact scan over the remaining mass; both give the same distribution.
+            for (int j = 0; j < k; ++j) {
+              uint32_t e = 0;
+              bool found = false;
+              for (int tries = 0; tries < 32 && !found; ++tries) {
+                e = alias.draw(rng.next());
+                found = std::find(pick.begin(), pick.begin() + j, e) == pick.begin() + j;
+              }
+              if (!found) {
+                double rem = total_w;
+                for (int i = 0; i < j; ++i) rem -= w[pick[static_cast<size_t>(i)]];
+                double u = rng.uniform() * rem;
+                uint32_t last = 0;
+                for (uint32_t c = 0; c < static_cast<uint32_t>(E); ++c) {
+                  if (w[c] <= 0.0 || std::find(pick.begin(), pick.begin() + j, c) != pick.begin() + j) continue;
+                  last = c;
+                  if ((u -= w[c]) < 0) break;
+                }
+                e = last;
+              }
+              pick[static_cast<size_t>(j)] = e;
+            }
+            // Raw scores, two per 64-bit draw.
+            for (int j = 0; j < k; j += 2) {
+              const uint64_t x = rng.next();
+              score[static_cast<size_t>(j)] = (static_cast<double>(static_cast<uint32_t>(x)) + 1.0) * 0x1.0p-32;
+              if (j + 1 < k) score[static_cast<size_t>(j + 1)] = (static_cast<double>(x >> 32) + 1.0) * 0x1.0p-32;
+            }
+          }
+          // Synthetic gate scores: raw U(0,1] per pick (32-bit resolution), normalised over the token's picks.
+          double sum = 0;
+          for (int j = 0; j < k; ++j) sum += score[static_cast<size_t>(j)];
+          const double inv = 1.0 / sum;
+          for (int j = 0; j < k; ++j) {
+            const double s = score[static_cast<size_t>(j)] * inv;
+            const bool kept = place(src, cap, pick[static_cast<size_t>(j)], s);
+            if (tr) {
+              tr->experts.push_back(static_cast<int32_t>(pick[static_cast<size_t>(j)]));
+              tr->scores.push_back(static_cast<float>(s));
+              tr->kept.push_back(kept ? 1 : 0);
+            }
+          }
+        }
+      }
+    }
+    L.dropped = dropped;
+    for (int src = 0; src < R; ++src)
+      for (int e = 0; e < E; ++e) {
+        const int64_t c = L.counts[static_cast<size_t>(src) * E + e];
+        if (c) placement.distribute(src, e, c, &L.rank_tokens[static_cast<size_t>(src) * R]);
+      }
+  }
+  return plan;
+}
+
+// ----------------------------------------------------------------------------------------------- plan
+
+const LayerRouting& RoutingPlan::layer(int l) const {
+  if (l < 0 || l >= static_cast<int>(index_.size()) || index_[static_cast<size_t>(l)] < 0)
+    throw std::out_of_range(fmt::format("layer {} is not a MoE layer of this routing plan", l));
+  return layers_[static_cast<size_t>(index_[static_cast<size_t>(l)])];
+}
+
+int64_t RoutingPlan::count(int l, int src, int expert) const {
+  return layer(l).counts[static_cast<size_t>(src) * experts_ + static_cast<size_t>(expert)];
+}
+
+std::vector<int64_t> RoutingPlan::tokens_per_rank_received(int l) const {
+  const LayerRouting& L = layer(l);
+  std::vector<int64_t> out(static_cast<size_t>(ranks_), 0);
+  for (int s = 0; s < ranks_; ++s)
+    for (int d = 0; d < ranks_; ++d) out[static_cast<size_t>(d)] += L.rank_tokens[static_cast<size_t>(s) * ranks_ + d];
+  return out;
+}
+
+std::vector<double> RoutingPlan::traffic_bytes(int l, double bytes_per_token) const {
+  const LayerRouting& L = layer(l);
+  std::vector<double> out(L.rank_tokens.size());
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<double>(L.rank_tokens[i]) * bytes_per_token;
+  return out;
+}
+
+double RoutingPlan::load_imbalance(int l) const {
+  std::vector<int64_t> rx = tokens_per_rank_received(l);
+  int64_t mx = 0, sum = 0;
+  for (int64_t x : rx) mx = std::max(mx, x), sum += x;
+  if (sum == 0) return 0.0;
+  return static_cast<double>(mx) / (static_cast<double>(sum) / ranks_);
+}
+
+int64_t RoutingPlan::total_dropped() const {
+  int64_t d = 0;
+  for (const auto& L : layers_) d += L.dropped;
+  return d;
+}
+
+}  // namespace moesim::models

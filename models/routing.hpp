@@ -1,0 +1,147 @@
+// Token routing: which experts each token of each EP rank picks, per MoE layer.
+//
+// Determinism (DESIGN rule 7): our own PRNG (xoshiro256**, seeded through splitmix64) and our own samplers;
+// no std:: distributions. Each (layer, source rank) has its own stream seeded from (seed, layer, rank), so a
+// layer's routing does not depend on how many layers or ranks came before it.
+//
+// Each token picks top_k DISTINCT experts, sampled without replacement in proportion to per-layer expert
+// weights (uniform: all equal; zipf: 1/rank^s; hot: hot_share spread over the hot experts, the rest over
+// the others). Gate scores are synthetic: each pick gets a raw weight u ~ U(0,1], normalised over the
+// token's k picks (an assumption, not a measured distribution; use a trace for real scores). They are kept
+// per token only with keep_scores: true or from a trace; always as a histogram per destination rank.
+//
+// Capacity (optional): capacity_factor c gives each (source rank, expert) pair a budget of
+// ceil(c * T * k / E) token-expert pairs (Switch/GShard-style local capacity); later tokens of the rank
+// beyond it are dropped (counted, not sent).
+//
+// Trace files (distribution: trace) are CSV, '#' starts a comment line, a header line is required:
+//     layer,rank,token,experts,scores
+//     1,0,0,3;17,0.62;0.38
+// layer: model layer index (a MoE layer) or '*' (rows used for every MoE layer that has no rows of its own);
+// rank: source EP rank in [0, ranks); token: token index within the rank (informational); experts: top_k
+// distinct expert ids separated by ';'; scores (optional column, may be empty): top_k non-negative gate
+// scores separated by ';', normalised per token on load (missing scores count as equal).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/architecture.hpp"
+#include "models/placement.hpp"
+#include "sim/yaml_view.hpp"
+
+namespace moesim::models {
+
+// xoshiro256** (Blackman & Vigna), seeded with splitmix64. Identical output on every platform.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed);
+  uint64_t next() {
+    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
+    const uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return result;
+  }
+  // Uniform integer in [0, n) by multiply-high on 32 random bits (bias < n / 2^32, negligible for n <= 2^16).
+  uint32_t below(uint32_t n) { return static_cast<uint32_t>(((next() >> 32) * n) >> 32); }
+  // Uniform double in [0, 1) with 53 random bits.
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
+ private:
+  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  uint64_t s_[4];
+};
+
+// splitmix64 step, also used to derive per-(layer, rank) seeds.
+uint64_t splitmix64(uint64_t& state);
+uint64_t derive_seed(uint64_t seed, uint64_t a, uint64_t b);
+
+enum class RoutingDistribution { uniform, zipf, hot, trace };
+
+// One trace row: a token's experts and normalised scores (k each).
+struct TraceToken {
+  int layer = -1;  // -1: '*'
+  int rank = 0;
+  int64_t token = 0;
+  std::vector<int> experts;
+  std::vector<float> scores;
+};
+
+struct RoutingSpec {
+  RoutingDistribution distribution = RoutingDistribution::uniform;
+  double zipf_s = 1.0;                 // zipf exponent, >= 0 (0 = uniform)
+  int hot_count = 0;                   // hot: number of hot experts (when no explicit list)
+  std::vector<int> hot_experts;        // hot: explicit ids (same on every layer)
+  double hot_share = 0.5;              // hot: probability mass on the hot experts, in [0, 1]
+  bool rotate_hot = true;              // zipf/hot: a fresh per-layer choice of which experts are hot
+  std::optional<double> capacity_factor;  // > 0; none = no dropping
+  bool keep_scores = false;            // keep per-token experts and scores in the plan
+  int histogram_bins = 64;             // bins over [0, 1] of the normalised gate-score histograms
+  std::string trace_file;              // resolved path
+  std::shared_ptr<const std::vector<TraceToken>> trace;  // rows, file order
+};
+
+// Decodes the scenario's routing mapping (undefined v = all defaults). `ranks` is the EP degree (trace rows
+// are checked against it), `base_dir` resolves a relative trace path. Problems become diagnostics in v's sink.
+RoutingSpec decode_routing(const YamlView& v, const Architecture& arch, int ranks, const std::string& base_dir);
+
+// Per-token record (keep_scores or trace): experts[t*k + j], scores[t*k + j], kept[t*k + j] (0 = dropped).
+struct TokenRoutes {
+  std::vector<int32_t> experts;
+  std::vector<float> scores;
+  std::vector<uint8_t> kept;
+};
+
+struct LayerRouting {
+  int layer = 0;                     // model layer index
+  std::vector<int64_t> src_tokens;   // tokens per source rank
+  std::vector<int64_t> counts;       // ranks x experts, row-major: token-expert pairs src -> expert, after drops
+  std::vector<int64_t> rank_tokens;  // ranks x ranks, row-major: pairs src -> dst rank (diagonal = local)
+  int64_t dropped = 0;               // token-expert pairs dropped by capacity
+  std::vector<uint32_t> score_hist;  // ranks x bins: normalised gate scores of pairs received per dst rank
+  std::vector<TokenRoutes> tokens;   // per source rank; empty unless keep_scores or trace
+};
+
+class RoutingPlan {
+ public:
+  int ranks() const { return ranks_; }
+  int experts() const { return experts_; }
+  int top_k() const { return top_k_; }
+  int histogram_bins() const { return bins_; }
+  const Placement& placement() const { return placement_; }
+  const std::vector<LayerRouting>& layers() const { return layers_; }  // MoE layers, ascending
+  // The routing of model layer `layer`; throws std::out_of_range for a dense or unknown layer.
+  const LayerRouting& layer(int layer) const;
+
+  int64_t count(int layer, int src, int expert) const;
+  // Tokens (token-expert pairs) each rank receives: sum over its experts (replicas share per distribute()).
+  std::vector<int64_t> tokens_per_rank_received(int layer) const;
+  // ranks x ranks row-major bytes[src * ranks + dst] = pairs src -> dst * bytes_per_token (diagonal local).
+  std::vector<double> traffic_bytes(int layer, double bytes_per_token) const;
+  // max / mean of tokens received per rank (1.0 = perfectly balanced; 0 when nothing is received).
+  double load_imbalance(int layer) const;
+  int64_t dropped(int layer) const { return this->layer(layer).dropped; }
+  int64_t total_dropped() const;
+
+ private:
+  friend RoutingPlan generate_routing(const RoutingSpec&, const Architecture&, const Placement&, int64_t, uint64_t);
+  int ranks_ = 0, experts_ = 0, top_k_ = 0, bins_ = 64;
+  Placement placement_;
+  std::vector<LayerRouting> layers_;
+  std::vector<int> index_;  // model layer -> position in layers_, -1 for dense layers
+};
+
+// Generates the plan for every MoE layer. tokens_per_rank (T) must be > 0 (throws std::invalid_argument);
+// ignored for traces, whose rows define the tokens. placement.experts() must equal arch.routed_experts.
+RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, const Placement& placement,
+                             int64_t tokens_per_rank, uint64_t seed);
+
+}  // namespace moesim::models

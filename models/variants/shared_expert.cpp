@@ -1,0 +1,64 @@
+// Schedule `shared_expert`: top-1 routed experts plus a shared expert, everything on the compute stream
+// (nothing overlaps). Per MoE layer and rank:
+//
+//   compute: attention -> gate -> permute -> dispatch(a2a) -> experts -> combine(a2a) -> unpermute -> shared
+//
+// This is ScMoE's sequential comparator: the same work as `scmoe` (top-1 routed + one shared expert) without
+// the shortcut, so the difference between the two is the overlap alone.
+//
+// The shared expert is the model's own (shared_experts x shared_expert_ffn) when it has one. When the model
+// has NO shared expert, this schedule adds one sized like ONE routed expert (an FFN of expert_ffn), as the
+// ScMoE paper's top-1 + shared-expert baseline does; the summary in the registry says so.
+//
+// Top-1 is forced through `candidates` (the runner routes with the spec's top_k), so `k` is not a key here.
+// Dense blocks run attention -> dense MLP. Training mirrors the forward pass in reverse layer order: the
+// all-to-alls are reversed (the combine's gradient travels token owner -> expert owner) and every backward
+// compute op costs backward_factor x its forward op.
+#include "models/variants/schedule_util.hpp"
+
+namespace moesim::models {
+
+OpGraph build_shared_expert(const VariantSpec&, const StepInput& in) {
+  OpGraph g(in.ranks);
+  LayerEmitter em(g, in);
+  for (int layer : in.layers) {
+    em.attention(layer, Phase::forward);
+    if (!in.arch.is_moe_layer(layer)) {
+      em.dense_mlp(layer, Phase::forward);
+      continue;
+    }
+    em.gate_permute(layer, Phase::forward);
+    em.all_to_all(layer, Phase::forward, OpClass::dispatch, Stream::compute);
+    em.experts(layer, Phase::forward);
+    em.all_to_all(layer, Phase::forward, OpClass::combine, Stream::compute);
+    em.unpermute(layer, Phase::forward);
+    emit_shared_expert(g, in, layer, Phase::forward);
+  }
+  if (in.mode != Mode::training) return g;
+  for (auto it = in.layers.rbegin(); it != in.layers.rend(); ++it) {
+    const int layer = *it;
+    if (!in.arch.is_moe_layer(layer)) {
+      em.dense_mlp(layer, Phase::backward);
+      em.attention(layer, Phase::backward);
+      continue;
+    }
+    emit_shared_expert(g, in, layer, Phase::backward);
+    em.unpermute(layer, Phase::backward);
+    em.all_to_all(layer, Phase::backward, OpClass::combine, Stream::compute);
+    em.experts(layer, Phase::backward);
+    em.all_to_all(layer, Phase::backward, OpClass::dispatch, Stream::compute);
+    em.gate_permute(layer, Phase::backward);
+    em.attention(layer, Phase::backward);
+  }
+  return g;
+}
+
+// One candidate: the entry with top_k forced to 1 (the runner generates routing from spec.top_k).
+std::vector<VariantSpec> shared_expert_candidates(const VariantSpec& spec) {
+  VariantSpec s = spec;
+  s.top_k = 1;
+  s.shown["k"] = "1";
+  return {s};
+}
+
+}  // namespace moesim::models

@@ -1,0 +1,107 @@
+// JSON report, schema "moesim-result/1". ordered_json keeps keys in the order written here (struct order),
+// std::map fields come out sorted, and nlohmann prints doubles shortest-round-trip: identical input gives
+// identical bytes.
+#include <nlohmann/json.hpp>
+
+#include "reports/reports.hpp"
+
+namespace moesim::reports {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Json context_json(const RunContext& c) {
+  Json settings = Json::object();
+  for (const auto& [k, v] : c.simgrid_settings) settings[k] = v;
+  Json profiles = Json::array();
+  for (const auto& p : c.profiles)
+    profiles.push_back(
+        {{"id", p.id}, {"kind", p.kind}, {"gpu", p.gpu}, {"confidence", p.confidence}, {"sources", p.sources}});
+  return {{"moesim_version", c.moesim_version},
+          {"git_sha", c.git_sha},
+          {"scenario_file", c.scenario_file},
+          {"scenario_sha256", c.scenario_sha256},
+          {"scenario_name", c.scenario_name},
+          {"seed", c.seed},
+          {"simgrid_version", c.simgrid_version},
+          {"simgrid_settings", settings},
+          {"fidelity", c.fidelity},
+          {"fidelity_requested", c.fidelity_requested},
+          {"model", c.model},
+          {"cluster", c.cluster},
+          {"gpus", c.gpus},
+          {"ep_ranks", c.ep_ranks},
+          {"mode", c.mode},
+          {"tokens_per_rank", c.tokens_per_rank},
+          {"profiles", profiles}};
+}
+
+template <class Map>
+Json map_json(const Map& m) {
+  Json j = Json::object();  // {} rather than null when empty
+  for (const auto& [k, v] : m) j[k] = v;
+  return j;
+}
+
+Json variant_json(const VariantResult& v, bool include_events, bool include_wall) {
+  Json j = {{"name", v.name},
+            {"schedule", v.schedule},
+            {"options", map_json(v.options)},
+            {"step_time_s", v.step_time_s},
+            {"per_layer_mean_s", v.per_layer_mean_s},
+            {"compute_s", v.compute_s},
+            {"comm_s", v.comm_s},
+            {"exposed_comm_s", v.exposed_comm_s},
+            {"overlap_ratio", v.overlap_ratio},
+            {"load_imbalance", v.load_imbalance},
+            {"load_imbalance_max", v.load_imbalance_max},
+            {"dropped_tokens", v.dropped_tokens},
+            {"speedup_vs_baseline", v.speedup_vs_baseline},
+            {"time_by_class_s", map_json(v.time_by_class_s)},
+            {"ops_by_provenance", map_json(v.ops_by_provenance)},
+            {"extra", map_json(v.extra)},
+            {"ops", v.ops},
+            {"simgrid_activities", v.simgrid_activities}};
+  if (include_wall) j["wall_s"] = v.wall_s;
+  Json rows = Json::array();
+  for (const auto& r : v.rows)
+    rows.push_back({{"layer", r.layer},
+                    {"rank", r.rank},
+                    {"tokens_received", r.tokens_received},
+                    {"compute_s", r.compute_s},
+                    {"comm_s", r.comm_s},
+                    {"start_s", r.start_s},
+                    {"end_s", r.end_s}});
+  j["rows"] = std::move(rows);
+  if (include_events) {
+    Json events = Json::array();
+    for (const auto& e : v.events)
+      events.push_back({{"rank", e.rank},
+                        {"stream", e.stream},
+                        {"name", e.name},
+                        {"class", e.cls},
+                        {"layer", e.layer},
+                        {"chunk", e.chunk},
+                        {"phase", e.phase},
+                        {"start_s", e.start_s},
+                        {"end_s", e.end_s}});
+    j["events"] = std::move(events);
+  }
+  return j;
+}
+
+}  // namespace
+
+std::string json_report(const RunResult& r, bool include_events, bool include_wall) {
+  Json j = Json::object();
+  j["schema"] = RunResult::kSchema;
+  j["context"] = context_json(r.context);
+  j["baseline"] = r.baseline;
+  Json variants = Json::array();
+  for (const auto& v : r.variants) variants.push_back(variant_json(v, include_events, include_wall));
+  j["variants"] = std::move(variants);
+  // Non-finite doubles become null; invalid UTF-8 in names is replaced rather than throwing mid-report.
+  return j.dump(2, ' ', false, Json::error_handler_t::replace) + '\n';
+}
+
+}  // namespace moesim::reports

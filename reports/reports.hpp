@@ -1,0 +1,40 @@
+// Reporters: render one RunResult (sim/result.hpp) for people (console, HTML) and for scripts (JSON, CSV,
+// Perfetto/Chrome trace). All are pure functions of their input, so identical results give identical bytes;
+// host wall time appears only when explicitly asked for.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sim/result.hpp"
+
+namespace moesim::reports {
+
+// The per-variant summary table shared by the console and HTML reports (cells already formatted).
+struct SummaryTable {
+  std::vector<std::string> headers;
+  std::vector<bool> right_aligned;  // numbers right, text left
+  std::vector<std::vector<std::string>> rows;
+};
+SummaryTable summary_table(const RunResult& r);
+
+// Header block + aligned table + per-variant breakdown lines. show_wall adds host wall time per variant.
+std::string console_report(const RunResult& r, bool show_wall = false);
+
+// Schema "moesim-result/1": {"schema", "context", "baseline", "variants"}; 2-space indent, trailing newline.
+// events and wall_s are left out unless asked for (both vary between runs or are large).
+std::string json_report(const RunResult& r, bool include_events = false, bool include_wall = false);
+
+// One row per (variant, layer, rank); header "variant,schedule,layer,rank,tokens_received,compute_s,comm_s,
+// start_s,end_s"; RFC 4180 quoting where needed; numbers as {:.9g}; '\n' line ends.
+std::string csv_report(const RunResult& r);
+
+// Chrome trace-event JSON (ui.perfetto.dev, chrome://tracing): a process per variant, a thread per
+// (rank, stream), one complete ("X") event per TraceEvent with ts/dur in microseconds.
+std::string perfetto_trace(const RunResult& r);
+
+// Self-contained HTML (no scripts, no network): SVG bar chart of step time per variant split into
+// compute / exposed comm / other, and the summary table.
+std::string html_report(const RunResult& r);
+
+}  // namespace moesim::reports

@@ -1,0 +1,141 @@
+#include <catch2/catch.hpp>
+
+#include "models/cost_model.hpp"
+#include "test_util.hpp"
+
+using namespace moesim;
+using namespace moesim::models;
+using moesim::test::Doc;
+using moesim::test::kDataDir;
+
+namespace {
+
+// Toy GPU: 100 TFLOP/s bf16, 200 TFLOP/s fp8, 1 TB/s, gemm efficiency 0.5/0.5, launch 1 us; one measured
+// expert_gate_up table for n = 64, k = 32 over tokens [1, 9] with a fit for beyond.
+const char* kProfile = R"(schema: moesim-profile/1
+id: toy
+kind: datasheet
+gpu: {name: Toy, sms: 1, memory: "1GB", memory_bandwidth: "1TB/s"}
+peak: {bf16: "100TFLOP/s", fp8: "200TFLOP/s"}
+efficiency:
+  gemm: {compute: 0.5, memory: 0.5}
+  attention: {compute: 0.5, memory: 0.5}
+  elementwise: {compute: 1.0, memory: 0.5}
+launch_overhead: "1us"
+sources: ["test"]
+confidence: low
+tables:
+  - kernel: expert_gate_up
+    dtype: bf16
+    n: 64
+    k: 32
+    provenance: measured
+    points: [[1, 10.0e-6], [9, 30.0e-6]]
+    fit: {alpha_s: 2.0e-6, eta_compute: 1.0, eta_memory: 1.0}
+)";
+
+Profile toy_profile() {
+  Doc d(kProfile, "toy.yaml");
+  Profile p = decode_profile(d.root);
+  REQUIRE(d.diags.str() == "");
+  return p;
+}
+
+// hidden 1024, expert FFN 4096, 8 experts, top-2, MHA 8 heads x 128; dtype as given.
+Architecture toy_arch(const char* dtype = "bf16") {
+  Doc d(std::string("model:\n  layers: 1\n  hidden: 1024\n  expert_ffn: 4096\n  routed_experts: 8\n  top_k: 2\n"
+                    "  attention: {kind: mha, heads: 8, head_dim: 128}\n  dtype: ") + dtype + "\n");
+  Architecture a = decode_architecture(d.root.at("model"), kDataDir);
+  REQUIRE(d.diags.str() == "");
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("roofline: compute-bound and memory-bound GEMMs", "[models][cost]") {
+  CostModel cm(toy_profile(), toy_arch());
+  // 4096 tokens, gate_up n = 2 * 4096 = 8192, k = 1024:
+  //   flops = 2 * 4096 * 8192 * 1024 = 68,719,476,736 -> / (0.5 * 100e12) = 1.37438953472e-3 s
+  //   bytes = 4096*1024*2 + 1024*8192*2 + 4096*8192*2 = 92,274,688 -> / (0.5 * 1e12) = 1.84549376e-4 s
+  //   compute-bound: 1e-6 + 1.37438953472e-3
+  KernelCost c = cm.expert_gate_up(4096);
+  CHECK(c.seconds == Approx(1e-6 + 1.37438953472e-3).epsilon(1e-12));
+  CHECK(c.prov == Provenance::datasheet);
+  // 1 token: flops = 2 * 8192 * 1024 = 16,777,216 -> 3.3554432e-7 s;
+  //   bytes = 1024*2 + 1024*8192*2 + 8192*2 = 16,795,648 -> / 5e11 = 3.3591296e-5 s (weights dominate)
+  KernelCost m = cm.expert_gate_up(1);
+  CHECK(m.seconds == Approx(1e-6 + 3.3591296e-5).epsilon(1e-12));
+  // down, 1 token: n = 1024, k = 4096: bytes = 4096*2 + 4096*1024*2 + 1024*2 = 8,398,848 -> 1.6797696e-5 s
+  CHECK(cm.expert_down(1).seconds == Approx(1e-6 + 1.6797696e-5).epsilon(1e-12));
+  CHECK(cm.expert_gate_up(0).seconds == 0.0);
+}
+
+TEST_CASE("fp8 uses the fp8 peak and 1-byte weights", "[models][cost]") {
+  CostModel cm(toy_profile(), toy_arch("fp8"));
+  // flops 68,719,476,736 / (0.5 * 200e12) = 6.8719476736e-4 s;
+  // bytes = 4096*1024*1 + 1024*8192*1 + 4096*8192*2 = 79,691,776 -> / 5e11 = 1.59383552e-4 s -> compute-bound.
+  CHECK(cm.expert_gate_up(4096).seconds == Approx(1e-6 + 6.8719476736e-4).epsilon(1e-12));
+  // 1 token: bytes = 1024 + 8,388,608 + 16,384 = 8,406,016 -> / 5e11 = 1.6812032e-5 s
+  CHECK(cm.expert_gate_up(1).seconds == Approx(1e-6 + 1.6812032e-5).epsilon(1e-12));
+  Profile no_fp8 = toy_profile();
+  no_fp8.peak_fp8 = 0;
+  CHECK_THROWS_AS(CostModel(no_fp8, toy_arch("fp8")), std::invalid_argument);
+}
+
+TEST_CASE("measured table: interpolation inside, fit outside", "[models][cost]") {
+  CostModel cm(toy_profile(), toy_arch());
+  // tokens 5 between (1, 10us) and (9, 30us): 10 + (5 - 1) / 8 * 20 = 20 us, measured.
+  KernelCost in = cm.gemm("expert_gate_up", DType::bf16, 5, 64, 32);
+  CHECK(in.seconds == Approx(20e-6).epsilon(1e-12));
+  CHECK(in.prov == Provenance::measured);
+  CHECK(cm.gemm("expert_gate_up", DType::bf16, 9, 64, 32).seconds == Approx(30e-6).epsilon(1e-12));
+  // tokens 17 beyond the range -> fit: flops = 2*17*64*32 = 69,632 -> / 100e12 = 6.9632e-10 s;
+  //   bytes = 17*32*2 + 32*64*2 + 17*64*2 = 7,360 -> / 1e12 = 7.36e-9 s; 2e-6 + 7.36e-9 = 2.00736e-6, fitted.
+  KernelCost out = cm.gemm("expert_gate_up", DType::bf16, 17, 64, 32);
+  CHECK(out.seconds == Approx(2.00736e-6).epsilon(1e-12));
+  CHECK(out.prov == Provenance::fitted);
+  // Another shape has no table -> roofline, datasheet. Sums carry the weakest provenance.
+  CHECK(cm.gemm("expert_gate_up", DType::bf16, 5, 64, 64).prov == Provenance::datasheet);
+  CHECK((in + out).prov == Provenance::fitted);
+  CHECK((in + cm.expert_gate_up(1)).prov == Provenance::datasheet);
+}
+
+TEST_CASE("grouped experts, permute, attention, shared expert", "[models][cost]") {
+  CostModel cm(toy_profile(), toy_arch());
+  // Grouped gate_up over [0, 1, 0, 1]: two active experts, each the 1-token cost 1e-6 + 3.3591296e-5.
+  CHECK(cm.grouped_gate_up({0, 1, 0, 1}).seconds == Approx(2 * (1e-6 + 3.3591296e-5)).epsilon(1e-12));
+  // permute 100 tokens: 2 * 100 * 2 * 1024 * 2 B = 819,200 B -> / (0.5 * 1e12) = 1.6384e-6 s, + 1 us.
+  CHECK(cm.permute(100).seconds == Approx(1e-6 + 1.6384e-6).epsilon(1e-12));
+  // SwiGLU, 10 rows of ffn 4096: bytes = 3 * 10 * 4096 * 2 = 245,760 -> / 5e11 = 4.9152e-7 s;
+  //   flops = 4 * 10 * 4096 = 163,840 -> / (1.0 * 100e12) = 1.6384e-9 s; memory-bound.
+  CHECK(cm.swiglu(10, 4096).seconds == Approx(1e-6 + 4.9152e-7).epsilon(1e-12));
+  // Decode attention core, 1 sequence over 1000 cached tokens, 8 heads x 128, MHA:
+  //   flops = 2 * 1 * 1000 * 8 * 2 * 128 = 4,096,000 -> / (0.5 * 100e12) = 8.192e-8 s
+  //   bytes = 1000 * 2 * 8 * 128 * 2 (KV cache) + 2 * 8 * 128 * 2 = 4,100,096 -> / 5e11 = 8.200192e-6 s
+  CHECK(cm.attention_core(AttentionPass::decode, 1, 1000).seconds == Approx(1e-6 + 8.200192e-6).epsilon(1e-12));
+  // Prefill core, 4096 tokens of sequences of 4096: context (4096 + 1) / 2 = 2048.5,
+  //   flops = 2 * 4096 * 2048.5 * 8 * (128 + 128) = 34,368,126,976 -> / 5e13 = 6.8736253952e-4 s
+  //   bytes = 4096 * (4 * 8 * 128) * 2 = 33,554,432 -> 6.7108864e-5 s; compute-bound.
+  CHECK(cm.attention_core(AttentionPass::prefill, 4096, 4096).seconds ==
+        Approx(1e-6 + 6.8736253952e-4).epsilon(1e-12));
+  CHECK(cm.shared_expert(100).seconds == 0.0);  // no shared experts
+  CHECK_THROWS_AS(cm.dense_mlp(1), std::invalid_argument);
+  CHECK(CostModel::sub_expert_ffn(4096, 4) == 1024);
+  CHECK_THROWS_AS(CostModel::sub_expert_ffn(4096, 3), std::invalid_argument);
+  // Split P = 4 shrinks the gate_up GEMM to n = 2 * 1024: 1 token bytes = 2048 + 1024*2048*2 + 2048*2
+  //   = 4,200,448 -> / 5e11 = 8.400896e-6 s.
+  CHECK(cm.expert_gate_up(1, 4).seconds == Approx(1e-6 + 8.400896e-6).epsilon(1e-12));
+}
+
+TEST_CASE("cost model runs on every preset with the H200 profile", "[models][cost]") {
+  Profile h200 = load_profile("h200-sxm", kDataDir);
+  for (const std::string& name : list_architecture_presets(kDataDir)) {
+    INFO(name);
+    CostModel cm(h200, load_architecture_preset(name, kDataDir));
+    CHECK(cm.attention(AttentionPass::prefill, 4096, 4096).seconds > 0);
+    CHECK(cm.attention(AttentionPass::decode, 64, 4096).seconds > 0);
+    CHECK(cm.router(4096).seconds > 0);
+    // Ridge check: a 1-token expert GEMM is weight-bandwidth bound, so 2 tokens cost about the same.
+    CHECK(cm.expert_gate_up(2).seconds == Approx(cm.expert_gate_up(1).seconds).epsilon(0.01));
+  }
+}

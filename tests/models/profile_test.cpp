@@ -1,0 +1,68 @@
+#include <catch2/catch.hpp>
+
+#include "models/profile.hpp"
+#include "test_util.hpp"
+
+using namespace moesim;
+using namespace moesim::models;
+using moesim::test::Doc;
+using moesim::test::kDataDir;
+
+TEST_CASE("every shipped profile loads", "[models][profile]") {
+  struct Row {
+    const char* id;
+    double bw, bf16, fp8;
+  };
+  // REFERENCE.md GPU table (dense, no sparsity); fp8 0 = no FP8 tensor cores.
+  const Row rows[] = {{"h200-sxm", 4.8e12, 989e12, 1979e12}, {"h100-sxm", 3.35e12, 989e12, 1979e12},
+                      {"a100-sxm", 2039e9, 312e12, 0},       {"a800-sxm", 2039e9, 312e12, 0},
+                      {"a30-pcie", 933e9, 165e12, 0},        {"b200", 8e12, 2250e12, 4500e12}};
+  for (const Row& r : rows) {
+    INFO(r.id);
+    Profile p = load_profile(r.id, kDataDir);
+    CHECK(p.id == r.id);
+    CHECK(p.kind == ProfileKind::datasheet);
+    CHECK(p.roofline_provenance() == Provenance::datasheet);
+    CHECK(p.memory_bandwidth == Approx(r.bw));
+    CHECK(p.peak_bf16 == Approx(r.bf16));
+    CHECK(p.peak_fp8 == Approx(r.fp8));
+    CHECK(p.gemm.compute == 0.79);
+    CHECK(p.confidence == "low");
+    CHECK(p.sources.size() >= 2);
+  }
+  for (const std::string& id : list_profiles(kDataDir)) CHECK_NOTHROW(load_profile(id, kDataDir));
+}
+
+TEST_CASE("profile diagnostics", "[models][profile][bad]") {
+  Doc d("gpu: {profile: h200-sx}\n");
+  CHECK_FALSE(resolve_profile(d.root.at("gpu").at("profile"), kDataDir));
+  CHECK(d.diags.str() ==
+        "scenario.yaml:1:16: gpu.profile: unknown GPU profile; profiles: a100-sxm, a30-pcie, a800-sxm, b200, "
+        "h100-sxm, h200-sxm; did you mean 'h200-sxm'? (got h200-sx)\n");
+
+  Doc b(R"(schema: moesim-profile/1
+id: x
+kind: measured
+gpu: {name: X, sms: 1, memory: "1GB", memory_bandwidth: "1TB/s"}
+peak: {bf16: "1TFLOP/s"}
+efficiency:
+  gemm: {compute: 1.5, memory: 1}
+  attention: {compute: 1, memory: 1}
+  elementwise: {compute: 1, memory: 1}
+launch_overhead: "1us"
+sources: [a]
+confidence: low
+colour: red
+tables:
+  - {kernel: permute, dtype: bf16, n: 0, k: 8, provenance: measured, points: [[2, 1e-6], [1, 2e-6]]}
+)",
+        "p.yaml");
+  decode_profile(b.root);
+  CHECK(b.diags.str() ==
+        "p.yaml:3:7: kind: measured needs a provenance mapping (GPU, driver, CUDA, cuBLASLt, date, git sha) "
+        "(got measured)\n"
+        "p.yaml:7:19: efficiency.gemm.compute: must be in (0, 1] (got 1.5)\n"
+        "p.yaml:13:1: colour: unknown key; allowed keys: schema, id, kind, gpu, peak, efficiency, launch_overhead, "
+        "overlap_interference, sources, confidence, provenance, tables (got colour)\n"
+        "p.yaml:15:91: tables[0].points[1][0]: tokens must be strictly increasing (got 1)\n");
+}

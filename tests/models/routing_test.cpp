@@ -1,0 +1,216 @@
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "models/routing.hpp"
+#include "test_util.hpp"
+
+using namespace moesim;
+using namespace moesim::models;
+using moesim::test::Doc;
+using moesim::test::kDataDir;
+
+namespace {
+
+// A toy model: `layers` MoE blocks, E experts, top-k.
+Architecture toy(int layers, int experts, int k) {
+  Doc d("model:\n  layers: " + std::to_string(layers) + "\n  hidden: 64\n  expert_ffn: 128\n  routed_experts: " +
+        std::to_string(experts) + "\n  top_k: " + std::to_string(k) +
+        "\n  attention: {kind: mha, heads: 2, head_dim: 32}\n");
+  Architecture a = decode_architecture(d.root.at("model"), kDataDir);
+  REQUIRE(d.diags.str() == "");
+  return a;
+}
+
+RoutingSpec spec(const std::string& yaml, const Architecture& a, int ranks, const std::string& dir = ".") {
+  Doc d(yaml);
+  RoutingSpec s = decode_routing(d.root.at("routing"), a, ranks, dir);
+  REQUIRE(d.diags.str() == "");
+  return s;
+}
+
+std::string write_file(const std::string& name, const std::string& text) {
+  auto dir = std::filesystem::temp_directory_path() / "moesim_models_test";
+  std::filesystem::create_directories(dir);
+  auto p = dir / name;
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+int64_t total(const LayerRouting& L) { return std::accumulate(L.counts.begin(), L.counts.end(), int64_t{0}); }
+
+}  // namespace
+
+TEST_CASE("routing is deterministic in the seed", "[models][routing]") {
+  Architecture a = toy(3, 16, 4);
+  Placement p(16, 4);
+  for (const char* y : {"routing: {distribution: uniform}\n", "routing: {distribution: zipf, s: 1.2}\n",
+                        "routing: {distribution: hot, hot_experts: 2, hot_share: 0.5}\n"}) {
+    INFO(y);
+    RoutingSpec s = spec(y, a, 4);
+    RoutingPlan p1 = generate_routing(s, a, p, 500, 42), p2 = generate_routing(s, a, p, 500, 42),
+                p3 = generate_routing(s, a, p, 500, 43);
+    for (int l = 0; l < 3; ++l) {
+      CHECK(p1.layer(l).counts == p2.layer(l).counts);
+      CHECK(p1.layer(l).score_hist == p2.layer(l).score_hist);
+      CHECK(p1.layer(l).counts != p3.layer(l).counts);
+    }
+    CHECK(p1.layer(0).counts != p1.layer(1).counts);  // each layer has its own stream
+  }
+}
+
+TEST_CASE("uniform routing sends about T*k/E pairs to each expert", "[models][routing]") {
+  // R = 4 ranks x T = 8000 tokens x k = 2 picks over E = 16 experts: each expert is picked by a token with
+  // probability k/E = 1/8, so its count is Binomial(32000, 1/8): mean 4000, sd sqrt(32000 * 1/8 * 7/8) = 59.2.
+  // Bound: |count - 4000| < 360 (about 6 sd; a fixed seed makes the test reproducible anyway).
+  Architecture a = toy(1, 16, 2);
+  RoutingPlan plan = generate_routing(RoutingSpec{}, a, Placement(16, 4), 8000, 7);
+  for (int e = 0; e < 16; ++e) {
+    int64_t c = 0;
+    for (int s = 0; s < 4; ++s) c += plan.count(0, s, e);
+    CHECK(std::abs(c - 4000) < 360);
+  }
+  // Conservation: every pair is counted once, none dropped: 4 * 8000 * 2.
+  CHECK(total(plan.layer(0)) == 64000);
+  // Per token the k experts are distinct (kept scores show it) and its k scores sum to 1.
+  RoutingSpec keep = spec("routing: {keep_scores: true}\n", a, 4);
+  RoutingPlan kp = generate_routing(keep, a, Placement(16, 4), 100, 7);
+  const TokenRoutes& tr = kp.layer(0).tokens[2];
+  REQUIRE(tr.experts.size() == 200);
+  for (size_t t = 0; t < 100; ++t) {
+    CHECK(tr.experts[2 * t] != tr.experts[2 * t + 1]);
+    CHECK(tr.scores[2 * t] + tr.scores[2 * t + 1] == Approx(1.0).epsilon(1e-6));
+  }
+  CHECK(kp.layer(0).counts == generate_routing(RoutingSpec{}, a, Placement(16, 4), 100, 7).layer(0).counts);
+}
+
+TEST_CASE("zipf with a larger exponent is more imbalanced", "[models][routing]") {
+  Architecture a = toy(1, 64, 4);
+  Placement p(64, 8);
+  RoutingPlan lo = generate_routing(spec("routing: {distribution: zipf, s: 0.5, rotate_hot: false}\n", a, 8), a, p, 2000, 1);
+  RoutingPlan hi = generate_routing(spec("routing: {distribution: zipf, s: 1.5, rotate_hot: false}\n", a, 8), a, p, 2000, 1);
+  CHECK(lo.load_imbalance(0) > 1.05);
+  CHECK(hi.load_imbalance(0) > lo.load_imbalance(0) + 0.5);
+  // Very skewed weights take the exact fallback path; picks must still be k distinct experts per token.
+  RoutingPlan ex = generate_routing(spec("routing: {distribution: zipf, s: 6, keep_scores: true}\n", a, 8), a, p, 200, 1);
+  const TokenRoutes& tr = ex.layer(0).tokens[0];
+  for (size_t t = 0; t < 200; ++t)
+    for (int i = 0; i < 4; ++i)
+      for (int j = i + 1; j < 4; ++j) CHECK(tr.experts[4 * t + i] != tr.experts[4 * t + j]);
+}
+
+TEST_CASE("hot experts receive their share", "[models][routing]") {
+  // k = 1: each token picks expert 3 with probability hot_share = 0.6. 4 ranks x 5000 tokens = 20000 picks;
+  // sd of the share = sqrt(0.6 * 0.4 / 20000) = 0.0035; tolerance 0.02 (about 6 sd).
+  Architecture a = toy(1, 16, 1);
+  RoutingSpec s = spec("routing: {distribution: hot, hot_experts: [3], hot_share: 0.6}\n", a, 4);
+  RoutingPlan plan = generate_routing(s, a, Placement(16, 4), 5000, 11);
+  int64_t hot = 0;
+  for (int r = 0; r < 4; ++r) hot += plan.count(0, r, 3);
+  CHECK(std::abs(static_cast<double>(hot) / 20000.0 - 0.6) < 0.02);
+  // A hot count with rotate_hot (default true) draws a different hot set per layer.
+  Architecture b = toy(2, 64, 1);
+  RoutingSpec rs = spec("routing: {distribution: hot, hot_experts: 2, hot_share: 0.9}\n", b, 1);
+  RoutingPlan rp = generate_routing(rs, b, Placement(64, 1), 4000, 5);
+  auto top2 = [&](int l) {
+    std::vector<int> idx(64);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::sort(idx.begin(), idx.end(), [&](int x, int y) { return rp.count(l, 0, x) > rp.count(l, 0, y); });
+    std::vector<int> t{idx[0], idx[1]};
+    std::sort(t.begin(), t.end());
+    return t;
+  };
+  CHECK(top2(0) != top2(1));
+}
+
+TEST_CASE("token counts are conserved under capacity dropping", "[models][routing]") {
+  Architecture a = toy(2, 16, 4);
+  RoutingSpec s = spec("routing: {distribution: zipf, s: 1.2, capacity_factor: 1.0}\n", a, 4);
+  RoutingPlan plan = generate_routing(s, a, Placement(16, 4), 1000, 3);
+  for (const LayerRouting& L : plan.layers()) {
+    CHECK(L.dropped > 0);
+    CHECK(total(L) == 1000 * 4 * 4 - L.dropped);  // T * k * ranks - dropped
+    // ceil(1.0 * 1000 * 4 / 16) = 250 per (source rank, expert)
+    for (int64_t c : L.counts) CHECK(c <= 250);
+    int64_t hist = 0;
+    for (uint32_t h : L.score_hist) hist += h;
+    CHECK(hist == total(L));
+  }
+}
+
+TEST_CASE("capacity factor drops exactly the excess (hand-worked trace)", "[models][routing]") {
+  // 1 rank, E = 4, k = 1, 4 tokens all to expert 0. capacity_factor 1: ceil(1 * 4 * 1 / 4) = 1 kept, 3 dropped.
+  // capacity_factor 2: ceil(2 * 4 / 4) = 2 kept, 2 dropped.
+  Architecture a = toy(1, 4, 1);
+  std::string f = write_file("cap.csv", "layer,rank,token,experts\n0,0,0,0\n0,0,1,0\n0,0,2,0\n0,0,3,0\n");
+  for (auto [cf, kept] : {std::pair{1.0, 1}, std::pair{2.0, 2}}) {
+    RoutingSpec s = spec("routing: {distribution: trace, file: " + f + ", capacity_factor: " + std::to_string(cf) + "}\n", a, 1);
+    RoutingPlan p = generate_routing(s, a, Placement(4, 1), 1, 0);
+    CHECK(p.count(0, 0, 0) == kept);
+    CHECK(p.dropped(0) == 4 - kept);
+    CHECK(p.layer(0).tokens[0].kept == std::vector<uint8_t>{1, static_cast<uint8_t>(kept > 1), 0, 0});
+  }
+}
+
+TEST_CASE("traffic matrix on a 2-rank toy trace", "[models][routing]") {
+  // E = 4, k = 2, contiguous on 2 ranks: experts 0,1 on rank 0; 2,3 on rank 1.
+  //   rank 0 token 0 -> experts 0 (r0), 2 (r1), scores 0.75, 0.25
+  //   rank 0 token 1 -> experts 2 (r1), 3 (r1), no scores -> 0.5 each
+  //   rank 1 token 0 -> experts 1 (r0), 3 (r1), scores 1;3 -> 0.25, 0.75
+  // pairs src->dst: [0][0] = 1, [0][1] = 3, [1][0] = 1, [1][1] = 1; x 100 bytes per token.
+  Architecture a = toy(1, 4, 2);
+  std::string f = write_file("toy.csv",
+                             "# toy trace\nlayer,rank,token,experts,scores\n0,0,0,0;2,0.75;0.25\n0,0,1,2;3,\n"
+                             "0,1,0,1;3,1;3\n");
+  RoutingSpec s = spec("routing: {distribution: trace, file: " + f + "}\n", a, 2);
+  RoutingPlan p = generate_routing(s, a, Placement(4, 2), 1, 0);
+  CHECK(p.traffic_bytes(0, 100.0) == std::vector<double>{100, 300, 100, 100});
+  CHECK(p.tokens_per_rank_received(0) == std::vector<int64_t>{2, 4});
+  CHECK(p.load_imbalance(0) == Approx(4.0 / 3.0));  // max 4 / mean 3
+  CHECK(p.layer(0).src_tokens == std::vector<int64_t>{2, 1});
+  // Rank 0 receives scores 0.75 (bin 48 of 64) and 0.25 (bin 16).
+  const auto& h = p.layer(0).score_hist;
+  CHECK(h[48] == 1);
+  CHECK(h[16] == 1);
+  CHECK(h[64 + 32] == 2);  // rank 1: two 0.5 scores in bin 32
+  CHECK_THROWS_AS(p.layer(1), std::out_of_range);
+}
+
+TEST_CASE("routing rejects bad input", "[models][routing][bad]") {
+  Architecture a = toy(1, 4, 2);
+  CHECK_THROWS_AS(generate_routing(RoutingSpec{}, a, Placement(4, 2), 0, 1), std::invalid_argument);
+  CHECK_THROWS_AS(generate_routing(RoutingSpec{}, a, Placement(4, 2), -5, 1), std::invalid_argument);
+
+  std::string f = write_file("bad.csv", "layer,rank,token,experts\n0,0,0,0;1\n0,1,0,2;9\n");
+  Doc d("routing:\n  distribution: trace\n  file: " + f + "\n");
+  decode_routing(d.root.at("routing"), a, 2, ".");
+  CHECK(d.diags.str() == f + ":3:7: experts: unknown expert id; must be in [0, 4) (got 9)\n");
+
+  Doc z("routing: {distribution: zipf, s: -1}\n");
+  decode_routing(z.root.at("routing"), a, 2, ".");
+  CHECK(z.diags.str() == "scenario.yaml:1:34: routing.s: must be >= 0 (got -1)\n");
+
+  Doc h("routing: {distribution: uniform, hot_share: 0.5}\n");
+  decode_routing(h.root.at("routing"), a, 2, ".");
+  CHECK(h.diags.str() == "scenario.yaml:1:45: routing.hot_share: only used with distribution: hot (got 0.5)\n");
+}
+
+TEST_CASE("routing generation is fast at DeepSeek-V3 scale", "[models][routing][perf]") {
+  // 58 MoE layers x 64 ranks x 4096 tokens x top-8 = 121.6 M picks. Target well under 1 s on one core in an
+  // optimised build; the bound here is loose so a busy shared machine does not fail it.
+  Architecture a = load_architecture_preset("deepseek-v3", kDataDir);
+  Placement p(256, 64);
+  for (const char* y : {"routing: {distribution: uniform}\n", "routing: {distribution: zipf, s: 1.0}\n"}) {
+    RoutingSpec s = spec(y, a, 64);
+    auto t0 = std::chrono::steady_clock::now();
+    RoutingPlan plan = generate_routing(s, a, p, 4096, 9);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    WARN(y << " generation took " << secs << " s");
+    CHECK(total(plan.layer(3)) == int64_t{64} * 4096 * 8);
+    CHECK(secs < 5.0);
+  }
+}
