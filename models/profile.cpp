@@ -157,7 +157,7 @@ std::vector<std::string> list_profiles(const std::string& data_dir) {
   return out;
 }
 
-std::optional<Profile> resolve_profile(const YamlView& ref, const std::string& data_dir) {
+std::optional<Profile> resolve_profile(const YamlView& ref, const std::string& data_dir, const std::string& base_dir) {
   Diagnostics* diags = ref.diagnostics();
   const size_t before = diags ? diags->size() : 0;
   const std::string name = ref.as_str();
@@ -166,6 +166,8 @@ std::optional<Profile> resolve_profile(const YamlView& ref, const std::string& d
   const bool is_path = name.find('/') != std::string::npos || name.ends_with(".yaml");
   if (is_path) {
     path = name;
+    if (!base_dir.empty() && std::filesystem::path(name).is_relative())
+      path = (std::filesystem::path(base_dir) / name).string();
   } else {
     std::vector<std::string> ids = list_profiles(data_dir);
     if (std::find(ids.begin(), ids.end(), name) == ids.end()) {

@@ -74,7 +74,9 @@ Profile load_profile_file(const std::string& path);
 std::vector<std::string> list_profiles(const std::string& data_dir);
 // Resolves the scenario value `ref` (an id, or a path ending in .yaml / containing '/'), loading the file with
 // ref's diagnostics sink. An unknown id is reported at ref with did-you-mean. nullopt when anything failed.
-std::optional<Profile> resolve_profile(const YamlView& ref, const std::string& data_dir);
+// A relative path resolves against base_dir (the scenario's directory) when one is given.
+std::optional<Profile> resolve_profile(const YamlView& ref, const std::string& data_dir,
+                                       const std::string& base_dir = "");
 // Same from a plain string; throws InputError.
 Profile load_profile(const std::string& id_or_path, const std::string& data_dir);
 

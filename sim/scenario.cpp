@@ -74,7 +74,7 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
     gpu.check_keys({"profile"});
     if (gpu.has("profile")) {
       profile_given = true;
-      if (auto p = models::resolve_profile(gpu.at("profile"), dd)) sc.profile = std::move(*p);
+      if (auto p = models::resolve_profile(gpu.at("profile"), dd, sc.base_dir)) sc.profile = std::move(*p);
     }
   }
   if (!profile_given && root.has("cluster")) {

@@ -1,0 +1,537 @@
+#include "io.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace moesim::calibrate {
+
+namespace {
+
+// Typed access to a yaml-cpp tree that reports the file and key path of anything wrong.
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const std::string& key, const std::string& msg) const { throw FitError(file_, key, msg); }
+
+  static std::string join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+  static std::string index(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
+
+  void expect_map(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsMap()) fail(path, "expected a mapping");
+  }
+  void expect_seq(const YAML::Node& n, const std::string& path) const {
+    if (!n.IsSequence()) fail(path, "expected a sequence");
+  }
+  // Unknown keys are errors (a typo must not silently drop a value).
+  void only_keys(const YAML::Node& n, const std::string& path, const std::set<std::string>& allowed) const {
+    for (const auto& kv : n) {
+      const auto key = kv.first.as<std::string>();
+      if (!allowed.count(key)) fail(join(path, key), "unknown key");
+    }
+  }
+  YAML::Node req(const YAML::Node& map, const std::string& path, const std::string& key) const {
+    const YAML::Node n = map[key];
+    if (!n) fail(join(path, key), "missing required key");
+    return n;
+  }
+  template <class T>
+  T as(const YAML::Node& n, const std::string& path, const char* what) const {
+    if (!n.IsScalar()) fail(path, std::string("expected ") + what);
+    try {
+      return n.as<T>();
+    } catch (const YAML::Exception&) {
+      fail(path, std::string("expected ") + what + ", got '" + n.Scalar() + "'");
+    }
+  }
+  std::string str(const YAML::Node& map, const std::string& path, const std::string& key) const {
+    return as<std::string>(req(map, path, key), join(path, key), "a string");
+  }
+  double num(const YAML::Node& map, const std::string& path, const std::string& key) const {
+    return as<double>(req(map, path, key), join(path, key), "a number");
+  }
+  long long integer(const YAML::Node& map, const std::string& path, const std::string& key) const {
+    return as<long long>(req(map, path, key), join(path, key), "an integer");
+  }
+  bool boolean(const YAML::Node& map, const std::string& path, const std::string& key) const {
+    return as<bool>(req(map, path, key), join(path, key), "true or false");
+  }
+  const std::string& file() const { return file_; }
+
+ private:
+  std::string file_;
+};
+
+YAML::Node load_text(const std::string& text, const std::string& file) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw FitError(file, "", "malformed YAML at line " + std::to_string(e.mark.line + 1) + ", column " +
+                                 std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw FitError(path, "", "cannot open file");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+RawRun read_raw_file(const std::string& path) { return parse_raw(read_text(path), path); }
+
+RawRun parse_raw(const std::string& text, const std::string& file_label) {
+  const Reader r(file_label);
+  const YAML::Node root = load_text(text, file_label);
+  r.expect_map(root, "");
+  r.only_keys(root, "", {"schema", "provenance", "complete", "elapsed_s", "sections", "sentinel", "unsupported",
+                         "measurements"});
+  const std::string schema = r.str(root, "", "schema");
+  if (schema != kRawSchema) r.fail("schema", "expected '" + std::string(kRawSchema) + "', got '" + schema + "'");
+  RawRun run;
+  {
+    const std::string path = "provenance";
+    const YAML::Node p = r.req(root, "", path);
+    r.expect_map(p, path);
+    r.only_keys(p, path, {"gpu_name", "sms", "l2_bytes", "memory_bytes", "memory_bus_bits", "sm_clock_max_mhz",
+                          "mem_clock_max_mhz", "sm_clock_measured_mhz", "compute_capability", "driver_version",
+                          "cuda_runtime_version", "cublaslt_version", "nccl_version", "visible_gpus", "git_sha",
+                          "date_utc", "preset", "budget_s", "samples_per_point", "min_sample_s", "command",
+                          "synthetic"});
+    auto& v = run.provenance;
+    v.gpu_name = r.str(p, path, "gpu_name");
+    v.sms = static_cast<int>(r.integer(p, path, "sms"));
+    if (v.sms <= 0) r.fail(path + ".sms", "must be positive");
+    v.l2_bytes = r.integer(p, path, "l2_bytes");
+    v.memory_bytes = r.integer(p, path, "memory_bytes");
+    v.memory_bus_bits = static_cast<int>(r.integer(p, path, "memory_bus_bits"));
+    v.sm_clock_max_mhz = r.num(p, path, "sm_clock_max_mhz");
+    v.mem_clock_max_mhz = r.num(p, path, "mem_clock_max_mhz");
+    v.sm_clock_measured_mhz = r.num(p, path, "sm_clock_measured_mhz");
+    v.compute_capability = r.str(p, path, "compute_capability");
+    v.driver_version = r.str(p, path, "driver_version");
+    v.cuda_runtime_version = r.str(p, path, "cuda_runtime_version");
+    v.cublaslt_version = r.str(p, path, "cublaslt_version");
+    v.nccl_version = r.str(p, path, "nccl_version");
+    v.visible_gpus = static_cast<int>(r.integer(p, path, "visible_gpus"));
+    v.git_sha = r.str(p, path, "git_sha");
+    v.date_utc = r.str(p, path, "date_utc");
+    v.preset = r.str(p, path, "preset");
+    v.budget_s = r.num(p, path, "budget_s");
+    v.samples_per_point = static_cast<int>(r.integer(p, path, "samples_per_point"));
+    v.min_sample_s = r.num(p, path, "min_sample_s");
+    v.command = r.str(p, path, "command");
+    v.synthetic = r.boolean(p, path, "synthetic");
+  }
+  run.complete = r.boolean(root, "", "complete");
+  run.elapsed_s = r.num(root, "", "elapsed_s");
+
+  const YAML::Node sections = r.req(root, "", "sections");
+  r.expect_seq(sections, "sections");
+  for (size_t i = 0; i < sections.size(); ++i) {
+    const std::string path = Reader::index("sections", i);
+    const YAML::Node s = sections[i];
+    r.expect_map(s, path);
+    r.only_keys(s, path, {"name", "status", "elapsed_s", "note"});
+    RawSection sec{r.str(s, path, "name"), r.str(s, path, "status"), r.num(s, path, "elapsed_s"),
+                   r.str(s, path, "note")};
+    static const std::set<std::string> statuses{"complete", "truncated", "skipped", "failed", "unsupported"};
+    if (!statuses.count(sec.status)) {
+      r.fail(path + ".status", "expected complete|truncated|skipped|failed|unsupported, got '" + sec.status + "'");
+    }
+    run.sections.push_back(sec);
+  }
+  const YAML::Node sentinel = r.req(root, "", "sentinel");
+  r.expect_seq(sentinel, "sentinel");
+  for (size_t i = 0; i < sentinel.size(); ++i) {
+    const std::string path = Reader::index("sentinel", i);
+    const YAML::Node s = sentinel[i];
+    r.expect_map(s, path);
+    r.only_keys(s, path, {"after", "elapsed_s", "median_s", "sm_clock_mhz"});
+    run.sentinel.push_back(RawSentinel{r.str(s, path, "after"), r.num(s, path, "elapsed_s"),
+                                       r.num(s, path, "median_s"), r.num(s, path, "sm_clock_mhz")});
+  }
+  const YAML::Node unsupported = r.req(root, "", "unsupported");
+  r.expect_seq(unsupported, "unsupported");
+  for (size_t i = 0; i < unsupported.size(); ++i) {
+    const std::string path = Reader::index("unsupported", i);
+    const YAML::Node u = unsupported[i];
+    r.expect_map(u, path);
+    r.only_keys(u, path, {"kernel", "dtype", "n", "k", "x", "reason"});
+    run.unsupported.push_back(RawUnsupported{r.str(u, path, "kernel"), r.str(u, path, "dtype"),
+                                             r.integer(u, path, "n"), r.integer(u, path, "k"), r.num(u, path, "x"),
+                                             r.str(u, path, "reason")});
+  }
+  const YAML::Node ms = r.req(root, "", "measurements");
+  r.expect_seq(ms, "measurements");
+  for (size_t i = 0; i < ms.size(); ++i) {
+    const std::string path = Reader::index("measurements", i);
+    const YAML::Node m = ms[i];
+    r.expect_map(m, path);
+    r.only_keys(m, path, {"kernel", "dtype", "variant", "n", "k", "split", "models", "axis", "flops_per_unit",
+                          "bytes_fixed", "bytes_per_unit", "params", "points"});
+    RawMeasurement out;
+    out.kernel = r.str(m, path, "kernel");
+    out.dtype = r.str(m, path, "dtype");
+    out.variant = r.str(m, path, "variant");
+    out.n = r.integer(m, path, "n");
+    out.k = r.integer(m, path, "k");
+    out.split = static_cast<int>(r.integer(m, path, "split"));
+    const YAML::Node models = r.req(m, path, "models");
+    r.expect_seq(models, path + ".models");
+    for (size_t j = 0; j < models.size(); ++j) {
+      out.models.push_back(r.as<std::string>(models[j], Reader::index(path + ".models", j), "a string"));
+    }
+    out.axis = r.str(m, path, "axis");
+    out.flops_per_unit = r.num(m, path, "flops_per_unit");
+    out.bytes_fixed = r.num(m, path, "bytes_fixed");
+    out.bytes_per_unit = r.num(m, path, "bytes_per_unit");
+    const YAML::Node params = r.req(m, path, "params");
+    r.expect_map(params, path + ".params");
+    for (const auto& kv : params) {
+      const auto key = kv.first.as<std::string>();
+      out.params.emplace_back(key, r.as<double>(kv.second, path + ".params." + key, "a number"));
+    }
+    const YAML::Node points = r.req(m, path, "points");
+    r.expect_seq(points, path + ".points");
+    for (size_t j = 0; j < points.size(); ++j) {
+      const std::string pp = Reader::index(path + ".points", j);
+      const YAML::Node pt = points[j];
+      if (!pt.IsSequence() || pt.size() != 5) r.fail(pp, "expected [x, median_s, min_s, max_s, samples]");
+      RawPoint rp;
+      rp.x = r.as<double>(pt[0], pp + "[0]", "a number");
+      rp.median_s = r.as<double>(pt[1], pp + "[1]", "a number");
+      rp.min_s = r.as<double>(pt[2], pp + "[2]", "a number");
+      rp.max_s = r.as<double>(pt[3], pp + "[3]", "a number");
+      rp.samples = r.as<int>(pt[4], pp + "[4]", "an integer");
+      if (!(rp.median_s > 0) || !(rp.min_s <= rp.median_s) || !(rp.median_s <= rp.max_s)) {
+        r.fail(pp, "times must satisfy 0 < min_s <= median_s <= max_s");
+      }
+      if (!out.points.empty() && !(rp.x > out.points.back().x)) r.fail(pp, "x must be strictly increasing");
+      out.points.push_back(rp);
+    }
+    run.measurements.push_back(std::move(out));
+  }
+  return run;
+}
+
+// ---- units ---------------------------------------------------------------------------------------------
+
+namespace {
+
+// Splits "4.8TB/s" into 4.8 and "TB/s". Throws if no number leads or nothing follows.
+std::pair<double, std::string> split_quantity(const std::string& s, const char* expected) {
+  size_t pos = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &pos);
+  } catch (const std::exception&) {
+    throw std::invalid_argument("'" + s + "' is not a quantity; expected " + expected);
+  }
+  std::string unit = s.substr(pos);
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  if (unit.empty()) throw std::invalid_argument("'" + s + "' has no unit; expected " + expected);
+  if (!(v >= 0) || !std::isfinite(v)) throw std::invalid_argument("'" + s + "' must be a finite non-negative value");
+  return {v, unit};
+}
+
+double prefix(const std::string& p, bool allow_binary) {
+  if (p.empty()) return 1;
+  if (p == "K" || p == "k") return 1e3;
+  if (p == "M") return 1e6;
+  if (p == "G") return 1e9;
+  if (p == "T") return 1e12;
+  if (p == "P") return 1e15;
+  if (allow_binary) {
+    if (p == "Ki") return 1024.0;
+    if (p == "Mi") return 1024.0 * 1024;
+    if (p == "Gi") return 1024.0 * 1024 * 1024;
+    if (p == "Ti") return 1024.0 * 1024 * 1024 * 1024;
+  }
+  return -1;
+}
+
+}  // namespace
+
+double parse_bandwidth(const std::string& s) {
+  const char* expected = "a bandwidth such as \"4.8TB/s\"";
+  const auto [v, unit] = split_quantity(s, expected);
+  if (unit.size() >= 3 && unit.compare(unit.size() - 3, 3, "B/s") == 0) {
+    const double f = prefix(unit.substr(0, unit.size() - 3), true);
+    if (f > 0) return v * f;
+  }
+  throw std::invalid_argument("'" + s + "': unknown unit '" + unit + "'; expected " + expected);
+}
+
+double parse_flops(const std::string& s) {
+  const char* expected = "a throughput such as \"989TFLOP/s\"";
+  const auto [v, unit] = split_quantity(s, expected);
+  if (unit.size() >= 6 && unit.compare(unit.size() - 6, 6, "FLOP/s") == 0) {
+    const double f = prefix(unit.substr(0, unit.size() - 6), false);
+    if (f > 0) return v * f;
+  }
+  throw std::invalid_argument("'" + s + "': unknown unit '" + unit + "'; expected " + expected);
+}
+
+double parse_seconds(const std::string& s) {
+  const char* expected = "a time such as \"4us\"";
+  const auto [v, unit] = split_quantity(s, expected);
+  if (unit == "s") return v;
+  if (unit == "ms") return v * 1e-3;
+  if (unit == "us") return v * 1e-6;
+  if (unit == "ns") return v * 1e-9;
+  throw std::invalid_argument("'" + s + "': unknown unit '" + unit + "'; expected " + expected);
+}
+
+std::string format_seconds(double s) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.4gus", s * 1e6);
+  return buf;
+}
+
+double ProfileDoc::peak_flops(const std::string& dtype) const {
+  const std::string key = dtype.rfind("fp8", 0) == 0 ? "fp8" : dtype;
+  for (const auto& [k, v] : peak) {
+    if (k == key) return parse_flops(v);
+  }
+  return 0;
+}
+
+double ProfileDoc::bandwidth_bytes_per_s() const { return parse_bandwidth(memory_bandwidth); }
+
+// ---- profiles --------------------------------------------------------------------------------------------
+
+ProfileDoc read_profile_file(const std::string& path) { return parse_profile(read_text(path), path); }
+
+ProfileDoc parse_profile(const std::string& text, const std::string& file_label) {
+  const Reader r(file_label);
+  const YAML::Node root = load_text(text, file_label);
+  r.expect_map(root, "");
+  r.only_keys(root, "", {"schema", "id", "kind", "gpu", "peak", "efficiency", "launch_overhead",
+                         "overlap_interference", "sources", "confidence", "provenance", "tables"});
+  const std::string schema = r.str(root, "", "schema");
+  if (schema != "moesim-profile/1") r.fail("schema", "expected 'moesim-profile/1', got '" + schema + "'");
+  ProfileDoc p;
+  p.id = r.str(root, "", "id");
+  p.kind = r.str(root, "", "kind");
+  if (p.kind != "measured" && p.kind != "derived" && p.kind != "datasheet") {
+    r.fail("kind", "expected measured|derived|datasheet, got '" + p.kind + "'");
+  }
+  const YAML::Node gpu = r.req(root, "", "gpu");
+  r.expect_map(gpu, "gpu");
+  r.only_keys(gpu, "gpu", {"name", "sms", "memory", "memory_bandwidth"});
+  p.gpu_name = r.str(gpu, "gpu", "name");
+  p.sms = static_cast<int>(r.integer(gpu, "gpu", "sms"));
+  if (p.sms <= 0) r.fail("gpu.sms", "must be positive");
+  p.memory = r.str(gpu, "gpu", "memory");
+  p.memory_bandwidth = r.str(gpu, "gpu", "memory_bandwidth");
+  try {
+    if (!(parse_bandwidth(p.memory_bandwidth) > 0)) r.fail("gpu.memory_bandwidth", "must be positive");
+  } catch (const std::invalid_argument& e) {
+    r.fail("gpu.memory_bandwidth", e.what());
+  }
+  const YAML::Node peak = r.req(root, "", "peak");
+  r.expect_map(peak, "peak");
+  r.only_keys(peak, "peak", {"bf16", "fp8", "fp4"});
+  if (!peak["bf16"]) r.fail("peak.bf16", "missing required key");
+  for (const auto& kv : peak) {
+    const auto key = kv.first.as<std::string>();
+    const auto value = r.as<std::string>(kv.second, "peak." + key, "a throughput string");
+    try {
+      if (!(parse_flops(value) > 0)) r.fail("peak." + key, "must be positive");
+    } catch (const std::invalid_argument& e) {
+      r.fail("peak." + key, e.what());
+    }
+    p.peak.emplace_back(key, value);
+  }
+  const YAML::Node eff = r.req(root, "", "efficiency");
+  r.expect_map(eff, "efficiency");
+  r.only_keys(eff, "efficiency", {"gemm", "attention", "elementwise"});
+  auto read_eff = [&](const std::string& cls) {
+    const std::string path = "efficiency." + cls;
+    const YAML::Node e = r.req(eff, "efficiency", cls);
+    r.expect_map(e, path);
+    r.only_keys(e, path, {"compute", "memory"});
+    Efficiency out{r.num(e, path, "compute"), r.num(e, path, "memory")};
+    if (!(out.compute > 0 && out.compute <= 1)) r.fail(path + ".compute", "must lie in (0, 1]");
+    if (!(out.memory > 0 && out.memory <= 1)) r.fail(path + ".memory", "must lie in (0, 1]");
+    return out;
+  };
+  p.gemm = read_eff("gemm");
+  p.attention = read_eff("attention");
+  p.elementwise = read_eff("elementwise");
+  p.launch_overhead = r.str(root, "", "launch_overhead");
+  try {
+    parse_seconds(p.launch_overhead);
+  } catch (const std::invalid_argument& e) {
+    r.fail("launch_overhead", e.what());
+  }
+  p.overlap_interference = r.num(root, "", "overlap_interference");
+  if (!(p.overlap_interference >= 1.0)) r.fail("overlap_interference", "must be >= 1.0");
+  const YAML::Node sources = r.req(root, "", "sources");
+  r.expect_seq(sources, "sources");
+  for (size_t i = 0; i < sources.size(); ++i) {
+    p.sources.push_back(r.as<std::string>(sources[i], Reader::index("sources", i), "a string"));
+  }
+  p.confidence = r.str(root, "", "confidence");
+  if (p.confidence != "low" && p.confidence != "medium" && p.confidence != "high") {
+    r.fail("confidence", "expected low|medium|high, got '" + p.confidence + "'");
+  }
+  if (const YAML::Node prov = root["provenance"]) {
+    r.expect_map(prov, "provenance");
+    for (const auto& kv : prov) {
+      const auto key = kv.first.as<std::string>();
+      p.provenance.emplace_back(key, r.as<std::string>(kv.second, "provenance." + key, "a string"));
+    }
+  } else if (p.kind != "datasheet") {
+    r.fail("provenance", "missing required key (required for kind: " + p.kind + ")");
+  }
+  if (p.kind == "derived") {
+    bool has = false;
+    for (const auto& kv : p.provenance) has = has || kv.first == "derived_from";
+    if (!has) r.fail("provenance.derived_from", "missing required key (required for kind: derived)");
+  }
+  if (const YAML::Node tables = root["tables"]) {
+    r.expect_seq(tables, "tables");
+    static const std::set<std::string> kernels{"expert_gate_up", "expert_down", "grouped_gemm", "cast_fp8",
+                                               "permute",        "unpermute",   "swiglu",       "router_topk",
+                                               "copy",           "launch"};
+    static const std::set<std::string> dtypes{"bf16", "fp8_tensor", "fp8_block_1x128", "fp8_block_128x128", "fp4"};
+    for (size_t i = 0; i < tables.size(); ++i) {
+      const std::string path = Reader::index("tables", i);
+      const YAML::Node t = tables[i];
+      r.expect_map(t, path);
+      r.only_keys(t, path, {"kernel", "dtype", "n", "k", "provenance", "points", "fit", "holdout_mape"});
+      ProfileTable tab;
+      tab.kernel = r.str(t, path, "kernel");
+      if (!kernels.count(tab.kernel)) r.fail(path + ".kernel", "unknown kernel '" + tab.kernel + "'");
+      tab.dtype = r.str(t, path, "dtype");
+      if (!dtypes.count(tab.dtype)) r.fail(path + ".dtype", "unknown dtype '" + tab.dtype + "'");
+      tab.n = r.integer(t, path, "n");
+      tab.k = r.integer(t, path, "k");
+      tab.provenance = r.str(t, path, "provenance");
+      if (tab.provenance != "measured" && tab.provenance != "derived") {
+        r.fail(path + ".provenance", "expected measured|derived, got '" + tab.provenance + "'");
+      }
+      const YAML::Node pts = r.req(t, path, "points");
+      r.expect_seq(pts, path + ".points");
+      if (pts.size() == 0) r.fail(path + ".points", "must not be empty");
+      for (size_t j = 0; j < pts.size(); ++j) {
+        const std::string pp = Reader::index(path + ".points", j);
+        if (!pts[j].IsSequence() || pts[j].size() != 2) r.fail(pp, "expected [tokens, seconds]");
+        const double tok = r.as<double>(pts[j][0], pp + "[0]", "a number");
+        const double sec = r.as<double>(pts[j][1], pp + "[1]", "a number");
+        if (!tab.points.empty() && !(tok > tab.points.back().first)) r.fail(pp, "tokens must be strictly increasing");
+        if (!(sec > 0)) r.fail(pp, "seconds must be positive");
+        tab.points.emplace_back(tok, sec);
+      }
+      if (const YAML::Node fit = t["fit"]) {
+        const std::string fp = path + ".fit";
+        r.expect_map(fit, fp);
+        r.only_keys(fit, fp, {"alpha_s", "eta_compute", "eta_memory"});
+        tab.has_fit = true;
+        tab.fit.alpha_s = r.num(fit, fp, "alpha_s");
+        tab.fit.eta_compute = r.num(fit, fp, "eta_compute");
+        tab.fit.eta_memory = r.num(fit, fp, "eta_memory");
+        if (!(tab.fit.alpha_s >= 0)) r.fail(fp + ".alpha_s", "must be >= 0");
+        if (!(tab.fit.eta_compute > 0 && tab.fit.eta_compute <= 1)) r.fail(fp + ".eta_compute", "must lie in (0, 1]");
+        if (!(tab.fit.eta_memory > 0 && tab.fit.eta_memory <= 1)) r.fail(fp + ".eta_memory", "must lie in (0, 1]");
+      }
+      if (const YAML::Node h = t["holdout_mape"]) {
+        tab.has_holdout = true;
+        tab.holdout_mape = r.as<double>(h, path + ".holdout_mape", "a number");
+        if (!(tab.holdout_mape >= 0)) r.fail(path + ".holdout_mape", "must be >= 0");
+      }
+      p.tables.push_back(std::move(tab));
+    }
+  }
+  return p;
+}
+
+namespace {
+// Fitted values carry far fewer meaningful digits than a double: write 4 (efficiencies, alphas, errors) or
+// 6 (times) significant digits so profiles stay readable.
+double round_sig(double v, int digits) {
+  if (v == 0 || !std::isfinite(v)) return v;
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+  return std::strtod(buf, nullptr);
+}
+}  // namespace
+
+YamlNode to_yaml_node(const ProfileDoc& p) {
+  YamlNode root = YamlNode::map();
+  root.set("schema", YamlNode::word("moesim-profile/1")).set("id", YamlNode::str(p.id)).set("kind", YamlNode::word(p.kind));
+  YamlNode gpu = YamlNode::map();
+  gpu.set("name", YamlNode::str(p.gpu_name))
+      .set("sms", YamlNode::integer(p.sms))
+      .set("memory", YamlNode::str(p.memory))
+      .set("memory_bandwidth", YamlNode::str(p.memory_bandwidth));
+  root.set("gpu", std::move(gpu));
+  YamlNode peak = YamlNode::map();
+  for (const auto& [k, v] : p.peak) peak.set(k, YamlNode::str(v));
+  root.set("peak", std::move(peak));
+  YamlNode eff = YamlNode::map();
+  auto e = [](const Efficiency& x) {
+    YamlNode m = YamlNode::map(true);
+    m.set("compute", YamlNode::num(round_sig(x.compute, 4))).set("memory", YamlNode::num(round_sig(x.memory, 4)));
+    return m;
+  };
+  eff.set("gemm", e(p.gemm)).set("attention", e(p.attention)).set("elementwise", e(p.elementwise));
+  root.set("efficiency", std::move(eff));
+  root.set("launch_overhead", YamlNode::str(p.launch_overhead));
+  root.set("overlap_interference", YamlNode::num(round_sig(p.overlap_interference, 4)));
+  YamlNode sources = YamlNode::seq();
+  for (const auto& s : p.sources) sources.push(YamlNode::str(s));
+  root.set("sources", std::move(sources));
+  root.set("confidence", YamlNode::word(p.confidence));
+  if (!p.provenance.empty()) {
+    YamlNode prov = YamlNode::map();
+    for (const auto& [k, v] : p.provenance) prov.set(k, YamlNode::str(v));
+    root.set("provenance", std::move(prov));
+  }
+  if (!p.tables.empty()) {
+    YamlNode tables = YamlNode::seq();
+    for (const auto& t : p.tables) {
+      YamlNode m = YamlNode::map();
+      m.set("kernel", YamlNode::word(t.kernel))
+          .set("dtype", YamlNode::word(t.dtype))
+          .set("n", YamlNode::integer(t.n))
+          .set("k", YamlNode::integer(t.k))
+          .set("provenance", YamlNode::word(t.provenance));
+      YamlNode pts = YamlNode::seq();
+      for (const auto& [tok, sec] : t.points) {
+        YamlNode row = YamlNode::seq(true);
+        row.push(YamlNode::num(tok)).push(YamlNode::num(round_sig(sec, 6)));
+        pts.push(std::move(row));
+      }
+      m.set("points", std::move(pts));
+      if (t.has_fit) {
+        YamlNode fit = YamlNode::map();
+        fit.set("alpha_s", YamlNode::num(round_sig(t.fit.alpha_s, 4)))
+            .set("eta_compute", YamlNode::num(round_sig(t.fit.eta_compute, 4)))
+            .set("eta_memory", YamlNode::num(round_sig(t.fit.eta_memory, 4)));
+        m.set("fit", std::move(fit));
+      }
+      if (t.has_holdout) m.set("holdout_mape", YamlNode::num(round_sig(t.holdout_mape, 4)));
+      tables.push(std::move(m));
+    }
+    root.set("tables", std::move(tables));
+  }
+  return root;
+}
+
+std::string to_yaml(const ProfileDoc& p) { return to_yaml_node(p).dump(); }
+
+}  // namespace moesim::calibrate
