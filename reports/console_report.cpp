@@ -68,7 +68,10 @@ std::string console_report(const RunResult& r, bool show_wall) {
   kv("fidelity", fmt::format("{} (requested {})", c.fidelity, c.fidelity_requested));
   kv("simgrid", fmt::format("{}: {}", c.simgrid_version, join_settings(c)));
   std::string profiles;
-  for (const auto& p : c.profiles) profiles += fmt::format("{}{} ({})", profiles.empty() ? "" : ", ", p.id, p.kind);
+  for (const auto& p : c.profiles) profiles += fmt::format("{}{} ({}{})", profiles.empty() ? "" : ", ", p.id, p.kind,
+                            p.overlap_interference != 1.0
+                                ? fmt::format(", overlap interference x{:g}", p.overlap_interference)
+                                : std::string());
   kv("profiles", profiles.empty() ? "(none)" : profiles);
   if (!r.baseline.empty()) kv("baseline", r.baseline);
   out += '\n';

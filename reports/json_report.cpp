@@ -16,7 +16,8 @@ Json context_json(const RunContext& c) {
   Json profiles = Json::array();
   for (const auto& p : c.profiles)
     profiles.push_back(
-        {{"id", p.id}, {"kind", p.kind}, {"gpu", p.gpu}, {"confidence", p.confidence}, {"sources", p.sources}});
+        {{"id", p.id}, {"kind", p.kind}, {"gpu", p.gpu}, {"confidence", p.confidence},
+         {"overlap_interference", p.overlap_interference}, {"sources", p.sources}});
   return {{"moesim_version", c.moesim_version},
           {"git_sha", c.git_sha},
           {"scenario_file", c.scenario_file},

@@ -1,6 +1,9 @@
 #include "sim/engine.hpp"
 
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <fmt/format.h>
 #include <simgrid/s4u.hpp>
 #include <simgrid/version.h>
@@ -57,7 +60,11 @@ class Runner {
     xbt_log_control_set("root.thresh:critical");
     sg4::Engine engine(&argc, argv);
     for (const auto& [k, v] : simgrid_settings(opt_)) engine.set_config(k + ":" + v);
+    const auto t0 = std::chrono::steady_clock::now();
     build_platform();
+    if (std::getenv("MOESIM_PHASES"))
+      std::fprintf(stderr, "[phase] engine platform %.3f s\n",
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     prepare();
     sg4::Activity::on_completion_cb([this](const sg4::Activity& a) { on_complete(a); });
     for (OpId id = 0; id < graph_.ops().size(); ++id)
@@ -86,7 +93,10 @@ class Runner {
 
   void build_platform() {
     auto* zone = sg4::create_full_zone("cluster");
-    for (const auto& name : platform_.gpu_names) hosts_.push_back(zone->create_host(name, kHostSpeed));
+    // Two speeds (pstates) when interference is modelled: 0 = alone, 1 = slowed by a concurrent comm kernel.
+    std::vector<double> speeds = {kHostSpeed};
+    if (opt_.overlap_interference > 1.0) speeds.push_back(kHostSpeed / opt_.overlap_interference);
+    for (const auto& name : platform_.gpu_names) hosts_.push_back(zone->create_host(name, speeds));
     std::vector<const sg4::Link*> links;
     links.reserve(platform_.links.size());
     for (const auto& l : platform_.links) {
@@ -127,6 +137,7 @@ class Runner {
     trace_.start_s.assign(n, -1.0);
     trace_.end_s.assign(n, -1.0);
     pending_deps_.assign(n, 0);
+    comm_active_.assign(static_cast<std::size_t>(graph_.ranks()), 0);
     // Successors in CSR form.
     std::vector<uint32_t> count(n + 1, 0);
     for (const Op& o : ops)
@@ -166,10 +177,20 @@ class Runner {
     }
   }
 
+  // Tracks comm-stream all-to-alls in flight per rank and switches the rank's GPU speed accordingly.
+  void comm_in_flight(const Op& op, int delta) {
+    if (opt_.overlap_interference <= 1.0 || op.kind != OpKind::all_to_all || op.stream != Stream::comm) return;
+    int& n = comm_active_[static_cast<std::size_t>(op.rank)];
+    const int before = n;
+    n += delta;
+    if ((before == 0) != (n == 0)) hosts_[rank_gpu_[op.rank]]->set_pstate(n > 0 ? 1 : 0);
+  }
+
   void start_op(OpId id) {
     const Op& op = graph_.op(id);
     const double now = sg4::Engine::get_clock();
     trace_.start_s[id] = now;
+    comm_in_flight(op, +1);
     if (op.kind == OpKind::compute) {
       if (op.duration_s <= 0.0) {
         finish_op(id, now);
@@ -288,6 +309,7 @@ class Runner {
 
   void finish_op(OpId id, double now) {
     trace_.end_s[id] = now;
+    comm_in_flight(graph_.op(id), -1);
     if (now > trace_.makespan_s) trace_.makespan_s = now;
     for (uint32_t i = succ_offset_[id]; i < succ_offset_[id + 1]; ++i)
       if (--pending_deps_[succ_[i]] == 0) ready_.push_back(succ_[i]);
@@ -310,6 +332,7 @@ class Runner {
   std::vector<uint32_t> pending_deps_, succ_offset_, succ_;
   std::vector<OpId> ready_;
   std::vector<int> coll_ready_count_;
+  std::vector<int> comm_active_;  // per rank: comm-stream all-to-alls in flight
   std::vector<std::vector<char>> coll_rank_ready_;
   std::vector<std::vector<int>> flows_left_;
 };

@@ -27,6 +27,11 @@ struct EngineOptions {
   // SimGrid's surf/precision: completions closer than this (seconds) may be merged. 1e-9 keeps hand-worked
   // cases exact; 1e-6 is 5-12x faster on large all-to-alls at < 0.1 % error (DESIGN rule 3).
   double precision_s = 1e-9;
+  // Overlap interference (>= 1): while an all-to-all op on a rank's comm stream is in flight, compute on that
+  // rank runs this many times slower (a communication kernel holds SMs). Applied by switching the GPU host
+  // between two speeds, so a kernel that straddles the start or end of a communication is slowed only for
+  // the overlapping part. 1.0 = no interference.
+  double overlap_interference = 1.0;
 };
 
 struct Trace {

@@ -31,6 +31,7 @@ struct RunContext {
   int64_t tokens_per_rank = 0;
   struct ProfileInfo {
     std::string id, kind, gpu, confidence;
+    double overlap_interference = 1.0;  // compute slow-down while a comm kernel runs on the GPU (>= 1)
     std::vector<std::string> sources;
   };
   std::vector<ProfileInfo> profiles;

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
 #include <stdexcept>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "models/cost_model.hpp"
+#include "models/variants/schedule_util.hpp"
 #include "models/variants/step_costs.hpp"
 #include "sim/metrics.hpp"
 #include "sim/result_json.hpp"
@@ -43,36 +45,64 @@ RunContext make_context(const Scenario& sc, Fidelity fidelity) {
   p.kind = models::profile_kind_name(sc.profile.kind);
   p.gpu = sc.profile.gpu_name;
   p.confidence = sc.profile.confidence;
+  p.overlap_interference = sc.profile.overlap_interference;
   p.sources = sc.profile.sources;
   c.profiles.push_back(std::move(p));
   return c;
 }
 
+namespace {
+// MOESIM_PHASES=1 prints the host time of each phase of a variant to stderr (for benchmarks; never in output).
+class PhaseClock {
+ public:
+  PhaseClock() : on_(std::getenv("MOESIM_PHASES") != nullptr), last_(std::chrono::steady_clock::now()) {}
+  void mark(const char* phase, const std::string& variant) {
+    if (!on_) return;
+    const auto now = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "[phase] %s %s %.3f s\n", variant.c_str(), phase,
+                 std::chrono::duration<double>(now - last_).count());
+    last_ = now;
+  }
+
+ private:
+  bool on_;
+  std::chrono::steady_clock::time_point last_;
+};
+}  // namespace
+
 VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& spec, Fidelity fidelity,
                                bool keep_events) {
   const auto t0 = std::chrono::steady_clock::now();
+  PhaseClock clock;
   const models::ScheduleInfo* info = models::find_schedule(spec.schedule);
   if (!info) throw std::invalid_argument("unknown schedule " + spec.schedule);
   models::Architecture arch = sc.arch;
   arch.top_k = spec.top_k > 0 ? spec.top_k : sc.arch.top_k;
   const models::RoutingSpec& rspec = spec.routing ? *spec.routing : sc.routing;
   models::RoutingPlan plan = models::generate_routing(rspec, arch, sc.placement, sc.tokens_per_rank, sc.seed);
+  clock.mark("routing", spec.name);
   models::CostModel cost(sc.profile, arch);
   models::StepCosts costs(cost, sc.mode == models::Mode::decode, sc.context_tokens);
   const std::vector<int> layers = sc.simulated_layers();
   models::StepInput in{arch, sc.placement, plan, costs, sc.mode, sc.ep, sc.tokens_per_rank, layers};
   OpGraph graph = info->build(spec, in);
+  clock.mark("op-graph", spec.name);
+  const PlatformSpec platform = sc.cluster.lower();
+  clock.mark("lower", spec.name);
 
   EngineOptions eo;
   eo.fidelity = fidelity;
   eo.precision_s = sc.precision_s;
-  Trace trace = run_engine(sc.cluster.lower(), sc.rank_gpu, graph, eo);
+  eo.overlap_interference = sc.profile.overlap_interference;
+  Trace trace = run_engine(platform, sc.rank_gpu, graph, eo);
+  clock.mark("simulate", spec.name);
 
   VariantResult v;
   v.name = spec.name;
   v.schedule = spec.schedule;
   v.options = spec.shown;
   summarize(graph, trace, static_cast<int>(layers.size()), keep_events, v);
+  v.extra["pair_time_s"] = models::pair_time_s(v.step_time_s, static_cast<int>(layers.size()));
   // Routing-derived figures: tokens received per (layer, rank), imbalance, drops.
   double imb_sum = 0;
   int moe_layers = 0;
@@ -88,6 +118,7 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
       if (row.layer == l) row.tokens_received = recv[static_cast<std::size_t>(row.rank)];
   }
   v.load_imbalance = moe_layers ? imb_sum / moe_layers : 0.0;
+  clock.mark("summarize", spec.name);
   v.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return v;
 }

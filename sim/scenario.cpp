@@ -89,6 +89,14 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
     }
   }
 
+  // An fp8 model needs a GPU with fp8 tensor cores.
+  if (diags.empty() && sc.arch.dtype == models::DType::fp8 && sc.profile.peak_fp8 <= 0) {
+    const std::string rule = fmt::format("model {} computes in fp8 but GPU profile {} has no fp8 peak; pick another "
+                                         "GPU or set model dtype: bf16", sc.arch.name, sc.profile.id);
+    if (profile_given) gpu.at("profile").error(rule, gpu.at("profile").shown());
+    else root.at("model").error(rule, root.at("model").shown());
+  }
+
   // parallelism
   YamlView par = root.at("parallelism");
   const std::size_t errors_before_par = diags.size();
@@ -99,8 +107,9 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
     if (par.has("gpus")) {
       std::set<int64_t> seen;
       for (const YamlView& g : par.at("gpus").items()) {
+        const std::size_t n_before = diags.size();
         int64_t id = g.as_integer(Range::between(0, std::max(0, gpus - 1)));
-        if (!seen.insert(id).second) g.error("GPU listed twice", g.shown());
+        if (diags.size() == n_before && !seen.insert(id).second) g.error("GPU listed twice", g.shown());
         sc.rank_gpu.push_back(static_cast<int>(id));
       }
       if (static_cast<int>(sc.rank_gpu.size()) != sc.ep)

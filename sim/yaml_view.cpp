@@ -17,12 +17,20 @@ bool Range::contains(double v) const {
   return true;
 }
 
+namespace {
+// Whole numbers print exactly (1048576, not 1.04858e+06); others with %g.
+std::string bound(double v) {
+  if (std::fabs(v) < 1e15 && v == std::floor(v)) return fmt::format("{}", static_cast<long long>(v));
+  return fmt::format("{:g}", v);
+}
+}  // namespace
+
 std::string Range::describe() const {
   const bool has_lo = std::isfinite(lo), has_hi = std::isfinite(hi);
   if (has_lo && has_hi)
-    return fmt::format("must be in {}{:g}, {:g}{}", lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");
-  if (has_lo) return fmt::format("must be {} {:g}", lo_open ? ">" : ">=", lo);
-  if (has_hi) return fmt::format("must be {} {:g}", hi_open ? "<" : "<=", hi);
+    return fmt::format("must be in {}{}, {}{}", lo_open ? "(" : "[", bound(lo), bound(hi), hi_open ? ")" : "]");
+  if (has_lo) return fmt::format("must be {} {}", lo_open ? ">" : ">=", bound(lo));
+  if (has_hi) return fmt::format("must be {} {}", hi_open ? "<" : "<=", bound(hi));
   return "must be a number";
 }
 

@@ -1,4 +1,5 @@
 // The registry of schedules. A new schedule: one file with its build function, one entry below.
+#include <algorithm>
 #include <fmt/format.h>
 
 #include "models/variants/variant.hpp"
@@ -6,6 +7,12 @@
 namespace moesim::models {
 
 OpGraph build_topk(const VariantSpec&, const StepInput&);
+OpGraph build_shared_expert(const VariantSpec&, const StepInput&);
+std::vector<VariantSpec> shared_expert_candidates(const VariantSpec&);
+OpGraph build_pipelined(const VariantSpec&, const StepInput&);
+OpGraph build_scmoe(const VariantSpec&, const StepInput&);
+OpGraph build_scmoe_pipelined(const VariantSpec&, const StepInput&);
+std::vector<VariantSpec> scmoe_candidates(const VariantSpec&);
 
 const char* mode_name(Mode m) {
   switch (m) {
@@ -20,6 +27,20 @@ const std::vector<ScheduleInfo>& schedules() {
   static const std::vector<ScheduleInfo> all = {
       {"topk", "EP baseline: attention, gate, permute, dispatch, experts, combine, unpermute on one stream",
        {"k"}, build_topk, {}},
+      {"shared_expert",
+       "top-1 routed + shared expert, sequential on one stream (no shared expert in the model: one sized like a "
+       "routed expert)",
+       {}, build_shared_expert, shared_expert_candidates},
+      {"pipelined",
+       "Tutel-style: routed tokens in `chunks` chunks; chunk i's experts overlap chunk i+1's dispatch and chunk "
+       "i-1's combine on the comm stream",
+       {"k", "chunks"}, build_pipelined, {}},
+      {"scmoe",
+       "ScMoE: top-1 routed experts read an earlier representation (`position` 1|2|3) so dispatch/combine overlap "
+       "the backbone; expert GEMM in `expert_slot` (auto: fastest); + shared expert (routed-sized if none)",
+       {"position", "expert_slot"}, build_scmoe, scmoe_candidates},
+      {"scmoe_pipelined", "ScMoE with its all-to-alls in `chunks` chunks, for communication longer than the window",
+       {"position", "expert_slot", "chunks"}, build_scmoe_pipelined, scmoe_candidates},
   };
   return all;
 }
@@ -40,19 +61,30 @@ VariantSpec decode_variant(const YamlView& v, const Architecture& arch, int rank
   VariantSpec spec;
   if (!v.expect_map()) return spec;
   spec.name = v.str("name");
+  const std::size_t before = v.diagnostics() ? v.diagnostics()->size() : 0;
   spec.schedule = v.choice("schedule", schedule_names());
-  const ScheduleInfo* info = find_schedule(spec.schedule);
+  // An unknown schedule was reported; its keys are unknown too, so checking them would only mislead.
+  const bool schedule_ok = !v.diagnostics() || v.diagnostics()->size() == before;
+  const ScheduleInfo* info = schedule_ok ? find_schedule(spec.schedule) : nullptr;
   std::vector<std::string> keys = {"name", "schedule", "routing", "description"};
-  if (info) keys.insert(keys.end(), info->keys.begin(), info->keys.end());
-  v.check_keys(keys);
+  if (info) {
+    keys.insert(keys.end(), info->keys.begin(), info->keys.end());
+    v.check_keys(keys);
+  }
+  // Decode only the keys this schedule accepts (the others were reported as unknown above).
+  auto accepts = [&](const char* key) {
+    return info && std::find(info->keys.begin(), info->keys.end(), key) != info->keys.end() && v.has(key);
+  };
   spec.top_k = arch.top_k;
-  if (v.has("k")) spec.top_k = static_cast<int>(v.integer("k", Range::between(1, arch.routed_experts)));
-  if (v.has("chunks")) spec.chunks = static_cast<int>(v.integer("chunks", Range::between(1, 64)));
-  if (v.has("position")) spec.position = static_cast<int>(v.integer("position", Range::between(1, 3)));
-  if (v.has("expert_slot")) {
+  if (accepts("k")) spec.top_k = static_cast<int>(v.integer("k", Range::between(1, arch.routed_experts)));
+  if (accepts("chunks")) spec.chunks = static_cast<int>(v.integer("chunks", Range::between(1, 64)));
+  if (accepts("position")) spec.position = static_cast<int>(v.integer("position", Range::between(1, 3)));
+  if (accepts("expert_slot")) {
     YamlView s = v.at("expert_slot");
-    if (s.is_scalar() && s.raw().Scalar() == "auto") spec.expert_slot = 0;
-    else spec.expert_slot = static_cast<int>(s.as_integer(Range::between(1, 4)));
+    const std::string text = s.is_scalar() ? s.raw().Scalar() : std::string();
+    if (text == "auto") spec.expert_slot = 0;
+    else if (text.size() == 1 && text[0] >= '1' && text[0] <= '4' && s.raw().Tag() != "!") spec.expert_slot = text[0] - '0';
+    else s.error("must be auto or an integer in [1, 4]", s.shown());
   }
   if (v.has("routing")) {
     Architecture a = arch;

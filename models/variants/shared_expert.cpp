@@ -57,7 +57,7 @@ OpGraph build_shared_expert(const VariantSpec&, const StepInput& in) {
 std::vector<VariantSpec> shared_expert_candidates(const VariantSpec& spec) {
   VariantSpec s = spec;
   s.top_k = 1;
-  s.shown["k"] = "1";
+  s.shown["k"] = std::to_string(s.top_k);
   return {s};
 }
 

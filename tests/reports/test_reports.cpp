@@ -57,8 +57,8 @@ RunResult sample() {
   c.ep_ranks = 8;
   c.mode = "training";
   c.tokens_per_rank = 4096;
-  c.profiles = {{"h100-gemm", "compute", "H100", "high", {"datasheet", "bench"}},
-                {"nvlink4", "network", "H100", "medium", {}}};
+  c.profiles = {{"h100-gemm", "compute", "H100", "high", 1.0, {"datasheet", "bench"}},
+                {"nvlink4", "network", "H100", "medium", 1.0, {}}};
   r.baseline = "base";
   r.variants.push_back(variant("base", "topk", 2e-3));
   r.variants.push_back(variant("pipelined, 4 chunks", "pipelined", 1.6e-3));

@@ -104,3 +104,20 @@ TEST_CASE("streams run in order and compute ops take their duration", "[engine][
   CHECK(t.end_s[c] == Approx(1.5e-3).epsilon(1e-9));
   CHECK(t.makespan_s == Approx(3e-3).epsilon(1e-9));
 }
+
+TEST_CASE("overlap interference slows compute only while a comm-stream all-to-all is in flight", "[engine]") {
+  // 2 GPUs, 1 GB/s links, no latency. Rank 0 and 1 run a 10 us compute op on the compute stream while an
+  // all-to-all of 5,000 bytes each way (5 us) runs on the comm stream from t = 0. Interference factor 2:
+  // during the first 5 us the compute op progresses at half speed (2.5 us of work done), then at full speed
+  // for the remaining 7.5 us of work: it ends at 5 + 7.5 = 12.5 us.
+  PlatformSpec p = star(2, 1e9, 0.0);
+  OpGraph g(2);
+  std::vector<double> bytes = {0, 5000, 5000, 0};
+  auto a2a = g.add_all_to_all(Stream::comm, OpClass::dispatch, Phase::forward, 0, bytes, {});
+  OpId c0 = g.add_compute(0, Stream::compute, OpClass::attention, Phase::forward, 0, 10e-6, Provenance::datasheet);
+  EngineOptions opt;
+  opt.overlap_interference = 2.0;
+  Trace t = run_engine(p, identity(2), g, opt);
+  CHECK(t.end_s[a2a[0]] == Approx(5e-6).epsilon(1e-9));
+  CHECK(t.end_s[c0] == Approx(12.5e-6).epsilon(1e-9));
+}
