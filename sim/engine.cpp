@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <tuple>
 #include <cstdio>
 #include <cstdlib>
 #include <fmt/format.h>
@@ -60,6 +62,7 @@ class Runner {
     xbt_log_control_set("root.thresh:critical");
     sg4::Engine engine(&argc, argv);
     for (const auto& [k, v] : simgrid_settings(opt_)) engine.set_config(k + ":" + v);
+    if (const char* extra = std::getenv("MOESIM_SG_EXPERIMENT")) engine.set_config(extra);
     const auto t0 = std::chrono::steady_clock::now();
     build_platform();
     if (std::getenv("MOESIM_PHASES"))
@@ -97,37 +100,70 @@ class Runner {
     std::vector<double> speeds = {kHostSpeed};
     if (opt_.overlap_interference > 1.0) speeds.push_back(kHostSpeed / opt_.overlap_interference);
     for (const auto& name : platform_.gpu_names) hosts_.push_back(zone->create_host(name, speeds));
-    std::vector<const sg4::Link*> links;
-    links.reserve(platform_.links.size());
-    for (const auto& l : platform_.links) {
-      if (l.full_duplex) {
-        auto* link = zone->create_split_duplex_link(l.name, l.bandwidth_Bps);
-        link->set_latency(l.latency_s);
-        links.push_back(link);
-      } else {
-        auto* link = zone->create_link(l.name, l.bandwidth_Bps);
-        link->set_latency(l.latency_s);
-        links.push_back(link);
-      }
-    }
+    // Links are lowered as directed channels (a full-duplex link is two, one per direction). Channels that
+    // carry exactly the same set of routes are merged into the one of least bandwidth, carrying the sum of
+    // their latencies: max-min sharing never binds on the wider of two constraints with identical flows, and
+    // every route keeps its total latency, so results are unchanged while SimGrid's solver sees fewer
+    // constraints (a GPU's PCIe link to its own NIC and the NIC's port, for example). Exact for CM02 and L07.
     const std::size_t n = platform_.gpu_count();
+    auto channel = [&](const LinkUse& u) {
+      return 2 * static_cast<std::size_t>(u.link) + (platform_.links[u.link].full_duplex && !u.forward ? 1 : 0);
+    };
+    struct Signature {
+      uint64_t a = 0, b = 0, count = 0;
+      bool operator<(const Signature& o) const { return std::tie(a, b, count) < std::tie(o.a, o.b, o.count); }
+    };
+    std::vector<Signature> sig(2 * platform_.links.size());
+    std::vector<std::pair<int, int>> pairs;  // (src gpu, dst gpu) of every route needed
     // Only the GPUs that carry a rank need routes; this keeps big clusters with small EP groups cheap.
     for (int s : rank_gpu_)
-      for (int d : rank_gpu_) {
-        if (s == d) continue;
-        std::vector<sg4::LinkInRoute> route;
-        for (const LinkUse& u : platform_.routes[static_cast<std::size_t>(s) * n + d]) {
-          if (platform_.links[u.link].full_duplex)
-            route.emplace_back(links[u.link],
-                               u.forward ? sg4::LinkInRoute::Direction::UP : sg4::LinkInRoute::Direction::DOWN);
-          else
-            route.emplace_back(links[u.link]);
-        }
-        if (route.empty())
-          throw std::invalid_argument(
-              fmt::format("no route from GPU {} to GPU {}", platform_.gpu_names[s], platform_.gpu_names[d]));
-        zone->add_route(hosts_[s]->get_netpoint(), hosts_[d]->get_netpoint(), nullptr, nullptr, route, false);
+      for (int d : rank_gpu_)
+        if (s != d) pairs.emplace_back(s, d);
+    for (std::size_t r = 0; r < pairs.size(); ++r) {
+      uint64_t h1 = r * 0x9E3779B97F4A7C15ULL + 1, h2 = r * 0xC2B2AE3D27D4EB4FULL + 7;
+      h1 = (h1 ^ (h1 >> 31)) * 0xBF58476D1CE4E5B9ULL;
+      h2 = (h2 ^ (h2 >> 29)) * 0x94D049BB133111EBULL;
+      const auto& route = platform_.routes[static_cast<std::size_t>(pairs[r].first) * n + pairs[r].second];
+      if (route.empty())
+        throw std::invalid_argument(fmt::format("no route from GPU {} to GPU {}", platform_.gpu_names[pairs[r].first],
+                                                platform_.gpu_names[pairs[r].second]));
+      for (const LinkUse& u : route) {
+        Signature& g = sig[channel(u)];
+        g.a += h1 ^ (h1 >> 27);
+        g.b += h2 ^ (h2 >> 31);
+        ++g.count;
       }
+    }
+    // Representative of each group: least bandwidth, then lowest channel id (deterministic).
+    std::map<Signature, std::size_t> rep_of_group;
+    std::vector<double> group_latency(sig.size(), 0.0);
+    auto bw_of = [&](std::size_t ch) { return platform_.links[ch / 2].bandwidth_Bps; };
+    for (std::size_t ch = 0; ch < sig.size(); ++ch) {
+      if (sig[ch].count == 0) continue;
+      auto [it, fresh] = rep_of_group.try_emplace(sig[ch], ch);
+      if (!fresh && bw_of(ch) < bw_of(it->second)) it->second = ch;
+    }
+    std::vector<const sg4::Link*> sg_link(sig.size(), nullptr);
+    for (std::size_t ch = 0; ch < sig.size(); ++ch)
+      if (sig[ch].count) group_latency[rep_of_group[sig[ch]]] += platform_.links[ch / 2].latency_s;
+    for (std::size_t ch = 0; ch < sig.size(); ++ch) {
+      if (!sig[ch].count || rep_of_group[sig[ch]] != ch) continue;
+      const PlatformLink& l = platform_.links[ch / 2];
+      auto* link = zone->create_link(l.full_duplex ? l.name + (ch % 2 ? "_DOWN" : "_UP") : l.name, l.bandwidth_Bps);
+      link->set_latency(group_latency[ch]);
+      sg_link[ch] = link;
+      ++trace_.simgrid_links;
+    }
+    for (const auto& [s, d] : pairs) {
+      std::vector<sg4::LinkInRoute> route;
+      for (const LinkUse& u : platform_.routes[static_cast<std::size_t>(s) * n + d]) {
+        const sg4::Link* l = sg_link[rep_of_group[sig[channel(u)]]];
+        bool seen = false;
+        for (const auto& x : route) seen = seen || x.get_link() == l;
+        if (!seen) route.emplace_back(l);
+      }
+      zone->add_route(hosts_[s]->get_netpoint(), hosts_[d]->get_netpoint(), nullptr, nullptr, route, false);
+    }
     zone->seal();
   }
 

@@ -41,6 +41,7 @@ struct Trace {
   Fidelity fidelity = Fidelity::exact;
   std::vector<std::pair<std::string, std::string>> simgrid_settings;  // every setting moesim sets, in order
   std::size_t simgrid_activities = 0;                                 // activities handed to SimGrid
+  std::size_t simgrid_links = 0;  // links created after merging channels that carry identical route sets
 };
 
 // The SimGrid settings moesim uses for a fidelity level (echoed into every report; DESIGN rule 2).

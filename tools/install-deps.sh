@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git
       libsimgrid-dev libyaml-cpp-dev libfmt-dev libboost-graph-dev
-      catch2 libcli11-dev nlohmann-json3-dev)
+      catch2 libcli11-dev nlohmann-json3-dev time)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

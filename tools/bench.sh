@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Benchmarks (not tests): runs every scenario in scenarios/bench/ at its default fidelity and prints host wall
+# time, peak memory (max RSS of moesim and its simulation children) and simulated ops per second.
+# Usage: tools/bench.sh [BUILD_DIR]   (make bench)
+set -euo pipefail
+build=${1:-build}
+bin="$build/moesim"
+[ -x "$bin" ] || { echo "bench: $bin not built (run make build)" >&2; exit 1; }
+printf '%-22s %10s %12s %10s %14s %10s %s\n' scenario wall_s peak_rss_MiB ops sim_ops_per_s fidelity step_time
+for f in ${BENCH_SCENARIOS:-scenarios/bench/*.yaml}; do
+  name=$(basename "$f" .yaml)
+  json=$(mktemp)
+  tlog=$(mktemp)
+  /usr/bin/time -f '%e %M' -o "$tlog" "$bin" run "$f" --quiet --show-wall --jobs 1 --json "$json"
+  read -r wall rss_kib < "$tlog"
+  # The JSON is pretty-printed one key per line; sum "ops" over variants, take the first step time.
+  ops=$(grep -o '"ops": [0-9]*' "$json" | awk '{s += $2} END {print s}')
+  step=$(grep -o '"step_time_s": [0-9.e+-]*' "$json" | head -1 | awk '{printf "%.3f ms", $2 * 1e3}')
+  fid=$(grep -o '"fidelity": "[a-z]*"' "$json" | head -1 | cut -d'"' -f4)
+  awk -v n="$name" -v w="$wall" -v r="$rss_kib" -v o="$ops" -v f="$fid" -v s="$step" \
+    'BEGIN {printf "%-22s %10.2f %12.1f %10d %14.0f %10s %s\n", n, w, r / 1024, o, o / w, f, s}'
+  rm -f "$json" "$tlog"
+done
