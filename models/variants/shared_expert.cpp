@@ -18,40 +18,9 @@
 
 namespace moesim::models {
 
-OpGraph build_shared_expert(const VariantSpec&, const StepInput& in) {
-  OpGraph g(in.ranks);
-  LayerEmitter em(g, in);
-  for (int layer : in.layers) {
-    em.attention(layer, Phase::forward);
-    if (!in.arch.is_moe_layer(layer)) {
-      em.dense_mlp(layer, Phase::forward);
-      continue;
-    }
-    em.gate_permute(layer, Phase::forward);
-    em.all_to_all(layer, Phase::forward, OpClass::dispatch, Stream::compute);
-    em.experts(layer, Phase::forward);
-    em.all_to_all(layer, Phase::forward, OpClass::combine, Stream::compute);
-    em.unpermute(layer, Phase::forward);
-    emit_shared_expert(g, in, layer, Phase::forward);
-  }
-  if (in.mode != Mode::training) return g;
-  for (auto it = in.layers.rbegin(); it != in.layers.rend(); ++it) {
-    const int layer = *it;
-    if (!in.arch.is_moe_layer(layer)) {
-      em.dense_mlp(layer, Phase::backward);
-      em.attention(layer, Phase::backward);
-      continue;
-    }
-    emit_shared_expert(g, in, layer, Phase::backward);
-    em.unpermute(layer, Phase::backward);
-    em.all_to_all(layer, Phase::backward, OpClass::combine, Stream::compute);
-    em.experts(layer, Phase::backward);
-    em.all_to_all(layer, Phase::backward, OpClass::dispatch, Stream::compute);
-    em.gate_permute(layer, Phase::backward);
-    em.attention(layer, Phase::backward);
-  }
-  return g;
-}
+OpGraph build_sequential(const StepInput& in, bool force_shared);  // topk.cpp
+
+OpGraph build_shared_expert(const VariantSpec&, const StepInput& in) { return build_sequential(in, true); }
 
 // One candidate: the entry with top_k forced to 1 (the runner generates routing from spec.top_k).
 std::vector<VariantSpec> shared_expert_candidates(const VariantSpec& spec) {

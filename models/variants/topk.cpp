@@ -9,9 +9,15 @@
 
 namespace moesim::models {
 
-OpGraph build_topk(const VariantSpec&, const StepInput& in) {
+// The sequential EP step shared by `topk` and `shared_expert`. With force_shared, every MoE layer ends with a
+// shared expert even when the model has none (emit_shared_expert sizes it like one routed expert); otherwise
+// the model's own shared experts run, if any.
+OpGraph build_sequential(const StepInput& in, bool force_shared) {
   OpGraph g(in.ranks);
   LayerEmitter em(g, in);
+  auto shared = [&](int layer, Phase ph) {
+    if (force_shared || in.arch.shared_experts > 0) emit_shared_expert(g, in, layer, ph);
+  };
   for (int layer : in.layers) {
     em.attention(layer, Phase::forward);
     if (!in.arch.is_moe_layer(layer)) {
@@ -23,7 +29,7 @@ OpGraph build_topk(const VariantSpec&, const StepInput& in) {
     em.experts(layer, Phase::forward);
     em.all_to_all(layer, Phase::forward, OpClass::combine, Stream::compute);
     em.unpermute(layer, Phase::forward);
-    if (in.arch.shared_experts > 0) em.shared_expert(layer, Phase::forward);
+    shared(layer, Phase::forward);
   }
   if (in.mode != Mode::training) return g;
   for (auto it = in.layers.rbegin(); it != in.layers.rend(); ++it) {
@@ -33,7 +39,7 @@ OpGraph build_topk(const VariantSpec&, const StepInput& in) {
       em.attention(layer, Phase::backward);
       continue;
     }
-    if (in.arch.shared_experts > 0) em.shared_expert(layer, Phase::backward);
+    shared(layer, Phase::backward);
     em.unpermute(layer, Phase::backward);
     em.all_to_all(layer, Phase::backward, OpClass::combine, Stream::compute);
     em.experts(layer, Phase::backward);
@@ -43,5 +49,7 @@ OpGraph build_topk(const VariantSpec&, const StepInput& in) {
   }
   return g;
 }
+
+OpGraph build_topk(const VariantSpec&, const StepInput& in) { return build_sequential(in, false); }
 
 }  // namespace moesim::models
