@@ -151,10 +151,11 @@ KernelCost CostModel::router(int64_t tokens) const {
   // top-k: read fp32 logits, write k (id, score) pairs of 4 + 4 bytes.
   const double k_flops = t * E;
   const double k_bytes = t * E * 4.0 + t * k * 8.0;
-  if (const ProfileTable* tb = find_table("router_topk", "bf16", arch_.routed_experts, arch_.hidden))
-    return lookup(tb, t, KernelClass::gemm, DType::bf16, g_flops + k_flops, g_bytes + k_bytes, 2);
+  // The router GEMM is a roofline; the top-k kernel has a measured table in calibrated profiles
+  // (moesim-calibrate: kernel router_topk, n = top_k, k = experts, x = tokens).
   return roofline(KernelClass::gemm, DType::bf16, g_flops, g_bytes, 1) +
-         roofline(KernelClass::elementwise, DType::bf16, k_flops, k_bytes, 1);
+         lookup(find_table("router_topk", "bf16", arch_.top_k, arch_.routed_experts), t, KernelClass::elementwise,
+                DType::bf16, k_flops, k_bytes, 1);
 }
 
 KernelCost CostModel::permute(int64_t tokens) const {
@@ -171,7 +172,8 @@ KernelCost CostModel::unpermute(int64_t tokens) const {
   if (tokens == 0) return {0.0, zero_prov()};
   const double rows = static_cast<double>(tokens) * arch_.top_k;
   const double bytes = 2.0 * rows * arch_.hidden * dtype_bytes(arch_.dtype);
-  return lookup(find_table("unpermute", table_dtype(arch_.dtype), 0, arch_.hidden), rows,
+  // Table convention (moesim-calibrate): n = top_k (rows combined per output token), k = hidden, x = rows.
+  return lookup(find_table("unpermute", table_dtype(arch_.dtype), arch_.top_k, arch_.hidden), rows,
                 KernelClass::elementwise, DType::bf16, 0.0, bytes, 1);
 }
 

@@ -62,10 +62,11 @@ class CostModel {
   KernelCost attention(AttentionPass pass, int64_t tokens, int64_t seq_len) const;
   KernelCost attention_projections(int64_t tokens) const;
   KernelCost attention_core(AttentionPass pass, int64_t tokens, int64_t seq_len) const;
-  // Router GEMM (tokens x hidden . hidden x experts, bf16) + top-k; table kernel router_topk (n = experts,
-  // k = hidden, x = tokens) replaces both when present.
+  // Router GEMM (tokens x hidden . hidden x experts, bf16, roofline) + top-k (table router_topk: n = top_k,
+  // k = experts, x = tokens, when the profile has one).
   KernelCost router(int64_t tokens) const;
-  // Memory-bound copies of tokens*top_k rows of hidden elements, read + write (table x = tokens*top_k).
+  // Memory-bound copies of tokens*top_k rows of hidden elements, read + write (table x = tokens*top_k;
+  // permute: n = 0, unpermute: n = top_k; k = hidden).
   KernelCost permute(int64_t tokens) const;
   KernelCost unpermute(int64_t tokens) const;
   // One expert's GEMMs; split P = sub-experts per expert (shapes use ffn / P, P must divide ffn).

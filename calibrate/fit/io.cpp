@@ -1,5 +1,9 @@
 #include "io.hpp"
 
+#include "models/profile.hpp"
+#include "sim/units.hpp"
+#include "sim/yaml_view.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
@@ -226,73 +230,20 @@ RawRun parse_raw(const std::string& text, const std::string& file_label) {
   return run;
 }
 
-// ---- units ---------------------------------------------------------------------------------------------
+// ---- units: the simulator's own parser (sim/units.hpp), so a profile means the same thing to both -------
 
 namespace {
-
-// Splits "4.8TB/s" into 4.8 and "TB/s". Throws if no number leads or nothing follows.
-std::pair<double, std::string> split_quantity(const std::string& s, const char* expected) {
-  size_t pos = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &pos);
-  } catch (const std::exception&) {
-    throw std::invalid_argument("'" + s + "' is not a quantity; expected " + expected);
-  }
-  std::string unit = s.substr(pos);
-  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
-  if (unit.empty()) throw std::invalid_argument("'" + s + "' has no unit; expected " + expected);
-  if (!(v >= 0) || !std::isfinite(v)) throw std::invalid_argument("'" + s + "' must be a finite non-negative value");
-  return {v, unit};
+double parse_as(const std::string& s, moesim::Dim dim) {
+  std::string why;
+  const auto v = moesim::parse_quantity(s, dim, &why);
+  if (!v) throw std::invalid_argument("'" + s + "': " + why);
+  return *v;
 }
-
-double prefix(const std::string& p, bool allow_binary) {
-  if (p.empty()) return 1;
-  if (p == "K" || p == "k") return 1e3;
-  if (p == "M") return 1e6;
-  if (p == "G") return 1e9;
-  if (p == "T") return 1e12;
-  if (p == "P") return 1e15;
-  if (allow_binary) {
-    if (p == "Ki") return 1024.0;
-    if (p == "Mi") return 1024.0 * 1024;
-    if (p == "Gi") return 1024.0 * 1024 * 1024;
-    if (p == "Ti") return 1024.0 * 1024 * 1024 * 1024;
-  }
-  return -1;
-}
-
 }  // namespace
 
-double parse_bandwidth(const std::string& s) {
-  const char* expected = "a bandwidth such as \"4.8TB/s\"";
-  const auto [v, unit] = split_quantity(s, expected);
-  if (unit.size() >= 3 && unit.compare(unit.size() - 3, 3, "B/s") == 0) {
-    const double f = prefix(unit.substr(0, unit.size() - 3), true);
-    if (f > 0) return v * f;
-  }
-  throw std::invalid_argument("'" + s + "': unknown unit '" + unit + "'; expected " + expected);
-}
-
-double parse_flops(const std::string& s) {
-  const char* expected = "a throughput such as \"989TFLOP/s\"";
-  const auto [v, unit] = split_quantity(s, expected);
-  if (unit.size() >= 6 && unit.compare(unit.size() - 6, 6, "FLOP/s") == 0) {
-    const double f = prefix(unit.substr(0, unit.size() - 6), false);
-    if (f > 0) return v * f;
-  }
-  throw std::invalid_argument("'" + s + "': unknown unit '" + unit + "'; expected " + expected);
-}
-
-double parse_seconds(const std::string& s) {
-  const char* expected = "a time such as \"4us\"";
-  const auto [v, unit] = split_quantity(s, expected);
-  if (unit == "s") return v;
-  if (unit == "ms") return v * 1e-3;
-  if (unit == "us") return v * 1e-6;
-  if (unit == "ns") return v * 1e-9;
-  throw std::invalid_argument("'" + s + "': unknown unit '" + unit + "'; expected " + expected);
-}
+double parse_bandwidth(const std::string& s) { return parse_as(s, moesim::Dim::bandwidth); }
+double parse_flops(const std::string& s) { return parse_as(s, moesim::Dim::flop_rate); }
+double parse_seconds(const std::string& s) { return parse_as(s, moesim::Dim::seconds); }
 
 std::string format_seconds(double s) {
   char buf[40];
@@ -315,146 +266,51 @@ double ProfileDoc::bandwidth_bytes_per_s() const { return parse_bandwidth(memory
 ProfileDoc read_profile_file(const std::string& path) { return parse_profile(read_text(path), path); }
 
 ProfileDoc parse_profile(const std::string& text, const std::string& file_label) {
-  const Reader r(file_label);
-  const YAML::Node root = load_text(text, file_label);
-  r.expect_map(root, "");
-  r.only_keys(root, "", {"schema", "id", "kind", "gpu", "peak", "efficiency", "launch_overhead",
-                         "overlap_interference", "sources", "confidence", "provenance", "tables"});
-  const std::string schema = r.str(root, "", "schema");
-  if (schema != "moesim-profile/1") r.fail("schema", "expected 'moesim-profile/1', got '" + schema + "'");
+  // Validation is the simulator's (models/profile.cpp): the fitter accepts exactly the profiles the cost model
+  // accepts, with the same messages. The document is then read again for the quantities' text ("4.8TB/s"),
+  // so a profile copied from a datasheet is written back exactly as cited.
+  Diagnostics diags;
+  const YamlView view = YamlView::load_string(text, file_label, &diags);
+  models::Profile m;
+  if (diags.empty()) m = models::decode_profile(view);
+  if (!diags.empty()) throw FitError::from(diags);
+  const YAML::Node root = view.raw();
   ProfileDoc p;
-  p.id = r.str(root, "", "id");
-  p.kind = r.str(root, "", "kind");
-  if (p.kind != "measured" && p.kind != "derived" && p.kind != "datasheet") {
-    r.fail("kind", "expected measured|derived|datasheet, got '" + p.kind + "'");
-  }
-  const YAML::Node gpu = r.req(root, "", "gpu");
-  r.expect_map(gpu, "gpu");
-  r.only_keys(gpu, "gpu", {"name", "sms", "memory", "memory_bandwidth"});
-  p.gpu_name = r.str(gpu, "gpu", "name");
-  p.sms = static_cast<int>(r.integer(gpu, "gpu", "sms"));
-  if (p.sms <= 0) r.fail("gpu.sms", "must be positive");
-  p.memory = r.str(gpu, "gpu", "memory");
-  p.memory_bandwidth = r.str(gpu, "gpu", "memory_bandwidth");
-  try {
-    if (!(parse_bandwidth(p.memory_bandwidth) > 0)) r.fail("gpu.memory_bandwidth", "must be positive");
-  } catch (const std::invalid_argument& e) {
-    r.fail("gpu.memory_bandwidth", e.what());
-  }
-  const YAML::Node peak = r.req(root, "", "peak");
-  r.expect_map(peak, "peak");
-  r.only_keys(peak, "peak", {"bf16", "fp8", "fp4"});
-  if (!peak["bf16"]) r.fail("peak.bf16", "missing required key");
-  for (const auto& kv : peak) {
-    const auto key = kv.first.as<std::string>();
-    const auto value = r.as<std::string>(kv.second, "peak." + key, "a throughput string");
-    try {
-      if (!(parse_flops(value) > 0)) r.fail("peak." + key, "must be positive");
-    } catch (const std::invalid_argument& e) {
-      r.fail("peak." + key, e.what());
+  p.id = m.id;
+  p.kind = models::profile_kind_name(m.kind);
+  p.gpu_name = m.gpu_name;
+  p.sms = m.sms;
+  p.memory = root["gpu"]["memory"].Scalar();
+  p.memory_bandwidth = root["gpu"]["memory_bandwidth"].Scalar();
+  for (const auto& kv : root["peak"]) p.peak.emplace_back(kv.first.Scalar(), kv.second.Scalar());
+  p.gemm = {m.gemm.compute, m.gemm.memory};
+  p.attention = {m.attention.compute, m.attention.memory};
+  p.elementwise = {m.elementwise.compute, m.elementwise.memory};
+  p.launch_overhead = root["launch_overhead"].Scalar();
+  p.overlap_interference = m.overlap_interference;
+  p.sources = m.sources;
+  p.confidence = m.confidence;
+  if (const YAML::Node prov = root["provenance"])  // file order, as written
+    for (const auto& kv : prov) p.provenance.emplace_back(kv.first.Scalar(), kv.second.Scalar());
+  for (const auto& t : m.tables) {
+    ProfileTable tab;
+    tab.kernel = t.kernel;
+    tab.dtype = t.dtype;
+    tab.n = t.n;
+    tab.k = t.k;
+    tab.provenance = t.provenance == Provenance::derived ? "derived" : "measured";
+    tab.points = t.points;
+    if (t.fit) {
+      tab.has_fit = true;
+      tab.fit.alpha_s = t.fit->alpha_s;
+      tab.fit.eta_compute = t.fit->eta_compute;
+      tab.fit.eta_memory = t.fit->eta_memory;
     }
-    p.peak.emplace_back(key, value);
-  }
-  const YAML::Node eff = r.req(root, "", "efficiency");
-  r.expect_map(eff, "efficiency");
-  r.only_keys(eff, "efficiency", {"gemm", "attention", "elementwise"});
-  auto read_eff = [&](const std::string& cls) {
-    const std::string path = "efficiency." + cls;
-    const YAML::Node e = r.req(eff, "efficiency", cls);
-    r.expect_map(e, path);
-    r.only_keys(e, path, {"compute", "memory"});
-    Efficiency out{r.num(e, path, "compute"), r.num(e, path, "memory")};
-    if (!(out.compute > 0 && out.compute <= 1)) r.fail(path + ".compute", "must lie in (0, 1]");
-    if (!(out.memory > 0 && out.memory <= 1)) r.fail(path + ".memory", "must lie in (0, 1]");
-    return out;
-  };
-  p.gemm = read_eff("gemm");
-  p.attention = read_eff("attention");
-  p.elementwise = read_eff("elementwise");
-  p.launch_overhead = r.str(root, "", "launch_overhead");
-  try {
-    parse_seconds(p.launch_overhead);
-  } catch (const std::invalid_argument& e) {
-    r.fail("launch_overhead", e.what());
-  }
-  p.overlap_interference = r.num(root, "", "overlap_interference");
-  if (!(p.overlap_interference >= 1.0)) r.fail("overlap_interference", "must be >= 1.0");
-  const YAML::Node sources = r.req(root, "", "sources");
-  r.expect_seq(sources, "sources");
-  for (size_t i = 0; i < sources.size(); ++i) {
-    p.sources.push_back(r.as<std::string>(sources[i], Reader::index("sources", i), "a string"));
-  }
-  p.confidence = r.str(root, "", "confidence");
-  if (p.confidence != "low" && p.confidence != "medium" && p.confidence != "high") {
-    r.fail("confidence", "expected low|medium|high, got '" + p.confidence + "'");
-  }
-  if (const YAML::Node prov = root["provenance"]) {
-    r.expect_map(prov, "provenance");
-    for (const auto& kv : prov) {
-      const auto key = kv.first.as<std::string>();
-      p.provenance.emplace_back(key, r.as<std::string>(kv.second, "provenance." + key, "a string"));
+    if (t.holdout_mape) {
+      tab.has_holdout = true;
+      tab.holdout_mape = *t.holdout_mape;
     }
-  } else if (p.kind != "datasheet") {
-    r.fail("provenance", "missing required key (required for kind: " + p.kind + ")");
-  }
-  if (p.kind == "derived") {
-    bool has = false;
-    for (const auto& kv : p.provenance) has = has || kv.first == "derived_from";
-    if (!has) r.fail("provenance.derived_from", "missing required key (required for kind: derived)");
-  }
-  if (const YAML::Node tables = root["tables"]) {
-    r.expect_seq(tables, "tables");
-    static const std::set<std::string> kernels{"expert_gate_up", "expert_down", "grouped_gemm", "cast_fp8",
-                                               "permute",        "unpermute",   "swiglu",       "router_topk",
-                                               "copy",           "launch"};
-    static const std::set<std::string> dtypes{"bf16", "fp8_tensor", "fp8_block_1x128", "fp8_block_128x128", "fp4"};
-    for (size_t i = 0; i < tables.size(); ++i) {
-      const std::string path = Reader::index("tables", i);
-      const YAML::Node t = tables[i];
-      r.expect_map(t, path);
-      r.only_keys(t, path, {"kernel", "dtype", "n", "k", "provenance", "points", "fit", "holdout_mape"});
-      ProfileTable tab;
-      tab.kernel = r.str(t, path, "kernel");
-      if (!kernels.count(tab.kernel)) r.fail(path + ".kernel", "unknown kernel '" + tab.kernel + "'");
-      tab.dtype = r.str(t, path, "dtype");
-      if (!dtypes.count(tab.dtype)) r.fail(path + ".dtype", "unknown dtype '" + tab.dtype + "'");
-      tab.n = r.integer(t, path, "n");
-      tab.k = r.integer(t, path, "k");
-      tab.provenance = r.str(t, path, "provenance");
-      if (tab.provenance != "measured" && tab.provenance != "derived") {
-        r.fail(path + ".provenance", "expected measured|derived, got '" + tab.provenance + "'");
-      }
-      const YAML::Node pts = r.req(t, path, "points");
-      r.expect_seq(pts, path + ".points");
-      if (pts.size() == 0) r.fail(path + ".points", "must not be empty");
-      for (size_t j = 0; j < pts.size(); ++j) {
-        const std::string pp = Reader::index(path + ".points", j);
-        if (!pts[j].IsSequence() || pts[j].size() != 2) r.fail(pp, "expected [tokens, seconds]");
-        const double tok = r.as<double>(pts[j][0], pp + "[0]", "a number");
-        const double sec = r.as<double>(pts[j][1], pp + "[1]", "a number");
-        if (!tab.points.empty() && !(tok > tab.points.back().first)) r.fail(pp, "tokens must be strictly increasing");
-        if (!(sec > 0)) r.fail(pp, "seconds must be positive");
-        tab.points.emplace_back(tok, sec);
-      }
-      if (const YAML::Node fit = t["fit"]) {
-        const std::string fp = path + ".fit";
-        r.expect_map(fit, fp);
-        r.only_keys(fit, fp, {"alpha_s", "eta_compute", "eta_memory"});
-        tab.has_fit = true;
-        tab.fit.alpha_s = r.num(fit, fp, "alpha_s");
-        tab.fit.eta_compute = r.num(fit, fp, "eta_compute");
-        tab.fit.eta_memory = r.num(fit, fp, "eta_memory");
-        if (!(tab.fit.alpha_s >= 0)) r.fail(fp + ".alpha_s", "must be >= 0");
-        if (!(tab.fit.eta_compute > 0 && tab.fit.eta_compute <= 1)) r.fail(fp + ".eta_compute", "must lie in (0, 1]");
-        if (!(tab.fit.eta_memory > 0 && tab.fit.eta_memory <= 1)) r.fail(fp + ".eta_memory", "must lie in (0, 1]");
-      }
-      if (const YAML::Node h = t["holdout_mape"]) {
-        tab.has_holdout = true;
-        tab.holdout_mape = r.as<double>(h, path + ".holdout_mape", "a number");
-        if (!(tab.holdout_mape >= 0)) r.fail(path + ".holdout_mape", "must be >= 0");
-      }
-      p.tables.push_back(std::move(tab));
-    }
+    p.tables.push_back(std::move(tab));
   }
   return p;
 }

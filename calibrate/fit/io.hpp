@@ -9,6 +9,7 @@
 #include "../common/raw_format.hpp"
 #include "../common/yaml_writer.hpp"
 #include "fit.hpp"
+#include "sim/diagnostics.hpp"
 
 namespace moesim::calibrate {
 
@@ -17,10 +18,17 @@ class FitError : public std::runtime_error {
  public:
   FitError(std::string file, std::string key, const std::string& message)
       : std::runtime_error(format(file, key, message)), file_(std::move(file)), key_(std::move(key)) {}
+  // Every diagnostic of a simulator-side decoder (file:line:col: key.path: rule (got value)), one per line.
+  static FitError from(const moesim::Diagnostics& d) {
+    const auto& first = d.items().front();
+    return FitError(first.file, first.key_path, d.str(), 0);
+  }
   const std::string& file() const { return file_; }
   const std::string& key() const { return key_; }
 
  private:
+  FitError(std::string file, std::string key, const std::string& preformatted, int)
+      : std::runtime_error(preformatted), file_(std::move(file)), key_(std::move(key)) {}
   static std::string format(const std::string& file, const std::string& key, const std::string& message) {
     return key.empty() ? file + ": " + message : file + ": key '" + key + "': " + message;
   }
