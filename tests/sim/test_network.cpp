@@ -2,6 +2,7 @@
 // nccl-tests all-to-all: each GPU sends S bytes in total, S/n to every rank (itself included);
 // algbw = S / t, busbw = algbw * (n - 1) / n.
 #include <catch2/catch.hpp>
+#include <cmath>
 
 #include "sim/engine.hpp"
 #include "sim/scenario.hpp"
@@ -77,9 +78,23 @@ TEST_CASE("2 nodes x 8 GPUs with 400G per GPU reach ~90 GB/s all-to-all bus band
 }
 
 namespace {
-void check_fidelities_agree(const std::function<topo::Cluster()>& cluster, int n, bool skewed) {
+// Uneven per pair: w(s, d) = ((37 s + 11 d) mod 17 + 1)^2, normalised per source (many distinct flow sizes,
+// so the exact run completes flows at many different times).
+std::vector<double> uneven_bytes(int n, double per_gpu) {
+  std::vector<double> b(static_cast<std::size_t>(n) * n, 0.0);
+  for (int s = 0; s < n; ++s) {
+    double w = 0;
+    for (int d = 0; d < n; ++d)
+      if (d != s) w += std::pow((37 * s + 11 * d) % 17 + 1.0, 2);
+    for (int d = 0; d < n; ++d)
+      if (d != s) b[static_cast<std::size_t>(s) * n + d] = per_gpu * std::pow((37 * s + 11 * d) % 17 + 1.0, 2) / w;
+  }
+  return b;
+}
+
+void check_fidelities_agree(const std::function<topo::Cluster()>& cluster, int n, bool skewed, bool uneven = false) {
   const double S = 64 * kMiB;
-  const auto bytes = skewed ? skewed_bytes(n, S) : uniform_bytes(n, S);
+  const auto bytes = uneven ? uneven_bytes(n, S) : skewed ? skewed_bytes(n, S) : uniform_bytes(n, S);
   const double exact = testing::run_in_child([&] { return a2a_time(cluster(), n, bytes, Fidelity::exact); });
   const double fast = testing::run_in_child([&] { return a2a_time(cluster(), n, bytes, Fidelity::fast); });
   INFO("exact " << exact << " s, fast " << fast << " s");
@@ -98,4 +113,20 @@ TEST_CASE("exact and fast fidelity agree within 2 % on 2 nodes x 8, uniform", "[
 }
 TEST_CASE("exact and fast fidelity agree within 2 % on 2 nodes x 8, skewed", "[network][fidelity]") {
   check_fidelities_agree(two_nodes, 16, true);
+}
+
+// Slow (label `slow`, make test-all): the agreement on a larger case, 64 GPUs (8 nodes x 8, rail-optimized
+// 400G), one all-to-all with a different size for every pair.
+TEST_CASE("exact and fast fidelity agree within 2 % on 8 nodes x 8, uneven", "[network][fidelity][slow]") {
+  const char* text = R"(
+family: multi_node
+nodes: 8
+node: {family: nvswitch_node, gpus: 8, nvlink_bandwidth: "370GB/s", nvlink_latency: "0.5us"}
+nic_bandwidth: "48GB/s"
+nic_link_bandwidth: "64GB/s"
+nic_latency: "1.5us"
+fabric: rail_optimized
+)";
+  check_fidelities_agree([&] { return topo::load_cluster_text(text, "eight-nodes.yaml", data_dir()); }, 64, false,
+                         true);
 }
