@@ -1,5 +1,5 @@
-// Schedules `scmoe` and `scmoe_pipelined`: shortcut-connected expert parallelism (Cai et al., "Shortcut-
-// connected Expert Parallelism for Accelerating Mixture-of-Experts"). Top-1 routed experts + a shared expert
+// Schedule `scmoe`, and the chunked builder that `scmoe_pipelined.cpp` calls: shortcut-connected expert
+// parallelism (Cai et al., "Shortcut-connected Expert Parallelism for Accelerating Mixture-of-Experts"). Top-1 routed experts + a shared expert
 // (sized like one routed expert when the model has none, see shared_expert_cost). The routed experts of a
 // Block-MoE read an EARLIER representation than the block's own post-attention state, so their gate, permute
 // and dispatch can start early and the all-to-alls run on the comm stream while the backbone computes.
@@ -190,7 +190,9 @@ class UnitEmitter {
   int r_;
 };
 
-OpGraph build(const VariantSpec& spec, const StepInput& in, int parts) {
+}  // namespace
+
+OpGraph build_scmoe_chunked(const VariantSpec& spec, const StepInput& in, int parts) {
   OpGraph g(in.ranks);
   UnitEmitter ue(g, in, std::max(1, parts));
   const std::vector<Unit> units = plan_units(spec, in);
@@ -200,11 +202,7 @@ OpGraph build(const VariantSpec& spec, const StepInput& in, int parts) {
   return g;
 }
 
-}  // namespace
-
-OpGraph build_scmoe(const VariantSpec& spec, const StepInput& in) { return build(spec, in, 1); }
-
-OpGraph build_scmoe_pipelined(const VariantSpec& spec, const StepInput& in) { return build(spec, in, spec.chunks); }
+OpGraph build_scmoe(const VariantSpec& spec, const StepInput& in) { return build_scmoe_chunked(spec, in, 1); }
 
 // Top-1 always; expert_slot auto -> every legal slot of the position (2..4 for position 1, else 1..4); a
 // pinned slot below the gate is raised to the first legal one. shown["expert_slot"] = the slot simulated.
