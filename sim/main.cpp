@@ -5,6 +5,7 @@
 //   moesim list
 // Exit codes: 0 success, 1 simulation failure, 2 bad input (every problem of the file is printed).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <fmt/format.h>
 #include <fstream>
 #include <iostream>
@@ -32,6 +33,17 @@ int cmd_run(const std::string& file, const std::string& json, const std::string&
             const std::string& html, const std::vector<std::string>& only, const std::string& fidelity, int jobs,
             bool quiet, bool show_wall) {
   Scenario sc = load_scenario(file);
+  for (const auto& name : only) {
+    std::vector<std::string> names;
+    for (const auto& v : sc.variants) names.push_back(v.name);
+    if (std::find(names.begin(), names.end(), name) != names.end()) continue;
+    std::string hint = closest_match(name, names);
+    std::cerr << fmt::format("moesim run: --variant {}: no such variant in {}{}; variants:", name, file,
+                             hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint));
+    for (const auto& n : names) std::cerr << " " << n;
+    std::cerr << "\n";
+    return 2;
+  }
   RunOptions opt;
   opt.only = only;
   opt.jobs = jobs;
@@ -116,7 +128,12 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("list", "list shipped models, clusters, GPU profiles and schedules");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help / the usage error
+    return code == 0 ? 0 : 2;      // usage errors are bad input, like a bad scenario
+  }
   try {
     if (run->parsed()) return cmd_run(file, json, csv, trace, html, only, fidelity, jobs, quiet, show_wall);
     if (topo_cmd->parsed()) {
