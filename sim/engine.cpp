@@ -62,7 +62,6 @@ class Runner {
     xbt_log_control_set("root.thresh:critical");
     sg4::Engine engine(&argc, argv);
     for (const auto& [k, v] : simgrid_settings(opt_)) engine.set_config(k + ":" + v);
-    if (const char* extra = std::getenv("MOESIM_SG_EXPERIMENT")) engine.set_config(extra);
     const auto t0 = std::chrono::steady_clock::now();
     build_platform();
     if (std::getenv("MOESIM_PHASES"))
