@@ -1,4 +1,5 @@
 #include "models/cost_model.hpp"
+#include "models/roofline.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -67,7 +68,7 @@ KernelCost CostModel::roofline(KernelClass cls, DType dtype, double flops, doubl
 }
 
 KernelCost CostModel::lookup(const ProfileTable* t, double x, KernelClass cls, DType dtype, double flops,
-                             double bytes, int launches) const {
+                             double bytes, int launches, int64_t gemm_n) const {
   if (t && !t->points.empty()) {
     const auto& p = t->points;
     if (x >= p.front().first && x <= p.back().first) {
@@ -79,7 +80,9 @@ KernelCost CostModel::lookup(const ProfileTable* t, double x, KernelClass cls, D
       return {lo->second + f * (hi->second - lo->second), t->provenance};
     }
     if (t->fit) {
-      const double tc = flops / (t->fit->eta_compute * peak(dtype));
+      // The fit was made against the wave-quantised compute term (moesim-calibrate-fit); extrapolate with it.
+      const double eff_flops = x > 0 ? wave_quantised_flops(flops / x, x, gemm_n, profile_.sms) : flops;
+      const double tc = eff_flops / (t->fit->eta_compute * peak(dtype));
       const double tm = bytes / (t->fit->eta_memory * profile_.memory_bandwidth);
       return {t->fit->alpha_s + std::max(tc, tm), Provenance::fitted};
     }
@@ -94,7 +97,7 @@ KernelCost CostModel::gemm(const std::string& kernel, DType dtype, int64_t token
   const double b = dtype_bytes(dtype);
   const double flops = 2.0 * t * N * K;
   const double bytes = t * K * b + K * N * b + t * N * kActBytes;
-  return lookup(find_table(kernel, table_dtype(dtype), n, k), t, KernelClass::gemm, dtype, flops, bytes, 1);
+  return lookup(find_table(kernel, table_dtype(dtype), n, k), t, KernelClass::gemm, dtype, flops, bytes, 1, n);
 }
 
 KernelCost CostModel::attention_projections(int64_t tokens) const {

@@ -97,8 +97,9 @@ class CostModel {
   const ProfileTable* find_table(const std::string& kernel, const std::string& dtype, int64_t n, int64_t k) const;
   std::string table_dtype(DType d) const { return d == DType::fp8 ? opt_.fp8_table_dtype : "bf16"; }
   // Table -> fit -> roofline for a kernel of known flops/bytes at x (table axis value).
+  // gemm_n > 0: a GEMM with n output columns, whose fitted extrapolation uses the wave-quantised compute term.
   KernelCost lookup(const ProfileTable* t, double x, KernelClass cls, DType dtype, double flops, double bytes,
-                    int launches) const;
+                    int launches, int64_t gemm_n = 0) const;
   KernelCost ffn(int64_t tokens, int64_t ffn) const;
   Provenance zero_prov() const { return profile_.roofline_provenance(); }
 

@@ -1,5 +1,7 @@
 #include "fit.hpp"
 
+#include "models/roofline.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -8,12 +10,8 @@
 namespace moesim::calibrate {
 
 double effective_flops(const WorkModel& w, double tokens) {
-  if (w.gemm_n <= 0) return w.flops_per_token * tokens;
-  const double tile_rows = std::ceil(tokens / w.tile_tokens);
-  const double padded_tokens = tile_rows * w.tile_tokens;
-  const double tiles = tile_rows * std::ceil(static_cast<double>(w.gemm_n) / w.tile_n);
-  const double wave_factor = tiles < w.sms ? 1.0 : std::ceil(tiles / w.sms) * w.sms / tiles;
-  return w.flops_per_token * padded_tokens * wave_factor;
+  // The cost model extrapolates with the same function (models/roofline.hpp).
+  return models::wave_quantised_flops(w.flops_per_token, tokens, w.gemm_n, w.sms, w.tile_tokens, w.tile_n);
 }
 
 double work_bytes(const WorkModel& w, double tokens) { return w.bytes_fixed + w.bytes_per_token * tokens; }

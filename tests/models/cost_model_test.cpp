@@ -10,12 +10,13 @@ using moesim::test::kDataDir;
 
 namespace {
 
-// Toy GPU: 100 TFLOP/s bf16, 200 TFLOP/s fp8, 1 TB/s, gemm efficiency 0.5/0.5, launch 1 us; one measured
-// expert_gate_up table for n = 64, k = 32 over tokens [1, 9] with a fit for beyond.
+// Toy GPU: 12 SMs, 100 TFLOP/s bf16, 200 TFLOP/s fp8, 1 TB/s, gemm efficiency 0.5/0.5, launch 1 us; measured
+// tables: expert_gate_up n = 64, k = 32 over tokens [1, 9], and expert_down n = 1024, k = 4096 over [1, 8],
+// each with a fit for beyond.
 const char* kProfile = R"(schema: moesim-profile/1
 id: toy
 kind: datasheet
-gpu: {name: Toy, sms: 1, memory: "1GB", memory_bandwidth: "1TB/s"}
+gpu: {name: Toy, sms: 12, memory: "1GB", memory_bandwidth: "1TB/s"}
 peak: {bf16: "100TFLOP/s", fp8: "200TFLOP/s"}
 efficiency:
   gemm: {compute: 0.5, memory: 0.5}
@@ -32,6 +33,13 @@ tables:
     provenance: measured
     points: [[1, 10.0e-6], [9, 30.0e-6]]
     fit: {alpha_s: 2.0e-6, eta_compute: 1.0, eta_memory: 1.0}
+  - kernel: expert_down
+    dtype: bf16
+    n: 1024
+    k: 4096
+    provenance: measured
+    points: [[1, 20.0e-6], [8, 25.0e-6]]
+    fit: {alpha_s: 3.0e-6, eta_compute: 0.5, eta_memory: 1.0}
 )";
 
 Profile toy_profile() {
@@ -98,6 +106,18 @@ TEST_CASE("measured table: interpolation inside, fit outside", "[models][cost]")
   CHECK(cm.gemm("expert_gate_up", DType::bf16, 5, 64, 64).prov == Provenance::datasheet);
   CHECK((in + out).prov == Provenance::fitted);
   CHECK((in + cm.expert_gate_up(1)).prov == Provenance::datasheet);
+}
+
+TEST_CASE("fitted extrapolation charges tile- and wave-quantised FLOP, as the fitter does", "[models][cost]") {
+  CostModel cm(toy_profile(), toy_arch());
+  // expert_down, 200 tokens (beyond the measured [1, 8]): flops per token = 2 * 1024 * 4096 = 8,388,608.
+  //   tokens rounded up to the 128 tile: 256; tiles = 2 * ceil(1024 / 128) = 16 >= 12 SMs, so 2 waves of 12:
+  //   wave factor 24 / 16 = 1.5; charged flops = 8,388,608 * 256 * 1.5 = 3,221,225,472 -> / (0.5 * 100e12)
+  //   = 6.442450944e-5 s. bytes = 200*4096*2 + 4096*1024*2 + 200*1024*2 = 10,436,608 -> / 1e12 = 1.04e-5 s.
+  //   compute-bound: 3e-6 + 6.442450944e-5 = 6.742450944e-5 s (unquantised it would be 3.6554432e-5 s).
+  KernelCost down = cm.expert_down(200);
+  CHECK(down.seconds == Approx(6.742450944e-5).epsilon(1e-12));
+  CHECK(down.prov == Provenance::fitted);
 }
 
 TEST_CASE("grouped experts, permute, attention, shared expert", "[models][cost]") {
