@@ -11,7 +11,7 @@ using moesim::test::kDataDir;
 namespace {
 
 // Toy GPU: 12 SMs, 100 TFLOP/s bf16, 200 TFLOP/s fp8, 1 TB/s, gemm efficiency 0.5/0.5, launch 1 us; measured
-// tables: expert_gate_up n = 64, k = 32 over tokens [1, 9], and expert_down n = 1024, k = 4096 over [1, 8],
+// tables: expert_gate_up n = 64, k = 32 over tokens [1, 9], and expert_down n = 1024, k = 2048 over [1, 8],
 // each with a fit for beyond.
 const char* kProfile = R"(schema: moesim-profile/1
 id: toy
@@ -36,7 +36,7 @@ tables:
   - kernel: expert_down
     dtype: bf16
     n: 1024
-    k: 4096
+    k: 2048
     provenance: measured
     points: [[1, 20.0e-6], [8, 25.0e-6]]
     fit: {alpha_s: 3.0e-6, eta_compute: 0.5, eta_memory: 1.0}
@@ -110,13 +110,14 @@ TEST_CASE("measured table: interpolation inside, fit outside", "[models][cost]")
 
 TEST_CASE("fitted extrapolation charges tile- and wave-quantised FLOP, as the fitter does", "[models][cost]") {
   CostModel cm(toy_profile(), toy_arch());
-  // expert_down, 200 tokens (beyond the measured [1, 8]): flops per token = 2 * 1024 * 4096 = 8,388,608.
-  //   tokens rounded up to the 128 tile: 256; tiles = 2 * ceil(1024 / 128) = 16 >= 12 SMs, so 2 waves of 12:
-  //   wave factor 24 / 16 = 1.5; charged flops = 8,388,608 * 256 * 1.5 = 3,221,225,472 -> / (0.5 * 100e12)
-  //   = 6.442450944e-5 s. bytes = 200*4096*2 + 4096*1024*2 + 200*1024*2 = 10,436,608 -> / 1e12 = 1.04e-5 s.
-  //   compute-bound: 3e-6 + 6.442450944e-5 = 6.742450944e-5 s (unquantised it would be 3.6554432e-5 s).
-  KernelCost down = cm.expert_down(200);
-  CHECK(down.seconds == Approx(6.742450944e-5).epsilon(1e-12));
+  // expert_down n = 1024, k = 2048, 200 tokens (beyond the measured [1, 8]): flops per token = 2 * 1024 *
+  //   2048 = 4,194,304. Tokens rounded up to the 128 tile: 256; tiles = 2 * ceil(1024 / 128) = 16 >= 12 SMs,
+  //   so 2 waves of 12: wave factor 24 / 16 = 1.5; charged flops = 4,194,304 * 256 * 1.5 = 1,610,612,736
+  //   -> / (0.5 * 100e12) = 3.221225472e-5 s. bytes = 200*2048*2 + 2048*1024*2 + 200*1024*2 = 5,423,104
+  //   -> / 1e12 = 5.42e-6 s. Compute-bound: 3e-6 + 3.221225472e-5 = 3.521225472e-5 s (unquantised it would
+  //   be 1.9777216e-5 s).
+  KernelCost down = cm.gemm("expert_down", DType::bf16, 200, 1024, 2048);
+  CHECK(down.seconds == Approx(3.521225472e-5).epsilon(1e-12));
   CHECK(down.prov == Provenance::fitted);
 }
 
