@@ -324,12 +324,11 @@ class Runner {
     switch (static_cast<TagKind>(tag & 3)) {
       case kTagOp: finish_op(static_cast<OpId>(value), now); break;
       case kTagFlow: {
-        // Decode (collective, src, dst); each flow counts against both ends.
-        std::size_t c = 0;
+        // Decode (collective, src, dst); each flow counts against both ends. Collectives all have the graph's
+        // rank count, so the key decodes directly.
         const auto& colls = graph_.collectives();
-        // Collectives all have the same rank count (the graph's), so the key decodes directly.
         const std::size_t R = static_cast<std::size_t>(graph_.ranks());
-        c = value / (R * R);
+        const std::size_t c = value / (R * R);
         const int s = static_cast<int>((value / R) % R), d = static_cast<int>(value % R);
         for (int r : {s, d})
           if (--flows_left_[c][r] == 0 && coll_rank_ready_[c][r]) finish_op(colls[c].ops[r], now);

@@ -50,9 +50,16 @@ LayerEmitter::Ids LayerEmitter::unpermute(int layer, Phase ph, const Deps& deps,
   return emit(layer, ph, OpClass::unpermute, deps, chunk, [&](int) { return k; });
 }
 
+const std::vector<int64_t>& LayerEmitter::expert_tokens_of(int layer, int rank) {
+  auto [it, fresh] = expert_tokens_.try_emplace(layer);
+  if (fresh)
+    for (int r = 0; r < in_.ranks; ++r) it->second.push_back(expert_tokens(in_.routing, layer, r));
+  return it->second[static_cast<std::size_t>(rank)];
+}
+
 LayerEmitter::Ids LayerEmitter::experts(int layer, Phase ph, const Deps& deps, int chunk, int parts) {
   return emit(layer, ph, OpClass::expert, deps, chunk, [&](int r) {
-    std::vector<int64_t> tok = expert_tokens(in_.routing, layer, r);
+    std::vector<int64_t> tok = expert_tokens_of(layer, r);
     if (chunk >= 0)
       for (auto& t : tok) t = share(t, parts, chunk);
     return in_.costs.experts(tok);

@@ -3,6 +3,7 @@
 // each (rank, stream) in issue order, so the order of calls is the order on the GPU.
 #pragma once
 
+#include <map>
 #include <vector>
 
 #include "models/variants/variant.hpp"
@@ -34,9 +35,13 @@ class LayerEmitter {
  private:
   Ids emit(int layer, Phase ph, OpClass cls, const Deps& deps, int chunk,
            const std::function<KernelCost(int rank)>& cost);
+  // Tokens per local expert of every rank in a layer: computed once per layer, reused by every chunk and by
+  // the backward pass.
+  const std::vector<int64_t>& expert_tokens_of(int layer, int rank);
   OpGraph& g_;
   const StepInput& in_;
   int64_t tokens_;
+  std::map<int, std::vector<std::vector<int64_t>>> expert_tokens_;
 };
 
 }  // namespace moesim::models
