@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <stdexcept>
+#include <thread>
 
 namespace moesim::models {
 
@@ -338,8 +339,152 @@ std::vector<double> layer_weights(const RoutingSpec& s, int E, int layer, uint64
 
 }  // namespace
 
+namespace {
+
+// What the samplers of one MoE layer share (read-only while threads run).
+struct LayerSetup {
+  std::vector<double> w;  // expert weights (empty = uniform)
+  double total_w = 0;
+  AliasTable alias;
+  int64_t cap = INT64_MAX;  // per (source rank, expert) capacity
+};
+
+// Samples the tokens of source ranks [src0, src1) of one synthetic layer. Writes the ranks' rows of
+// L.counts and their L.tokens (disjoint per source), and adds to `hist` (ranks x bins) and `dropped`, which
+// belong to the calling thread: threads never write the same memory, and integer sums do not depend on the
+// order they are added in, so the plan is identical for any number of threads.
+void sample_sources(const LayerSetup& ls, const Placement& placement, const int* dest, int E, int k, int bins,
+                    int64_t T, uint64_t seed, LayerRouting& L, int src0, int src1, uint32_t* hist,
+                    int64_t* dropped, bool keep) {
+  const bool weighted = !ls.w.empty();
+  const bool replicated = placement.replicated();
+  const bool hist_on = !L.score_hist.empty();
+  const bool scores_on = hist_on || keep;
+  const double fbins = static_cast<double>(bins);
+  const int64_t cap = ls.cap;
+  std::vector<uint32_t> perm(static_cast<size_t>(E));
+  std::vector<uint32_t> pick_v(static_cast<size_t>(k));
+  std::vector<double> score_v(static_cast<size_t>(k));
+  uint32_t* const pick = pick_v.data();
+  double* const score = score_v.data();
+  // seen[e] == stamp: expert e is already picked by the current token (O(1) repeat test).
+  std::vector<uint32_t> seen(static_cast<size_t>(E), 0);
+  uint32_t stamp = 0;
+  // The alias draw in integers: frac = lo / 2^32 < prob  <=>  lo < ceil(prob * 2^32) for an integer lo, so
+  // the thresholds give exactly the draws of AliasTable::draw, without a hard-to-predict branch.
+  struct Entry {
+    uint64_t threshold;
+    uint64_t alias;
+  };
+  std::vector<Entry> table(ls.alias.prob.size());
+  for (size_t i = 0; i < table.size(); ++i)
+    table[i] = {static_cast<uint64_t>(std::ceil(ls.alias.prob[i] * 0x1.0p32)), ls.alias.alias[i]};
+  const Entry* const alias = table.data();
+  const uint64_t n_alias = table.size();
+  for (int src = src0; src < src1; ++src) {
+    L.src_tokens[static_cast<size_t>(src)] = T;
+    int64_t* const counts = L.counts.data() + static_cast<size_t>(src) * E;
+    Rng rng(derive_seed(seed, static_cast<uint64_t>(L.layer), static_cast<uint64_t>(src)));
+    for (int e = 0; e < E; ++e) perm[static_cast<size_t>(e)] = static_cast<uint32_t>(e);
+    TokenRoutes* tr = keep ? &L.tokens[static_cast<size_t>(src)] : nullptr;
+    if (tr) {
+      tr->experts.reserve(static_cast<size_t>(T * k));
+      tr->scores.reserve(static_cast<size_t>(T * k));
+      tr->kept.reserve(static_cast<size_t>(T * k));
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      if (!weighted) {
+        // Partial Fisher-Yates: k distinct positions of a permutation = a uniform k-subset.
+        // One 64-bit draw per pick: the high 32 bits choose the position, the low 32 bits the raw score.
+        for (int j = 0; j < k; ++j) {
+          const uint64_t x = rng.next();
+          const uint32_t r =
+              static_cast<uint32_t>(j) + static_cast<uint32_t>(((x >> 32) * static_cast<uint64_t>(E - j)) >> 32);
+          std::swap(perm[static_cast<size_t>(j)], perm[r]);
+          pick[j] = perm[static_cast<size_t>(j)];
+          score[j] = (static_cast<double>(static_cast<uint32_t>(x)) + 1.0) * 0x1.0p-32;
+        }
+      } else {
+        if (++stamp == 0) {  // wrapped: forget every old mark
+          std::fill(seen.begin(), seen.end(), 0u);
+          stamp = 1;
+        }
+        // Sampling without replacement = draw from w, reject repeats. After 32 rejections (very skewed
+        // weights) switch to an exact scan over the remaining mass; both give the same distribution.
+        for (int j = 0; j < k; ++j) {
+          uint32_t e = 0;
+          bool found = false;
+          for (int tries = 0; tries < 32 && !found; ++tries) {
+            const uint64_t x = rng.next();
+            const uint64_t col = ((x >> 32) * n_alias) >> 32;
+            const Entry& a = alias[col];
+            e = static_cast<uint32_t>((x & 0xffffffffULL) < a.threshold ? col : a.alias);
+            found = seen[e] != stamp;
+          }
+          if (!found) {
+            double rem = ls.total_w;
+            for (int i = 0; i < j; ++i) rem -= ls.w[pick[i]];
+            double u = rng.uniform() * rem;
+            uint32_t last = 0;
+            for (uint32_t c = 0; c < static_cast<uint32_t>(E); ++c) {
+              if (ls.w[c] <= 0.0 || std::find(pick, pick + j, c) != pick + j) continue;
+              last = c;
+              if ((u -= ls.w[c]) < 0) break;
+            }
+            e = last;
+          }
+          pick[j] = e;
+          seen[e] = stamp;
+        }
+        // Raw scores, two per 64-bit draw (drawn even when unused, so expert picks never depend on it).
+        for (int j = 0; j < k; j += 2) {
+          const uint64_t x = rng.next();
+          if (!scores_on) continue;
+          score[j] = (static_cast<double>(static_cast<uint32_t>(x)) + 1.0) * 0x1.0p-32;
+          if (j + 1 < k) score[j + 1] = (static_cast<double>(x >> 32) + 1.0) * 0x1.0p-32;
+        }
+      }
+      // Synthetic gate scores: raw U(0,1] per pick (32-bit resolution), normalised over the token's picks.
+      double inv = 0.0;
+      if (scores_on) {
+        double sum = 0;
+        for (int j = 0; j < k; ++j) sum += score[j];
+        inv = 1.0 / sum;
+      }
+      for (int j = 0; j < k; ++j) {
+        const uint32_t e = pick[j];
+        int64_t& c = counts[e];
+        const bool kept = c < cap;
+        if (kept) {
+          // The histogram bin of the normalised score s = score / sum is floor(s * bins), clamped.
+          const int dst = replicated ? placement.dest_of_nth(src, static_cast<int>(e), c) : dest[e];
+          ++c;
+          if (hist_on) {
+            const int bin = std::min(bins - 1, static_cast<int>(score[j] * inv * fbins));
+            ++hist[static_cast<size_t>(dst) * bins + static_cast<size_t>(bin)];
+          }
+        } else {
+          ++*dropped;
+        }
+        if (tr) {
+          tr->experts.push_back(static_cast<int32_t>(e));
+          tr->scores.push_back(static_cast<float>(score[j] * inv));
+          tr->kept.push_back(kept ? 1 : 0);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int routing_threads() {
+  const unsigned hw = std::thread::hardware_concurrency();
+  return static_cast<int>(std::clamp(hw, 1u, 8u));
+}
+
 RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, const Placement& placement,
-                             int64_t tokens_per_rank, uint64_t seed) {
+                             int64_t tokens_per_rank, uint64_t seed, int threads) {
   if (tokens_per_rank <= 0)
     throw std::invalid_argument(fmt::format("tokens per rank must be > 0 (got {})", tokens_per_rank));
   if (placement.experts() != arch.routed_experts)
@@ -361,48 +506,39 @@ RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, 
   for (int e = 0; e < E; ++e) fast_dest[static_cast<size_t>(e)] = placement.rank_of_expert(e);
   const bool replicated = placement.replicated();
   const bool keep = spec.keep_scores || is_trace;
+  // ceil(c * T * k / E); the epsilon keeps exact products (c = 1.25, T*k/E = 8 -> 10) from rounding up.
+  auto capacity = [&](int64_t T) -> int64_t {
+    if (!spec.capacity_factor) return INT64_MAX;
+    return static_cast<int64_t>(std::ceil(*spec.capacity_factor * static_cast<double>(T) * k / E - 1e-9));
+  };
 
-  std::vector<uint32_t> perm(static_cast<size_t>(E));
-  std::vector<uint32_t> pick(static_cast<size_t>(k));
-  std::vector<double> score(static_cast<size_t>(k));
-  AliasTable alias;
-
-  for (int l : arch.moe_layer_indices()) {
-    plan.index_[static_cast<size_t>(l)] = static_cast<int>(plan.layers_.size());
-    LayerRouting& L = plan.layers_.emplace_back();
+  const std::vector<int> moe = arch.moe_layer_indices();
+  plan.layers_.resize(moe.size());
+  std::vector<LayerSetup> setup(is_trace ? 0 : moe.size());
+  for (size_t i = 0; i < moe.size(); ++i) {
+    const int l = moe[i];
+    plan.index_[static_cast<size_t>(l)] = static_cast<int>(i);
+    LayerRouting& L = plan.layers_[i];
     L.layer = l;
     L.src_tokens.assign(static_cast<size_t>(R), 0);
     L.counts.assign(static_cast<size_t>(R) * E, 0);
     L.rank_tokens.assign(static_cast<size_t>(R) * R, 0);
-    L.score_hist.assign(static_cast<size_t>(R) * bins, 0);
+    if (spec.score_histograms) L.score_hist.assign(static_cast<size_t>(R) * bins, 0);
     if (keep) L.tokens.resize(static_cast<size_t>(R));
+    if (is_trace) continue;
+    LayerSetup& ls = setup[i];
+    ls.w = layer_weights(spec, E, l, seed);
+    if (!ls.w.empty()) {
+      ls.alias.build(ls.w);
+      for (double x : ls.w) ls.total_w += x;
+    }
+    ls.cap = capacity(tokens_per_rank);
+  }
 
-    // Records one token-expert pair (after the capacity check); returns false when dropped.
-    // Raw pointers and a local drop counter keep the hot loop free of reloads through L (aliasing).
-    int64_t* const counts = L.counts.data();
-    uint32_t* const hist = L.score_hist.data();
-    const int* const dest = fast_dest.data();
-    const double fbins = static_cast<double>(bins);
-    int64_t dropped = 0;
-    auto place = [&, counts, hist, dest, fbins](int src, int64_t cap, uint32_t e, double s) {
-      int64_t& c = counts[static_cast<size_t>(src) * E + e];
-      if (c >= cap) {
-        ++dropped;
-        return false;
-      }
-      const int dst = replicated ? placement.dest_of_nth(src, static_cast<int>(e), c) : dest[e];
-      ++c;
-      const int bin = std::min(bins - 1, static_cast<int>(s * fbins));
-      ++hist[static_cast<size_t>(dst) * bins + static_cast<size_t>(bin)];
-      return true;
-    };
-    auto capacity = [&](int64_t T) -> int64_t {
-      if (!spec.capacity_factor) return INT64_MAX;
-      // ceil(c * T * k / E); the epsilon keeps exact products (c = 1.25, T*k/E = 8 -> 10) from rounding up.
-      return static_cast<int64_t>(std::ceil(*spec.capacity_factor * static_cast<double>(T) * k / E - 1e-9));
-    };
-
-    if (is_trace) {
+  if (is_trace) {
+    for (size_t i = 0; i < moe.size(); ++i) {
+      LayerRouting& L = plan.layers_[i];
+      const int l = L.layer;
       bool own = false;
       for (const auto& row : *spec.trace) own = own || row.layer == l;
       const int want = own ? l : -1;
@@ -412,100 +548,65 @@ RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, 
         if (row.layer != want) continue;
         const int64_t cap = capacity(L.src_tokens[static_cast<size_t>(row.rank)]);
         TokenRoutes& tr = L.tokens[static_cast<size_t>(row.rank)];
+        int64_t* const counts = L.counts.data() + static_cast<size_t>(row.rank) * E;
         for (int j = 0; j < k; ++j) {
-          const uint32_t e = static_cast<uint32_t>(row.experts[static_cast<size_t>(j)]);
+          const int e = row.experts[static_cast<size_t>(j)];
           const float s = row.scores[static_cast<size_t>(j)];
-          const bool kept = place(row.rank, cap, e, s);
+          int64_t& c = counts[e];
+          const bool kept = c < cap;
+          if (kept) {
+            const int dst = replicated ? placement.dest_of_nth(row.rank, e, c) : fast_dest[static_cast<size_t>(e)];
+            ++c;
+            if (!L.score_hist.empty()) {
+              const int bin = std::min(bins - 1, static_cast<int>(static_cast<double>(s) * bins));
+              ++L.score_hist[static_cast<size_t>(dst) * bins + static_cast<size_t>(bin)];
+            }
+          } else {
+            ++L.dropped;
+          }
           tr.experts.push_back(static_cast<int32_t>(e));
           tr.scores.push_back(s);
           tr.kept.push_back(kept ? 1 : 0);
         }
       }
-    } else {
-      const std::vector<double> w = layer_weights(spec, E, l, seed);
-      const bool weighted = !w.empty();
-      double total_w = 0;
-      if (weighted) {
-        alias.build(w);
-        for (double x : w) total_w += x;
-      }
-      const int64_t T = tokens_per_rank;
-      const int64_t cap = capacity(T);
-      for (int src = 0; src < R; ++src) {
-        L.src_tokens[static_cast<size_t>(src)] = T;
-        Rng rng(derive_seed(seed, static_cast<uint64_t>(l), static_cast<uint64_t>(src)));
-        for (int e = 0; e < E; ++e) perm[static_cast<size_t>(e)] = static_cast<uint32_t>(e);
-        TokenRoutes* tr = keep ? &L.tokens[static_cast<size_t>(src)] : nullptr;
-        if (tr) {
-          tr->experts.reserve(static_cast<size_t>(T * k));
-          tr->scores.reserve(static_cast<size_t>(T * k));
-          tr->kept.reserve(static_cast<size_t>(T * k));
-        }
-        for (int64_t t = 0; t < T; ++t) {
-          if (!weighted) {
-            // Partial Fisher-Yates: k distinct positions of a permutation = a uniform k-subset.
-            // One 64-bit draw per pick: the high 32 bits choose the position, the low 32 bits the raw score.
-            for (int j = 0; j < k; ++j) {
-              const uint64_t x = rng.next();
-              const uint32_t r = static_cast<uint32_t>(j) + static_cast<uint32_t>(((x >> 32) * static_cast<uint64_t>(E - j)) >> 32);
-              std::swap(perm[static_cast<size_t>(j)], perm[r]);
-              pick[static_cast<size_t>(j)] = perm[static_cast<size_t>(j)];
-              score[static_cast<size_t>(j)] = (static_cast<double>(static_cast<uint32_t>(x)) + 1.0) * 0x1.0p-32;
-            }
-          } else {
-            // Sampling without replacement = draw from w, reject repeats. After 32 rejections (very skewed
-            // weights) switch to an exact scan over the remaining mass; both give the same distribution.
-            for (int j = 0; j < k; ++j) {
-              uint32_t e = 0;
-              bool found = false;
-              for (int tries = 0; tries < 32 && !found; ++tries) {
-                e = alias.draw(rng.next());
-                found = std::find(pick.begin(), pick.begin() + j, e) == pick.begin() + j;
-              }
-              if (!found) {
-                double rem = total_w;
-                for (int i = 0; i < j; ++i) rem -= w[pick[static_cast<size_t>(i)]];
-                double u = rng.uniform() * rem;
-                uint32_t last = 0;
-                for (uint32_t c = 0; c < static_cast<uint32_t>(E); ++c) {
-                  if (w[c] <= 0.0 || std::find(pick.begin(), pick.begin() + j, c) != pick.begin() + j) continue;
-                  last = c;
-                  if ((u -= w[c]) < 0) break;
-                }
-                e = last;
-              }
-              pick[static_cast<size_t>(j)] = e;
-            }
-            // Raw scores, two per 64-bit draw.
-            for (int j = 0; j < k; j += 2) {
-              const uint64_t x = rng.next();
-              score[static_cast<size_t>(j)] = (static_cast<double>(static_cast<uint32_t>(x)) + 1.0) * 0x1.0p-32;
-              if (j + 1 < k) score[static_cast<size_t>(j + 1)] = (static_cast<double>(x >> 32) + 1.0) * 0x1.0p-32;
-            }
-          }
-          // Synthetic gate scores: raw U(0,1] per pick (32-bit resolution), normalised over the token's picks.
-          double sum = 0;
-          for (int j = 0; j < k; ++j) sum += score[static_cast<size_t>(j)];
-          const double inv = 1.0 / sum;
-          for (int j = 0; j < k; ++j) {
-            const double s = score[static_cast<size_t>(j)] * inv;
-            const bool kept = place(src, cap, pick[static_cast<size_t>(j)], s);
-            if (tr) {
-              tr->experts.push_back(static_cast<int32_t>(pick[static_cast<size_t>(j)]));
-              tr->scores.push_back(static_cast<float>(s));
-              tr->kept.push_back(kept ? 1 : 0);
-            }
-          }
-        }
+    }
+  } else {
+    // Source ranks are split into contiguous blocks, one per thread; each (layer, rank) has its own random
+    // stream, so the split does not change the plan.
+    const int nt = std::clamp(threads, 1, R);
+    std::vector<std::vector<uint32_t>> hist(static_cast<size_t>(nt));
+    std::vector<std::vector<int64_t>> dropped(static_cast<size_t>(nt), std::vector<int64_t>(moe.size(), 0));
+    auto work = [&](int t) {
+      const int src0 = static_cast<int>(static_cast<int64_t>(R) * t / nt);
+      const int src1 = static_cast<int>(static_cast<int64_t>(R) * (t + 1) / nt);
+      std::vector<uint32_t>& h = hist[static_cast<size_t>(t)];
+      if (spec.score_histograms) h.assign(moe.size() * static_cast<size_t>(R) * bins, 0);
+      for (size_t i = 0; i < moe.size(); ++i)
+        sample_sources(setup[i], placement, fast_dest.data(), E, k, bins, tokens_per_rank, seed, plan.layers_[i], src0,
+                       src1, h.empty() ? nullptr : h.data() + i * static_cast<size_t>(R) * bins,
+                       &dropped[static_cast<size_t>(t)][i], keep);
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < nt; ++t) pool.emplace_back(work, t);
+    work(0);
+    for (auto& th : pool) th.join();
+    for (size_t i = 0; i < moe.size(); ++i) {
+      LayerRouting& L = plan.layers_[i];
+      const size_t n = static_cast<size_t>(R) * bins;
+      for (int t = 0; t < nt; ++t) {
+        L.dropped += dropped[static_cast<size_t>(t)][i];
+        if (L.score_hist.empty()) continue;
+        const uint32_t* h = hist[static_cast<size_t>(t)].data() + i * n;
+        for (size_t j = 0; j < n; ++j) L.score_hist[j] += h[j];
       }
     }
-    L.dropped = dropped;
+  }
+  for (LayerRouting& L : plan.layers_)
     for (int src = 0; src < R; ++src)
       for (int e = 0; e < E; ++e) {
         const int64_t c = L.counts[static_cast<size_t>(src) * E + e];
         if (c) placement.distribute(src, e, c, &L.rank_tokens[static_cast<size_t>(src) * R]);
       }
-  }
   return plan;
 }
 

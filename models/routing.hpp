@@ -85,6 +85,9 @@ struct RoutingSpec {
   std::optional<double> capacity_factor;  // > 0; none = no dropping
   bool keep_scores = false;            // keep per-token experts and scores in the plan
   int histogram_bins = 64;             // bins over [0, 1] of the normalised gate-score histograms
+  // Not a scenario key: whether the plan carries score_hist. The runner turns it off for schedules that do
+  // not read gate scores; expert picks and counts are the same either way (scores are drawn regardless).
+  bool score_histograms = true;
   std::string trace_file;              // resolved path
   std::shared_ptr<const std::vector<TraceToken>> trace;  // rows, file order
 };
@@ -107,6 +110,7 @@ struct LayerRouting {
   std::vector<int64_t> rank_tokens;  // ranks x ranks, row-major: pairs src -> dst rank (diagonal = local)
   int64_t dropped = 0;               // token-expert pairs dropped by capacity
   std::vector<uint32_t> score_hist;  // ranks x bins: normalised gate scores of pairs received per dst rank
+                                     // (empty when RoutingSpec::score_histograms is false)
   std::vector<TokenRoutes> tokens;   // per source rank; empty unless keep_scores or trace
 };
 
@@ -132,16 +136,22 @@ class RoutingPlan {
   int64_t total_dropped() const;
 
  private:
-  friend RoutingPlan generate_routing(const RoutingSpec&, const Architecture&, const Placement&, int64_t, uint64_t);
+  friend RoutingPlan generate_routing(const RoutingSpec&, const Architecture&, const Placement&, int64_t, uint64_t,
+                                     int);
   int ranks_ = 0, experts_ = 0, top_k_ = 0, bins_ = 64;
   Placement placement_;
   std::vector<LayerRouting> layers_;
   std::vector<int> index_;  // model layer -> position in layers_, -1 for dense layers
 };
 
+// Threads generate_routing uses by default: the machine's hardware threads, at most 8.
+int routing_threads();
+
 // Generates the plan for every MoE layer. tokens_per_rank (T) must be > 0 (throws std::invalid_argument);
 // ignored for traces, whose rows define the tokens. placement.experts() must equal arch.routed_experts.
+// Synthetic routing is sampled on `threads` threads (source ranks split among them); the plan does not
+// depend on the thread count (each (layer, rank) has its own random stream).
 RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, const Placement& placement,
-                             int64_t tokens_per_rank, uint64_t seed);
+                             int64_t tokens_per_rank, uint64_t seed, int threads = routing_threads());
 
 }  // namespace moesim::models

@@ -1,6 +1,10 @@
 #include "sim/engine.hpp"
 
+#include "sim/ptask_reduction.hpp"
+
+#include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdint>
 #include <map>
 #include <tuple>
@@ -48,6 +52,52 @@ constexpr double kHostSpeed = 1e12;  // flop/s
 enum TagKind : uintptr_t { kTagOp = 0, kTagFlow = 1, kTagCollective = 2 };
 void* make_tag(uintptr_t value, TagKind kind) { return reinterpret_cast<void*>((value << 2) | kind); }
 
+// Which representative channels must become SimGrid links (1) and which can never limit any transfer (0).
+// A channel c can be left out of every route when the routes through it are all bounded by other channels
+// whose capacities sum to at most c's: each route's first channel (its sender's egress) is such a bound, and
+// so is its last (the receiver's ingress). The first and last channels of every route are always kept, so
+// the bounds stay in force. With the kept bounds, the traffic on c never exceeds its capacity under any
+// sharing, so max-min sharing (CM02) and L07's ptask rates are the same with or without c; only channels
+// without latency are left out, so route latencies are unchanged. Typical case: a non-blocking fabric's
+// switch-to-switch links, each as wide as the NICs below it.
+template <class BwOf>
+std::vector<char> never_binding(std::size_t routes, const std::vector<uint32_t>& off, const std::vector<uint32_t>& ch,
+                                const std::vector<double>& latency, BwOf bw_of) {
+  const std::size_t channels = latency.size();
+  std::vector<char> keep(channels, 0), used(channels, 0);
+  for (std::size_t r = 0; r < routes; ++r) {
+    if (off[r] == off[r + 1]) continue;
+    keep[ch[off[r]]] = keep[ch[off[r + 1] - 1]] = 1;
+    for (uint32_t i = off[r]; i < off[r + 1]; ++i) used[ch[i]] = 1;
+  }
+  // Distinct first and last channels of the routes through each candidate.
+  std::vector<std::vector<uint32_t>> firsts(channels), lasts(channels);
+  for (std::size_t r = 0; r < routes; ++r)
+    for (uint32_t i = off[r] + 1; i + 1 < off[r + 1]; ++i) {
+      const uint32_t c = ch[i];
+      if (keep[c] || latency[c] > 0.0) continue;
+      firsts[c].push_back(ch[off[r]]);
+      lasts[c].push_back(ch[off[r + 1] - 1]);
+    }
+  auto bound = [&](std::vector<uint32_t>& v) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    double sum = 0;
+    for (uint32_t w : v) sum += bw_of(w);
+    return sum;
+  };
+  for (std::size_t c = 0; c < channels; ++c) {
+    if (!used[c] || keep[c]) continue;
+    if (latency[c] > 0.0) {
+      keep[c] = 1;
+      continue;
+    }
+    const double cap = bw_of(c);
+    keep[c] = !(bound(firsts[c]) <= cap || bound(lasts[c]) <= cap);
+  }
+  return keep;
+}
+
 class Runner {
  public:
   Runner(const PlatformSpec& platform, const std::vector<int>& rank_gpu, const OpGraph& graph,
@@ -76,6 +126,9 @@ class Runner {
     for (OpId id = 0; id < graph_.ops().size(); ++id)
       if (trace_.end_s[id] < 0)
         throw std::runtime_error(fmt::format("op '{}' never finished: the op graph deadlocks", graph_.label(id)));
+    if (std::getenv("MOESIM_PHASES"))
+      std::fprintf(stderr, "[phase] engine: %zu completion times, %zu links (%zu pruned), %zu ptask pairs\n",
+                   distinct_events_, trace_.simgrid_links, trace_.simgrid_links_pruned, trace_.ptask_pairs);
     trace_.fidelity = opt_.fidelity;
     trace_.simgrid_settings = simgrid_settings(opt_);
     return std::move(trace_);
@@ -105,34 +158,37 @@ class Runner {
     // every route keeps its total latency, so results are unchanged while SimGrid's solver sees fewer
     // constraints (a GPU's PCIe link to its own NIC and the NIC's port, for example). Exact for CM02 and L07.
     const std::size_t n = platform_.gpu_count();
+    const int R = graph_.ranks();
     auto channel = [&](const LinkUse& u) {
       return 2 * static_cast<std::size_t>(u.link) + (platform_.links[u.link].full_duplex && !u.forward ? 1 : 0);
+    };
+    // Only the GPUs that carry a rank need routes; this keeps big clusters with small EP groups cheap.
+    auto gpu_route = [&](int s, int d) -> const std::vector<LinkUse>& {
+      return platform_.routes[static_cast<std::size_t>(rank_gpu_[s]) * n + rank_gpu_[d]];
     };
     struct Signature {
       uint64_t a = 0, b = 0, count = 0;
       bool operator<(const Signature& o) const { return std::tie(a, b, count) < std::tie(o.a, o.b, o.count); }
     };
     std::vector<Signature> sig(2 * platform_.links.size());
-    std::vector<std::pair<int, int>> pairs;  // (src gpu, dst gpu) of every route needed
-    // Only the GPUs that carry a rank need routes; this keeps big clusters with small EP groups cheap.
-    for (int s : rank_gpu_)
-      for (int d : rank_gpu_)
-        if (s != d) pairs.emplace_back(s, d);
-    for (std::size_t r = 0; r < pairs.size(); ++r) {
-      uint64_t h1 = r * 0x9E3779B97F4A7C15ULL + 1, h2 = r * 0xC2B2AE3D27D4EB4FULL + 7;
-      h1 = (h1 ^ (h1 >> 31)) * 0xBF58476D1CE4E5B9ULL;
-      h2 = (h2 ^ (h2 >> 29)) * 0x94D049BB133111EBULL;
-      const auto& route = platform_.routes[static_cast<std::size_t>(pairs[r].first) * n + pairs[r].second];
-      if (route.empty())
-        throw std::invalid_argument(fmt::format("no route from GPU {} to GPU {}", platform_.gpu_names[pairs[r].first],
-                                                platform_.gpu_names[pairs[r].second]));
-      for (const LinkUse& u : route) {
-        Signature& g = sig[channel(u)];
-        g.a += h1 ^ (h1 >> 27);
-        g.b += h2 ^ (h2 >> 31);
-        ++g.count;
+    for (int s = 0; s < R; ++s)
+      for (int d = 0; d < R; ++d) {
+        if (s == d) continue;
+        const uint64_t r = static_cast<uint64_t>(s) * R + d;
+        uint64_t h1 = r * 0x9E3779B97F4A7C15ULL + 1, h2 = r * 0xC2B2AE3D27D4EB4FULL + 7;
+        h1 = (h1 ^ (h1 >> 31)) * 0xBF58476D1CE4E5B9ULL;
+        h2 = (h2 ^ (h2 >> 29)) * 0x94D049BB133111EBULL;
+        const auto& route = gpu_route(s, d);
+        if (route.empty())
+          throw std::invalid_argument(fmt::format("no route from GPU {} to GPU {}", platform_.gpu_names[rank_gpu_[s]],
+                                                  platform_.gpu_names[rank_gpu_[d]]));
+        for (const LinkUse& u : route) {
+          Signature& g = sig[channel(u)];
+          g.a += h1 ^ (h1 >> 27);
+          g.b += h2 ^ (h2 >> 31);
+          ++g.count;
+        }
       }
-    }
     // Representative of each group: least bandwidth, then lowest channel id (deterministic).
     std::map<Signature, std::size_t> rep_of_group;
     std::vector<double> group_latency(sig.size(), 0.0);
@@ -142,26 +198,73 @@ class Runner {
       auto [it, fresh] = rep_of_group.try_emplace(sig[ch], ch);
       if (!fresh && bw_of(ch) < bw_of(it->second)) it->second = ch;
     }
-    std::vector<const sg4::Link*> sg_link(sig.size(), nullptr);
+    std::vector<std::size_t> rep(sig.size(), SIZE_MAX);
     for (std::size_t ch = 0; ch < sig.size(); ++ch)
-      if (sig[ch].count) group_latency[rep_of_group[sig[ch]]] += platform_.links[ch / 2].latency_s;
+      if (sig[ch].count) {
+        rep[ch] = rep_of_group[sig[ch]];
+        group_latency[rep[ch]] += platform_.links[ch / 2].latency_s;
+      }
+    // Each rank pair's route as its distinct representative channels, in route order (diagonal empty).
+    const std::size_t P = static_cast<std::size_t>(R) * R;
+    std::vector<uint32_t> route_off(P + 1, 0), route_ch;
+    for (std::size_t p = 0; p < P; ++p) {
+      const int s = static_cast<int>(p / R), d = static_cast<int>(p % R);
+      if (s != d)
+        for (const LinkUse& u : gpu_route(s, d)) {
+          const auto c = static_cast<uint32_t>(rep[channel(u)]);
+          if (std::find(route_ch.begin() + route_off[p], route_ch.end(), c) == route_ch.end()) route_ch.push_back(c);
+        }
+      route_off[p + 1] = static_cast<uint32_t>(route_ch.size());
+    }
+    const std::vector<char> keep = never_binding(P, route_off, route_ch, group_latency, bw_of);
+    // The routes as SimGrid will see them: kept channels only.
+    RankRoutes routes;
+    routes.ranks = R;
+    routes.channel_latency_s = group_latency;
+    routes.off.assign(P + 1, 0);
+    for (std::size_t p = 0; p < P; ++p) {
+      for (uint32_t i = route_off[p]; i < route_off[p + 1]; ++i)
+        if (keep[route_ch[i]]) routes.ch.push_back(route_ch[i]);
+      routes.off[p + 1] = static_cast<uint32_t>(routes.ch.size());
+    }
+    // Which routes the collectives use: every pair with bytes (exact), or the pairs of each collective's
+    // reduced matrix (fast; see ptask_reduction.hpp).
+    std::vector<char> needed(P, 0);
+    const auto& colls = graph_.collectives();
+    if (opt_.fidelity == Fidelity::exact) {
+      for (const Collective& col : colls)
+        for (std::size_t p = 0; p < P; ++p)
+          if (col.bytes[p] > 0 && p / R != p % R) needed[p] = 1;
+    } else {
+      std::vector<int> rank_node(static_cast<std::size_t>(R));
+      for (int r = 0; r < R; ++r) rank_node[static_cast<std::size_t>(r)] = platform_.gpu_node[rank_gpu_[r]];
+      reduced_.resize(colls.size());
+      for (std::size_t c = 0; c < colls.size(); ++c) {
+        reduced_[c] = reduce_all_to_all(colls[c].bytes, rank_node, routes);
+        for (const PairBytes& x : reduced_[c]) needed[static_cast<std::size_t>(x.src) * R + x.dst] = 1;
+        trace_.ptask_pairs += reduced_[c].size();
+      }
+    }
+    std::vector<const sg4::Link*> sg_link(sig.size(), nullptr);
     for (std::size_t ch = 0; ch < sig.size(); ++ch) {
-      if (!sig[ch].count || rep_of_group[sig[ch]] != ch) continue;
+      if (!sig[ch].count || rep[ch] != ch) continue;
+      if (!keep[ch]) {
+        ++trace_.simgrid_links_pruned;
+        continue;
+      }
       const PlatformLink& l = platform_.links[ch / 2];
       auto* link = zone->create_link(l.full_duplex ? l.name + (ch % 2 ? "_DOWN" : "_UP") : l.name, l.bandwidth_Bps);
       link->set_latency(group_latency[ch]);
       sg_link[ch] = link;
       ++trace_.simgrid_links;
     }
-    for (const auto& [s, d] : pairs) {
+    for (std::size_t p = 0; p < P; ++p) {
+      if (!needed[p]) continue;
+      const int s = static_cast<int>(p / R), d = static_cast<int>(p % R);
       std::vector<sg4::LinkInRoute> route;
-      for (const LinkUse& u : platform_.routes[static_cast<std::size_t>(s) * n + d]) {
-        const sg4::Link* l = sg_link[rep_of_group[sig[channel(u)]]];
-        bool seen = false;
-        for (const auto& x : route) seen = seen || x.get_link() == l;
-        if (!seen) route.emplace_back(l);
-      }
-      zone->add_route(hosts_[s]->get_netpoint(), hosts_[d]->get_netpoint(), nullptr, nullptr, route, false);
+      for (uint32_t i = routes.off[p]; i < routes.off[p + 1]; ++i) route.emplace_back(sg_link[routes.ch[i]]);
+      zone->add_route(hosts_[rank_gpu_[s]]->get_netpoint(), hosts_[rank_gpu_[d]]->get_netpoint(), nullptr, nullptr,
+                      route, false);
     }
     zone->seal();
   }
@@ -268,22 +371,15 @@ class Runner {
 
   void start_collective_ptask(int c) {
     const Collective& col = graph_.collectives()[c];
-    bool any = false;
-    for (int s = 0; s < col.ranks && !any; ++s)
-      for (int d = 0; d < col.ranks; ++d)
-        if (s != d && col.bytes[static_cast<std::size_t>(s) * col.ranks + d] > 0) {
-          any = true;
-          break;
-        }
     const double now = sg4::Engine::get_clock();
-    if (!any) {
+    if (reduced_[c].empty()) {
       for (OpId id : col.ops) finish_op(id, now);
       return;
     }
     std::vector<sg4::Host*> hosts;
     for (int r = 0; r < col.ranks; ++r) hosts.push_back(hosts_[rank_gpu_[r]]);
-    std::vector<double> bytes = col.bytes;
-    for (int r = 0; r < col.ranks; ++r) bytes[static_cast<std::size_t>(r) * col.ranks + r] = 0.0;
+    std::vector<double> bytes(static_cast<std::size_t>(col.ranks) * col.ranks, 0.0);
+    for (const PairBytes& x : reduced_[c]) bytes[static_cast<std::size_t>(x.src) * col.ranks + x.dst] = x.bytes;
     auto exec = sg4::Exec::init();
     exec->set_flops_amounts(std::vector<double>(col.ranks, 0.0));
     exec->set_bytes_amounts(bytes);
@@ -312,6 +408,7 @@ class Runner {
   void on_complete(const sg4::Activity& a) {
     const double clock = sg4::Engine::get_clock();
     if (clock > graveyard_clock_) {
+      ++distinct_events_;
       graveyard_.clear();
       graveyard_clock_ = clock;
     }
@@ -363,12 +460,14 @@ class Runner {
   std::vector<uint32_t> free_slots_;
   std::vector<sg4::ActivityPtr> graveyard_;
   double graveyard_clock_ = -1.0;
+  std::size_t distinct_events_ = 0;  // distinct clock values at which activities completed
   std::vector<uint32_t> pending_deps_, succ_offset_, succ_;
   std::vector<OpId> ready_;
   std::vector<int> coll_ready_count_;
   std::vector<int> comm_active_;  // per rank: comm-stream all-to-alls in flight
   std::vector<std::vector<char>> coll_rank_ready_;
   std::vector<std::vector<int>> flows_left_;
+  std::vector<std::vector<PairBytes>> reduced_;  // fast: per collective, the pairs of its ptask
 };
 
 }  // namespace

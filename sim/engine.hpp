@@ -42,6 +42,8 @@ struct Trace {
   std::vector<std::pair<std::string, std::string>> simgrid_settings;  // every setting moesim sets, in order
   std::size_t simgrid_activities = 0;                                 // activities handed to SimGrid
   std::size_t simgrid_links = 0;  // links created after merging channels that carry identical route sets
+  std::size_t simgrid_links_pruned = 0;  // merged channels left out because they can never limit a transfer
+  std::size_t ptask_pairs = 0;           // fast: GPU pairs in all collectives' reduced byte matrices
 };
 
 // The SimGrid settings moesim uses for a fidelity level (echoed into every report; DESIGN rule 2).

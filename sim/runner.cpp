@@ -78,7 +78,8 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   if (!info) throw std::invalid_argument("unknown schedule " + spec.schedule);
   models::Architecture arch = sc.arch;
   arch.top_k = spec.top_k > 0 ? spec.top_k : sc.arch.top_k;
-  const models::RoutingSpec& rspec = spec.routing ? *spec.routing : sc.routing;
+  models::RoutingSpec rspec = spec.routing ? *spec.routing : sc.routing;
+  rspec.score_histograms = info->uses_gate_scores;
   models::RoutingPlan plan = models::generate_routing(rspec, arch, sc.placement, sc.tokens_per_rank, sc.seed);
   clock.mark("routing", spec.name);
   models::CostModel cost(sc.profile, arch);

@@ -53,6 +53,8 @@ struct ScheduleInfo {
   // Optional: the concrete specs to try for one scenario entry (e.g. scmoe expert_slot: auto -> slots 1..4).
   // The runner simulates each and keeps the fastest, recording the choice in `shown`. Empty = the spec itself.
   std::function<std::vector<VariantSpec>(const VariantSpec&)> candidates;
+  // Whether the schedule reads the routing plan's gate-score histograms (the runner skips them otherwise).
+  bool uses_gate_scores = false;
 };
 
 // All registered schedules, in a fixed order.

@@ -1,0 +1,47 @@
+// Smaller parallel tasks for the `fast` fidelity: an all-to-all's byte matrix rewritten with far fewer GPU
+// pairs but exactly the same bytes on every link and the same longest route latency.
+//
+// Why this is exact for SimGrid's L07 model: a parallel task is one max-min variable whose weight on a link
+// is the sum of the bytes of the pairs routed over it; L07 waits the longest route latency among the pairs
+// with bytes before the task progresses. Two byte matrices with equal per-link sums and an equal longest
+// latency therefore give the same task (same rate, same finish time, same sharing with other activities).
+// Only the number of (pair, link) entries SimGrid expands and routes it looks up changes: it was quadratic
+// in the GPUs, and is now about (GPUs x log2(nodes)).
+//
+// How: nodes are split in halves recursively; every pair of halves (X, Y) is a block of source ranks in X
+// and destination ranks in Y. When each source's route into Y starts with one channel F(s) and each
+// destination's route from X ends with one channel G(d), and no other channel is crossed (a two-channel
+// route: the sender's egress, the receiver's ingress), only the row sums per F(s) and column sums per G(d)
+// matter, and the north-west-corner rule gives a matrix with those sums and at most rows + cols - 1 cells.
+// Blocks that do not have this shape, and pairs inside one node, are kept as they are. The block's
+// longest-latency pair is put in the corner, whose cell is always positive, so the longest latency stays.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace moesim {
+
+struct PairBytes {
+  int src = 0, dst = 0;  // rank indices
+  double bytes = 0.0;
+};
+
+// The routes of a set of ranks as lists of channel ids (after any merging and pruning), in CSR form:
+// pair (s, d) of ranks has channels ch[off[s * ranks + d] .. off[s * ranks + d + 1]).
+struct RankRoutes {
+  int ranks = 0;
+  std::vector<uint32_t> off;  // ranks * ranks + 1
+  std::vector<uint32_t> ch;
+  std::vector<double> channel_latency_s;  // per channel id
+  const uint32_t* begin(int s, int d) const { return ch.data() + off[static_cast<std::size_t>(s) * ranks + d]; }
+  const uint32_t* end(int s, int d) const { return ch.data() + off[static_cast<std::size_t>(s) * ranks + d + 1]; }
+  double latency_s(int s, int d) const;
+};
+
+// bytes: ranks x ranks row-major (diagonal ignored); rank_node: the node (server) of each rank.
+// Returns the pairs with positive bytes of an equivalent matrix, sorted by (src, dst).
+std::vector<PairBytes> reduce_all_to_all(const std::vector<double>& bytes, const std::vector<int>& rank_node,
+                                         const RankRoutes& routes);
+
+}  // namespace moesim
