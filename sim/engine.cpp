@@ -36,7 +36,9 @@ std::vector<std::pair<std::string, std::string>> simgrid_settings(const EngineOp
          {"network/latency-factor", "1.0"}, {"network/bandwidth-factor", "1.0"}, {"network/weight-S", "0"}};
   } else {
     // One parallel task per all-to-all; L07 replaces both the host and the network model (DESIGN rule 3).
-    s = {{"host/model", "ptask_L07"}};
+    // TCP-gamma 0 lifts L07's TCP-window cap on a task's rate (gamma / (2 x latency x bytes of its largest
+    // pair)), which the reduced matrices of ptask_reduction.hpp would otherwise make tighter.
+    s = {{"host/model", "ptask_L07"}, {"network/TCP-gamma", "0"}};
   }
   s.emplace_back("surf/precision", fmt::format("{:g}", opt.precision_s));
   return s;
@@ -70,30 +72,28 @@ std::vector<char> never_binding(std::size_t routes, const std::vector<uint32_t>&
     keep[ch[off[r]]] = keep[ch[off[r + 1] - 1]] = 1;
     for (uint32_t i = off[r]; i < off[r + 1]; ++i) used[ch[i]] = 1;
   }
-  // Distinct first and last channels of the routes through each candidate.
-  std::vector<std::vector<uint32_t>> firsts(channels), lasts(channels);
-  for (std::size_t r = 0; r < routes; ++r)
-    for (uint32_t i = off[r] + 1; i + 1 < off[r + 1]; ++i) {
-      const uint32_t c = ch[i];
-      if (keep[c] || latency[c] > 0.0) continue;
-      firsts[c].push_back(ch[off[r]]);
-      lasts[c].push_back(ch[off[r + 1] - 1]);
-    }
-  auto bound = [&](std::vector<uint32_t>& v) {
-    std::sort(v.begin(), v.end());
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-    double sum = 0;
-    for (uint32_t w : v) sum += bw_of(w);
+  // Sum, per candidate channel, the capacities of the distinct first (last) channels of the routes through
+  // it: routes are visited grouped by their first (last) channel, so a mark per candidate dedups in O(1).
+  auto bound_sums = [&](bool by_first) {
+    std::vector<std::vector<uint32_t>> group(channels);
+    for (std::size_t r = 0; r < routes; ++r)
+      if (off[r + 1] - off[r] > 2) group[by_first ? ch[off[r]] : ch[off[r + 1] - 1]].push_back(static_cast<uint32_t>(r));
+    std::vector<double> sum(channels, 0.0);
+    std::vector<std::size_t> mark(channels, SIZE_MAX);
+    for (std::size_t w = 0; w < channels; ++w)
+      for (uint32_t r : group[w])
+        for (uint32_t i = off[r] + 1; i + 1 < off[r + 1]; ++i)
+          if (mark[ch[i]] != w) {
+            mark[ch[i]] = w;
+            sum[ch[i]] += bw_of(w);
+          }
     return sum;
   };
+  const std::vector<double> by_first = bound_sums(true), by_last = bound_sums(false);
   for (std::size_t c = 0; c < channels; ++c) {
     if (!used[c] || keep[c]) continue;
-    if (latency[c] > 0.0) {
-      keep[c] = 1;
-      continue;
-    }
     const double cap = bw_of(c);
-    keep[c] = !(bound(firsts[c]) <= cap || bound(lasts[c]) <= cap);
+    keep[c] = latency[c] > 0.0 || !(by_first[c] <= cap || by_last[c] <= cap);
   }
   return keep;
 }

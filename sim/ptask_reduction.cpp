@@ -39,18 +39,33 @@ class Reducer {
     // Row and column sums; the longest-latency pair with bytes goes to the corner.
     int best_s = -1, best_d = -1;
     double best_lat = -1.0;
-    std::map<int, double> row, col;
-    for (int s : srcs)
-      for (int d : dsts) {
-        const double b = at(s, d);
+    std::vector<std::pair<int, double>> r, c;
+    for (int s : srcs) r.emplace_back(s, 0.0);
+    for (int d : dsts) c.emplace_back(d, 0.0);
+    for (std::size_t i = 0; i < srcs.size(); ++i)
+      for (std::size_t j = 0; j < dsts.size(); ++j) {
+        const double b = at(srcs[i], dsts[j]);
         if (b <= 0) continue;
-        row[s] += b;
-        col[d] += b;
-        const double lat = routes_.latency_s(s, d);
-        if (lat > best_lat) best_lat = lat, best_s = s, best_d = d;
+        r[i].second += b;
+        c[j].second += b;
+        const double lat = routes_.latency_s(srcs[i], dsts[j]);
+        if (lat > best_lat) best_lat = lat, best_s = srcs[i], best_d = dsts[j];
       }
     if (best_s < 0) return;  // nothing to send in this block
-    std::vector<std::pair<int, double>> r(row.begin(), row.end()), c(col.begin(), col.end());
+    // A reduced pair may join any sending row to any receiving column: its latency is at most the largest
+    // egress latency plus the largest ingress latency. Only when that equals the block's longest pair does
+    // the task's latency stay the same; otherwise the block is kept as it is.
+    double egress = 0.0, ingress = 0.0;
+    for (std::size_t i = 0; i < srcs.size(); ++i)
+      if (r[i].second > 0) egress = std::max(egress, routes_.channel_latency_s[*routes_.begin(srcs[i], dsts[0])]);
+    for (std::size_t j = 0; j < dsts.size(); ++j)
+      if (c[j].second > 0) ingress = std::max(ingress, routes_.channel_latency_s[routes_.begin(srcs[0], dsts[j])[1]]);
+    if (egress + ingress > best_lat) return keep_all(srcs, dsts);
+    double total = 0.0;
+    for (const auto& x : r) total += x.second;
+    auto empty = [](const std::pair<int, double>& x) { return x.second <= 0; };
+    r.erase(std::remove_if(r.begin(), r.end(), empty), r.end());
+    c.erase(std::remove_if(c.begin(), c.end(), empty), c.end());
     auto front = [](std::vector<std::pair<int, double>>& v, int id) {
       auto it = std::find_if(v.begin(), v.end(), [&](const auto& x) { return x.first == id; });
       std::rotate(v.begin(), it, it + 1);
@@ -60,18 +75,20 @@ class Reducer {
     // North-west corner: fill cell (i, j) with what is left of row i or column j, whichever is smaller.
     std::size_t i = 0, j = 0;
     double ri = r[0].second, cj = c[0].second;
+    // Row and column totals agree up to rounding: leftovers below `dust` (ulps of the block's bytes) are not
+    // cells of their own.
+    const double dust = 1e-12 * total;
     while (i < r.size() && j < c.size()) {
       if (ri < cj) {
-        if (ri > 0) out.push_back({r[i].first, c[j].first, ri});
+        if (ri > dust) out.push_back({r[i].first, c[j].first, ri});
         cj -= ri;
         if (++i < r.size()) ri = r[i].second;
       } else {
-        if (cj > 0) out.push_back({r[i].first, c[j].first, cj});
+        if (cj > dust) out.push_back({r[i].first, c[j].first, cj});
         ri -= cj;
         if (++j < c.size()) cj = c[j].second;
       }
     }
-    // Row and column totals agree up to rounding; what is left over (a few ulps) is dropped.
   }
 
   void split(const std::vector<std::vector<int>>& nodes, std::size_t lo, std::size_t hi) {
@@ -106,8 +123,13 @@ std::vector<PairBytes> reduce_all_to_all(const std::vector<double>& bytes, const
   std::vector<std::vector<int>> nodes;
   for (auto& [n, ranks] : by_node) nodes.push_back(std::move(ranks));
   Reducer red(bytes, routes);
-  for (const auto& ranks : nodes) red.keep_all(ranks, ranks);  // inside a node: kept as they are
+  // Between nodes, then inside each node with every rank as its own group.
   red.split(nodes, 0, nodes.size());
+  for (const auto& ranks : nodes) {
+    std::vector<std::vector<int>> singles;
+    for (int r : ranks) singles.push_back({r});
+    red.split(singles, 0, singles.size());
+  }
   std::sort(red.out.begin(), red.out.end(),
             [](const PairBytes& x, const PairBytes& y) { return x.src != y.src ? x.src < y.src : x.dst < y.dst; });
   return std::move(red.out);

@@ -13,8 +13,10 @@
 // destination's route from X ends with one channel G(d), and no other channel is crossed (a two-channel
 // route: the sender's egress, the receiver's ingress), only the row sums per F(s) and column sums per G(d)
 // matter, and the north-west-corner rule gives a matrix with those sums and at most rows + cols - 1 cells.
-// Blocks that do not have this shape, and pairs inside one node, are kept as they are. The block's
-// longest-latency pair is put in the corner, whose cell is always positive, so the longest latency stays.
+// Inside a node the same is done with each rank as its own group. Blocks without this shape are kept as
+// they are. The block's longest-latency pair is put in the corner, whose cell is always positive, and a
+// block is reduced only when no new pair could have a longer route (largest egress + largest ingress
+// latency = its longest pair), so the longest latency stays exactly.
 #pragma once
 
 #include <cstdint>

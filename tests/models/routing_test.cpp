@@ -214,3 +214,115 @@ TEST_CASE("routing generation is fast at DeepSeek-V3 scale", "[models][routing][
     CHECK(secs < 5.0);
   }
 }
+
+namespace {
+
+// The parts of a plan that must not depend on how it was computed (everything but the optional per-token
+// records, compared separately where kept).
+void check_same_plan(const RoutingPlan& a, const RoutingPlan& b, bool with_hist) {
+  REQUIRE(a.layers().size() == b.layers().size());
+  for (std::size_t i = 0; i < a.layers().size(); ++i) {
+    const LayerRouting &x = a.layers()[i], &y = b.layers()[i];
+    INFO("layer " << x.layer);
+    CHECK(x.layer == y.layer);
+    CHECK(x.src_tokens == y.src_tokens);
+    CHECK(x.counts == y.counts);
+    CHECK(x.rank_tokens == y.rank_tokens);
+    CHECK(x.dropped == y.dropped);
+    if (with_hist) CHECK(x.score_hist == y.score_hist);
+  }
+}
+
+// Synthetic routings for the thread and histogram cases: uniform, zipf and hot, each without and with a
+// capacity factor, plus a replicated placement (tokens to a replicated expert are dealt out by the
+// per-source count, so the split of sources among threads must not change it).
+struct RoutingCase {
+  std::string yaml;
+  bool replicate;
+};
+const std::vector<RoutingCase> kRoutingCases = {
+    {"routing: {distribution: uniform}\n", false},
+    {"routing: {distribution: uniform, capacity_factor: 1.0}\n", false},
+    {"routing: {distribution: zipf, s: 1.2}\n", false},
+    {"routing: {distribution: zipf, s: 1.2, capacity_factor: 1.0}\n", false},
+    {"routing: {distribution: hot, hot_experts: 3, hot_share: 0.6}\n", false},
+    {"routing: {distribution: hot, hot_experts: 3, hot_share: 0.6, capacity_factor: 1.25}\n", false},
+    {"routing: {distribution: zipf, s: 1.0, capacity_factor: 1.0}\n", true},
+};
+
+}  // namespace
+
+TEST_CASE("routing plans do not depend on the thread count", "[models][routing][threads]") {
+  // R = 8 source ranks: 2 threads take 4 + 4, 3 take 2 + 3 + 3, 7 take one each and the last one two (uneven
+  // blocks). E = 24 experts, 3 per rank; the replicated case uses E = 20 so that some experts have replicas:
+  // ceil(20 / 8) = 3 slots per rank, 24 slots, experts 0-3 twice. k = 4, T = 300 tokens per rank, 2 MoE layers.
+  // Capacity 1.0: ceil(300 * 4 / 24) = 50 pairs per (source, expert), exactly the uniform mean, so many
+  // (source, expert) pairs go over it and the dropping path runs (checked below).
+  for (const RoutingCase& rc : kRoutingCases) {
+    INFO(rc.yaml << (rc.replicate ? " (replicated placement)" : ""));
+    const int E = rc.replicate ? 20 : 24;
+    Architecture a = toy(2, E, 4);
+    Placement p(E, 8, PlacementScheme::contiguous, rc.replicate);
+    RoutingSpec s = spec(rc.yaml, a, 8);
+    const RoutingPlan one = generate_routing(s, a, p, 300, 17, 1);
+    if (s.capacity_factor)
+      for (const LayerRouting& L : one.layers()) CHECK(L.dropped > 0);
+    for (int threads : {2, 3, 7}) {
+      INFO(threads << " threads");
+      check_same_plan(one, generate_routing(s, a, p, 300, 17, threads), true);
+    }
+  }
+}
+
+TEST_CASE("per-token records do not depend on the thread count", "[models][routing][threads]") {
+  // keep_scores: each source rank's token list is written by whichever thread owns that rank.
+  Architecture a = toy(1, 16, 2);
+  Placement p(16, 8);
+  RoutingSpec s = spec("routing: {distribution: zipf, s: 1.1, capacity_factor: 1.0, keep_scores: true}\n", a, 8);
+  const RoutingPlan one = generate_routing(s, a, p, 200, 5, 1), three = generate_routing(s, a, p, 200, 5, 3);
+  check_same_plan(one, three, true);
+  for (int r = 0; r < 8; ++r) {
+    INFO("rank " << r);
+    const TokenRoutes &x = one.layer(0).tokens[r], &y = three.layer(0).tokens[r];
+    CHECK(x.experts.size() == 400);  // T * k
+    CHECK(x.experts == y.experts);
+    CHECK(x.scores == y.scores);
+    CHECK(x.kept == y.kept);
+  }
+}
+
+TEST_CASE("turning score histograms off leaves the expert picks unchanged", "[models][routing]") {
+  // The runner turns histograms off for schedules that do not read gate scores; the raw scores are drawn
+  // either way, so counts, rank_tokens and dropped must not move, only score_hist is left empty.
+  for (const RoutingCase& rc : kRoutingCases) {
+    INFO(rc.yaml << (rc.replicate ? " (replicated placement)" : ""));
+    const int E = rc.replicate ? 20 : 24;
+    Architecture a = toy(2, E, 4);
+    Placement p(E, 8, PlacementScheme::contiguous, rc.replicate);
+    RoutingSpec on = spec(rc.yaml, a, 8), off = on;
+    off.score_histograms = false;
+    const RoutingPlan with = generate_routing(on, a, p, 300, 23, 3), without = generate_routing(off, a, p, 300, 23, 3);
+    check_same_plan(with, without, false);
+    for (std::size_t i = 0; i < with.layers().size(); ++i) {
+      // The histogram holds one entry per kept pair when on, nothing when off.
+      CHECK(without.layers()[i].score_hist.empty());
+      int64_t hist = 0;
+      for (uint32_t h : with.layers()[i].score_hist) hist += h;
+      CHECK(hist == total(with.layers()[i]));
+      CHECK(hist > 0);
+    }
+  }
+  // With keep_scores the per-token scores are still recorded, and equal, when the histogram is off.
+  Architecture a = toy(1, 16, 2);
+  RoutingSpec on = spec("routing: {distribution: hot, hot_experts: 2, hot_share: 0.5, keep_scores: true}\n", a, 4),
+              off = on;
+  off.score_histograms = false;
+  const RoutingPlan with = generate_routing(on, a, Placement(16, 4), 100, 3, 2),
+                    without = generate_routing(off, a, Placement(16, 4), 100, 3, 2);
+  check_same_plan(with, without, false);
+  CHECK(without.layer(0).score_hist.empty());
+  for (int r = 0; r < 4; ++r) {
+    CHECK(with.layer(0).tokens[r].experts == without.layer(0).tokens[r].experts);
+    CHECK(with.layer(0).tokens[r].scores == without.layer(0).tokens[r].scores);
+  }
+}

@@ -130,3 +130,140 @@ fabric: rail_optimized
   check_fidelities_agree([&] { return topo::load_cluster_text(text, "eight-nodes.yaml", data_dir()); }, 64, false,
                          true);
 }
+
+// ---- Two-level fabrics written by hand: which fabric channels the engine prunes, and the fast fidelity's
+// reduced ptasks. One engine run per test case (DESIGN rule 5; ctest runs each case as its own process).
+namespace {
+
+const double kNvlBw = 400e9, kNvlLat = 0.5e-6;  // per GPU, to the node's NVSwitch
+const double kNicBw = 50e9, kNicLat = 1e-6;     // per GPU, to the node's leaf switch
+// nodes x per_node GPUs (GPU g on node g / per_node). Links: NVLink of GPU g = g, NIC of GPU g = G + g, fabric
+// link leaf(n) -> spine = 2G + n (no latency, as the built-in families do). All full duplex.
+// Routes: inside a node [NVLink(s) up, NVLink(d) down]; between nodes
+// [NIC(s) up, fabric(node s) up, fabric(node d) down, NIC(d) down].
+PlatformSpec leaf_spine(int nodes, int per_node, double fabric_bw) {
+  const int G = nodes * per_node;
+  PlatformSpec p;
+  for (int g = 0; g < G; ++g) {
+    p.gpu_names.push_back("gpu" + std::to_string(g));
+    p.gpu_node.push_back(g / per_node);
+  }
+  for (int g = 0; g < G; ++g)
+    p.links.push_back({"gpu" + std::to_string(g) + "-nvswitch", "nvlink", kNvlBw, kNvlLat, true});
+  for (int g = 0; g < G; ++g)
+    p.links.push_back({"gpu" + std::to_string(g) + "-leaf", "nic", kNicBw, kNicLat, true});
+  for (int n = 0; n < nodes; ++n)
+    p.links.push_back({"leaf" + std::to_string(n) + "-spine", "infiniband", fabric_bw, 0.0, true});
+  p.routes.resize(static_cast<std::size_t>(G) * G);
+  auto u = [](int link) { return static_cast<uint32_t>(link); };
+  for (int s = 0; s < G; ++s)
+    for (int d = 0; d < G; ++d) {
+      if (s == d) continue;
+      const int ns = s / per_node, nd = d / per_node;
+      auto& route = p.routes[static_cast<std::size_t>(s) * G + d];
+      if (ns == nd) route = {{u(s), true}, {u(d), false}};
+      else route = {{u(G + s), true}, {u(2 * G + ns), true}, {u(2 * G + nd), false}, {u(G + d), false}};
+    }
+  return p;
+}
+
+struct A2a {
+  Trace trace;
+  std::vector<OpId> ops;
+};
+
+A2a run_a2a(const PlatformSpec& p, const std::vector<double>& bytes, Fidelity f) {
+  const int n = static_cast<int>(p.gpu_count());
+  OpGraph g(n);
+  A2a r;
+  r.ops = g.add_all_to_all(Stream::comm, OpClass::dispatch, Phase::forward, 0, bytes, {});
+  std::vector<int> rank_gpu(n);
+  for (int i = 0; i < n; ++i) rank_gpu[i] = i;
+  EngineOptions opt;
+  opt.fidelity = f;
+  r.trace = run_engine(p, rank_gpu, g, opt);
+  return r;
+}
+
+std::vector<double> all_pairs(int n, double m) {
+  std::vector<double> b(static_cast<std::size_t>(n) * n, m);
+  for (int i = 0; i < n; ++i) b[static_cast<std::size_t>(i) * n + i] = 0.0;
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("a non-blocking fabric's links are pruned and the all-to-all keeps its closed form",
+          "[network][pruning]") {
+  // 2 nodes x 2 GPUs; fabric link 100 GB/s = the two 50 GB/s NICs below it. Uniform, m = 3e7 bytes per pair.
+  // Channels (directed links) that carry the same routes merge: NVLink(0) up and NVLink(1) down carry only
+  // 0 -> 1, so each node's 4 NVLink channels form 2 groups; fabric(0) up and fabric(1) down carry exactly
+  // {0,1} -> {2,3}, and fabric(1) up with fabric(0) down carry {2,3} -> {0,1}: 2 groups; the 8 NIC channels
+  // carry distinct route sets. 4 + 2 + 8 = 14 groups. Each fabric group's routes start at the two NICs of one
+  // node (50 + 50 = 100 GB/s <= 100 GB/s), so both are pruned: 2 pruned, 12 SimGrid links.
+  // Time (CM02): every NIC up (down) channel carries 2 flows, 25 GB/s each (the fabric would carry
+  // 4 x 25 = 100 GB/s, not binding). Inter-node flows: 2 x 1 us + 3e7 / 25e9 = 2e-6 + 1.2e-3 = 1.202e-3 s;
+  // NVLink flows end at 2 x 0.5 us + 3e7 / 400e9 = 76 us. Every rank has inter-node flows: all end at 1.202 ms.
+  const A2a r = run_a2a(leaf_spine(2, 2, 2 * kNicBw), all_pairs(4, 3e7), Fidelity::exact);
+  CHECK(r.trace.simgrid_links_pruned == 2);
+  CHECK(r.trace.simgrid_links == 12);
+  for (OpId id : r.ops) CHECK(r.trace.end_s[id] == Approx(2e-6 + 1.2e-3).epsilon(1e-9));
+  CHECK(r.trace.makespan_s == Approx(2e-6 + 1.2e-3).epsilon(1e-9));
+}
+
+TEST_CASE("an oversubscribed fabric link is kept and limits the all-to-all", "[network][pruning]") {
+  // As above with the fabric link at 60 GB/s < 100 GB/s of NICs below it: neither fabric group is pruned
+  // (0 pruned, 14 links). Each fabric group carries the 4 flows of one direction: 60 / 4 = 15 GB/s each, below
+  // the NICs' 25 GB/s share. Inter-node flows: 2e-6 + 3e7 / 15e9 = 2e-6 + 2e-3 = 2.002e-3 s (a pruned fabric
+  // would give the 1.202 ms of the non-blocking case).
+  const A2a r = run_a2a(leaf_spine(2, 2, 60e9), all_pairs(4, 3e7), Fidelity::exact);
+  CHECK(r.trace.simgrid_links_pruned == 0);
+  CHECK(r.trace.simgrid_links == 14);
+  for (OpId id : r.ops) CHECK(r.trace.end_s[id] == Approx(2e-6 + 2e-3).epsilon(1e-9));
+  CHECK(r.trace.makespan_s == Approx(2e-6 + 2e-3).epsilon(1e-9));
+}
+
+TEST_CASE("fast fidelity on an oversubscribed fabric keeps every pair and the fabric bound",
+          "[network][pruning][fast]") {
+  // Same platform and bytes as the case above, one L07 ptask. The fabric channel stays in the routes
+  // (3 channels: NIC up, fabric group, NIC down), so no inter-node block has the two-channel shape and all
+  // 8 inter-node pairs stay; inside a node each pair is its own block: 4. ptask_pairs = 12 = the pairs in.
+  // Time = longest route latency + max over channels of bytes / bandwidth:
+  //   fabric group: 4 x 3e7 = 1.2e8 B / 60e9 = 2e-3 s; NIC: 2 x 3e7 / 50e9 = 1.2e-3 s; NVLink 3e7 / 400e9.
+  //   2e-6 + 2e-3 = 2.002e-3 s.
+  const A2a r = run_a2a(leaf_spine(2, 2, 60e9), all_pairs(4, 3e7), Fidelity::fast);
+  CHECK(r.trace.simgrid_links_pruned == 0);
+  CHECK(r.trace.ptask_pairs == 12);
+  CHECK(r.trace.makespan_s == Approx(2e-6 + 2e-3).epsilon(1e-9));
+}
+
+TEST_CASE("fast fidelity reduces a skewed multi-node all-to-all to fewer pairs with the same makespan",
+          "[network][fidelity][fast]") {
+  // 3 nodes x 2 GPUs (ranks 0,1 | 2,3 | 4,5), non-blocking fabric (100 GB/s over two 50 GB/s NICs: the 6
+  // fabric channels carry distinct route sets and are all pruned). Skewed: s -> d carries (d + 1)^2 MB,
+  // so rank 5 receives 36 MB from every other rank. 30 pairs with bytes.
+  const int n = 6;
+  std::vector<double> bytes(n * n, 0.0);
+  for (int s = 0; s < n; ++s)
+    for (int d = 0; d < n; ++d)
+      if (s != d) bytes[s * n + d] = (d + 1.0) * (d + 1.0) * 1e6;
+  const A2a r = run_a2a(leaf_spine(3, 2, 2 * kNicBw), bytes, Fidelity::fast);
+  CHECK(r.trace.simgrid_links_pruned == 6);
+  // Pairs of the reduced matrix (routes between nodes are [NIC(s) up, NIC(d) down]; all 2 us, so each
+  // block's corner is its first pair). In MB:
+  //   {0,1} -> {2,3,4,5}: rows 9+16+25+36 = 86, 86; columns 2 x (9, 16, 25, 36) = 18, 32, 50, 72;
+  //     partial rows 86, partial columns 18, 50, 100: no tie, 2 + 4 - 1 = 5 pairs
+  //   {2,3,4,5} -> {0,1}: rows 1 + 4 = 5 each (partial 5, 10, 15); columns 4 x 1 = 4, 4 x 4 = 16: 5 pairs
+  //   {2,3} -> {4,5}: rows 25 + 36 = 61 each; columns 50, 72: 61 != 50, 3 pairs
+  //   {4,5} -> {2,3}: rows 9 + 16 = 25 each; columns 18, 32: 25 != 18, 3 pairs
+  //   inside the nodes: 0<->1, 2<->3, 4<->5, one pair each way: 6 (NVLink routes are one merged channel)
+  // 5 + 5 + 3 + 3 + 6 = 22 < 30.
+  CHECK(r.trace.ptask_pairs == 22);
+  // Makespan = longest latency (inter-node: 2 x 1 us) + max over channels of bytes / bandwidth:
+  //   NIC down of rank 5: 4 remote senders x 36 MB = 144 MB / 50 GB/s = 2.88e-3 s   <- the largest
+  //   NIC up of rank 0 or 1: 86 MB / 50 GB/s = 1.72e-3 s; fabric into node 2 (pruned): 4 x 61 MB / 100 GB/s
+  //   = 2.44e-3 s; NVLink at most 36 MB / 400 GB/s = 90 us.
+  // 2e-6 + 2.88e-3 = 2.882e-3 s, the same for every rank (one ptask).
+  CHECK(r.trace.makespan_s == Approx(2e-6 + 2.88e-3).epsilon(1e-9));
+  for (OpId id : r.ops) CHECK(r.trace.end_s[id] == Approx(2e-6 + 2.88e-3).epsilon(1e-9));
+}
