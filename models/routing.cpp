@@ -275,16 +275,22 @@ RoutingSpec decode_routing(const YamlView& v, const Architecture& arch, int rank
 
 namespace {
 
-// Vose's alias table over non-negative weights: O(1) draws from one 64-bit random number.
+// Vose's alias table over non-negative weights: O(1) draws from one 64-bit random number. The high 32 bits
+// pick a column, the low 32 bits (lo) decide between the column and its alias: lo / 2^32 < prob <=>
+// lo < ceil(prob * 2^32) for an integer lo, so each column keeps that integer threshold and a draw has no
+// floating-point compare (and the compiler can select without a hard-to-predict branch).
 struct AliasTable {
-  std::vector<double> prob;
-  std::vector<uint32_t> alias;
+  struct Entry {
+    uint64_t threshold;  // ceil(prob * 2^32), in [0, 2^32]
+    uint64_t alias;
+  };
+  std::vector<Entry> entries;
   void build(const std::vector<double>& w) {
     const size_t n = w.size();
     double total = 0;
     for (double x : w) total += x;
-    prob.assign(n, 0.0);
-    alias.assign(n, 0);
+    std::vector<double> prob(n, 0.0);
+    std::vector<uint32_t> alias(n, 0);
     std::vector<double> scaled(n);
     std::vector<uint32_t> small, large;
     for (size_t i = 0; i < n; ++i) {
@@ -306,11 +312,13 @@ struct AliasTable {
     const uint32_t heaviest = static_cast<uint32_t>(std::max_element(w.begin(), w.end()) - w.begin());
     for (size_t i = 0; i < n; ++i)
       if (w[i] <= 0.0) prob[i] = 0.0, alias[i] = heaviest;
+    entries.resize(n);
+    for (size_t i = 0; i < n; ++i) entries[i] = {static_cast<uint64_t>(std::ceil(prob[i] * 0x1.0p32)), alias[i]};
   }
   uint32_t draw(uint64_t x) const {
-    const uint32_t col = static_cast<uint32_t>(((x >> 32) * prob.size()) >> 32);
-    const double frac = static_cast<double>(static_cast<uint32_t>(x)) * 0x1.0p-32;
-    return frac < prob[col] ? col : alias[col];
+    const uint64_t col = ((x >> 32) * entries.size()) >> 32;
+    const Entry& a = entries[col];
+    return static_cast<uint32_t>((x & 0xffffffffULL) < a.threshold ? col : a.alias);
   }
 };
 
@@ -370,17 +378,6 @@ void sample_sources(const LayerSetup& ls, const Placement& placement, const int*
   // seen[e] == stamp: expert e is already picked by the current token (O(1) repeat test).
   std::vector<uint32_t> seen(static_cast<size_t>(E), 0);
   uint32_t stamp = 0;
-  // The alias draw in integers: frac = lo / 2^32 < prob  <=>  lo < ceil(prob * 2^32) for an integer lo, so
-  // the thresholds give exactly the draws of AliasTable::draw, without a hard-to-predict branch.
-  struct Entry {
-    uint64_t threshold;
-    uint64_t alias;
-  };
-  std::vector<Entry> table(ls.alias.prob.size());
-  for (size_t i = 0; i < table.size(); ++i)
-    table[i] = {static_cast<uint64_t>(std::ceil(ls.alias.prob[i] * 0x1.0p32)), ls.alias.alias[i]};
-  const Entry* const alias = table.data();
-  const uint64_t n_alias = table.size();
   for (int src = src0; src < src1; ++src) {
     L.src_tokens[static_cast<size_t>(src)] = T;
     int64_t* const counts = L.counts.data() + static_cast<size_t>(src) * E;
@@ -415,10 +412,7 @@ void sample_sources(const LayerSetup& ls, const Placement& placement, const int*
           uint32_t e = 0;
           bool found = false;
           for (int tries = 0; tries < 32 && !found; ++tries) {
-            const uint64_t x = rng.next();
-            const uint64_t col = ((x >> 32) * n_alias) >> 32;
-            const Entry& a = alias[col];
-            e = static_cast<uint32_t>((x & 0xffffffffULL) < a.threshold ? col : a.alias);
+            e = ls.alias.draw(rng.next());
             found = seen[e] != stamp;
           }
           if (!found) {
