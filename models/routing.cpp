@@ -277,12 +277,13 @@ namespace {
 
 // Vose's alias table over non-negative weights: O(1) draws from one 64-bit random number. The high 32 bits
 // pick a column, the low 32 bits (lo) decide between the column and its alias: lo / 2^32 < prob <=>
-// lo < ceil(prob * 2^32) for an integer lo, so each column keeps that integer threshold and a draw has no
-// floating-point compare (and the compiler can select without a hard-to-predict branch).
+// lo < ceil(prob * 2^32) for an integer lo, so each column keeps that integer threshold. The outcome is read
+// from a two-entry array indexed by the comparison, so a draw has no data-dependent branch (the outcome of
+// a skewed table is close to a coin flip per column and would be mispredicted often).
 struct AliasTable {
   struct Entry {
     uint64_t threshold;  // ceil(prob * 2^32), in [0, 2^32]
-    uint64_t alias;
+    uint32_t out[2];     // out[0] = the column itself, out[1] = its alias
   };
   std::vector<Entry> entries;
   void build(const std::vector<double>& w) {
@@ -313,12 +314,13 @@ struct AliasTable {
     for (size_t i = 0; i < n; ++i)
       if (w[i] <= 0.0) prob[i] = 0.0, alias[i] = heaviest;
     entries.resize(n);
-    for (size_t i = 0; i < n; ++i) entries[i] = {static_cast<uint64_t>(std::ceil(prob[i] * 0x1.0p32)), alias[i]};
+    for (size_t i = 0; i < n; ++i)
+      entries[i] = {static_cast<uint64_t>(std::ceil(prob[i] * 0x1.0p32)), {static_cast<uint32_t>(i), alias[i]}};
   }
   uint32_t draw(uint64_t x) const {
     const uint64_t col = ((x >> 32) * entries.size()) >> 32;
     const Entry& a = entries[col];
-    return static_cast<uint32_t>((x & 0xffffffffULL) < a.threshold ? col : a.alias);
+    return a.out[(x & 0xffffffffULL) >= a.threshold];
   }
 };
 
@@ -356,6 +358,64 @@ struct LayerSetup {
   AliasTable alias;
   int64_t cap = INT64_MAX;  // per (source rank, expert) capacity
 };
+
+// Draws the k distinct experts of one token from the layer's weights into pick[0..k) (sampling without
+// replacement = draw from w, reject repeats; after 32 rejections of one pick (very skewed weights) an exact
+// scan over the remaining mass, which gives the same distribution). seen[e] == stamp marks the token's
+// experts. A repeat is absorbed without a branch: the draw is written to pick[j] and j only advances when
+// the expert is new (stamping a repeat again changes nothing). Returns nothing; consumes the stream exactly
+// as the draws require, so a plan depends only on (seed, layer, source rank).
+[[gnu::always_inline]] inline void draw_weighted_token(const LayerSetup& ls, Rng& rng, uint32_t* seen, uint32_t stamp, uint32_t* pick,
+                                int k, int E) {
+  int j = 0, tries = 0;
+  while (j < k) {
+    const uint32_t e = ls.alias.draw(rng.next());
+    const bool fresh = seen[e] != stamp;
+    pick[j] = e;
+    seen[e] = stamp;
+    j += fresh;
+    tries = fresh ? 0 : tries + 1;
+    if (tries == 32) [[unlikely]] {
+      double rem = ls.total_w;
+      for (int i = 0; i < j; ++i) rem -= ls.w[pick[i]];
+      double u = rng.uniform() * rem;
+      uint32_t last = 0;
+      for (uint32_t c = 0; c < static_cast<uint32_t>(E); ++c) {
+        if (ls.w[c] <= 0.0 || std::find(pick, pick + j, c) != pick + j) continue;
+        last = c;
+        if ((u -= ls.w[c]) < 0) break;
+      }
+      pick[j] = last;
+      seen[last] = stamp;
+      ++j;
+      tries = 0;
+    }
+  }
+}
+
+// The common case of synthetic weighted routing: no capacity, no score use, no per-token records, one rank
+// per expert; only L.counts is written. Same draws, in the same order, as sample_sources, so the counts are
+// identical; the raw scores are still drawn (two per 64-bit number) and discarded to keep the stream aligned.
+void sample_counts_weighted(const LayerSetup& ls, int E, int k, int64_t T, uint64_t seed, LayerRouting& L,
+                            int src0, int src1) {
+  std::vector<uint32_t> seen(static_cast<size_t>(E), 0), pick(static_cast<size_t>(k));
+  const int score_draws = (k + 1) / 2;
+  uint32_t stamp = 0;
+  for (int src = src0; src < src1; ++src) {
+    L.src_tokens[static_cast<size_t>(src)] = T;
+    Rng rng(derive_seed(seed, static_cast<uint64_t>(L.layer), static_cast<uint64_t>(src)));
+    int64_t* const counts = L.counts.data() + static_cast<size_t>(src) * E;
+    for (int64_t t = 0; t < T; ++t) {
+      if (++stamp == 0) {  // wrapped: forget every old mark
+        std::fill(seen.begin(), seen.end(), 0u);
+        stamp = 1;
+      }
+      draw_weighted_token(ls, rng, seen.data(), stamp, pick.data(), k, E);
+      for (int j = 0; j < score_draws; ++j) rng.next();
+      for (int j = 0; j < k; ++j) ++counts[pick[static_cast<size_t>(j)]];
+    }
+  }
+}
 
 // Samples the tokens of source ranks [src0, src1) of one synthetic layer. Writes the ranks' rows of
 // L.counts and their L.tokens (disjoint per source), and adds to `hist` (ranks x bins) and `dropped`, which
@@ -406,30 +466,7 @@ void sample_sources(const LayerSetup& ls, const Placement& placement, const int*
           std::fill(seen.begin(), seen.end(), 0u);
           stamp = 1;
         }
-        // Sampling without replacement = draw from w, reject repeats. After 32 rejections (very skewed
-        // weights) switch to an exact scan over the remaining mass; both give the same distribution.
-        for (int j = 0; j < k; ++j) {
-          uint32_t e = 0;
-          bool found = false;
-          for (int tries = 0; tries < 32 && !found; ++tries) {
-            e = ls.alias.draw(rng.next());
-            found = seen[e] != stamp;
-          }
-          if (!found) {
-            double rem = ls.total_w;
-            for (int i = 0; i < j; ++i) rem -= ls.w[pick[i]];
-            double u = rng.uniform() * rem;
-            uint32_t last = 0;
-            for (uint32_t c = 0; c < static_cast<uint32_t>(E); ++c) {
-              if (ls.w[c] <= 0.0 || std::find(pick, pick + j, c) != pick + j) continue;
-              last = c;
-              if ((u -= ls.w[c]) < 0) break;
-            }
-            e = last;
-          }
-          pick[j] = e;
-          seen[e] = stamp;
-        }
+        draw_weighted_token(ls, rng, seen.data(), stamp, pick, k, E);
         // Raw scores, two per 64-bit draw (drawn even when unused, so expert picks never depend on it).
         for (int j = 0; j < k; j += 2) {
           const uint64_t x = rng.next();
@@ -575,10 +612,16 @@ RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, 
       const int src1 = static_cast<int>(static_cast<int64_t>(R) * (t + 1) / nt);
       std::vector<uint32_t>& h = hist[static_cast<size_t>(t)];
       if (spec.score_histograms) h.assign(moe.size() * static_cast<size_t>(R) * bins, 0);
-      for (size_t i = 0; i < moe.size(); ++i)
+      const bool counts_only = !replicated && !keep && !spec.score_histograms;
+      for (size_t i = 0; i < moe.size(); ++i) {
+        if (counts_only && !setup[i].w.empty() && setup[i].cap == INT64_MAX) {
+          sample_counts_weighted(setup[i], E, k, tokens_per_rank, seed, plan.layers_[i], src0, src1);
+          continue;
+        }
         sample_sources(setup[i], placement, fast_dest.data(), E, k, bins, tokens_per_rank, seed, plan.layers_[i], src0,
                        src1, h.empty() ? nullptr : h.data() + i * static_cast<size_t>(R) * bins,
                        &dropped[static_cast<size_t>(t)][i], keep);
+      }
     };
     std::vector<std::thread> pool;
     for (int t = 1; t < nt; ++t) pool.emplace_back(work, t);

@@ -91,6 +91,85 @@ class Reducer {
     }
   }
 
+  // All groups at once (three or more): every pair of ranks in different groups must have the two-channel
+  // shape [F(s), G(d)] with F(s) the same for all of s's destinations and G(d) for all of d's sources. Rows
+  // are the ranks in group order, columns the ranks in group order rotated by half the groups, and one
+  // north-west corner fills the whole matrix (at most rows + cols - 1 cells instead of about that many per
+  // level of halves). It fails, and the caller halves instead, when a cell would join two ranks of one group,
+  // when a new pair could have a longer route than the longest pair, or when no cell has that latency.
+  bool rotated(const std::vector<std::vector<int>>& groups) {
+    const std::size_t G = groups.size();
+    if (G < 3) return false;
+    const int R = routes_.ranks;
+    std::vector<int> group_of(static_cast<std::size_t>(R), -1);
+    std::vector<int> rows, cols;
+    for (std::size_t g = 0; g < G; ++g)
+      for (int r : groups[g]) group_of[static_cast<std::size_t>(r)] = static_cast<int>(g), rows.push_back(r);
+    for (std::size_t g = 0; g < G; ++g)
+      for (int r : groups[(g + G / 2) % G]) cols.push_back(r);
+    std::vector<uint32_t> first(static_cast<std::size_t>(R), UINT32_MAX), last(static_cast<std::size_t>(R), UINT32_MAX);
+    std::vector<double> row_sum(static_cast<std::size_t>(R), 0.0), col_sum(static_cast<std::size_t>(R), 0.0);
+    double best_lat = -1.0, total = 0.0;
+    for (int s : rows)
+      for (int d : rows) {
+        if (group_of[static_cast<std::size_t>(s)] == group_of[static_cast<std::size_t>(d)]) continue;
+        const uint32_t* b = routes_.begin(s, d);
+        if (routes_.end(s, d) - b != 2) return false;
+        uint32_t& f = first[static_cast<std::size_t>(s)];
+        uint32_t& l = last[static_cast<std::size_t>(d)];
+        if (f == UINT32_MAX) f = b[0];
+        if (l == UINT32_MAX) l = b[1];
+        if (b[0] != f || b[1] != l) return false;
+        const double x = at(s, d);
+        if (x <= 0) continue;
+        row_sum[static_cast<std::size_t>(s)] += x;
+        col_sum[static_cast<std::size_t>(d)] += x;
+        total += x;
+        best_lat = std::max(best_lat, routes_.latency_s(s, d));
+      }
+    if (best_lat < 0) return true;  // nothing crosses groups
+    double egress = 0.0, ingress = 0.0;
+    for (int r : rows) {
+      if (row_sum[static_cast<std::size_t>(r)] > 0)
+        egress = std::max(egress, routes_.channel_latency_s[first[static_cast<std::size_t>(r)]]);
+      if (col_sum[static_cast<std::size_t>(r)] > 0)
+        ingress = std::max(ingress, routes_.channel_latency_s[last[static_cast<std::size_t>(r)]]);
+    }
+    if (egress + ingress > best_lat) return false;
+    auto positive = [](const std::vector<int>& ids, const std::vector<double>& sum) {
+      std::vector<std::pair<int, double>> v;
+      for (int r : ids)
+        if (sum[static_cast<std::size_t>(r)] > 0) v.emplace_back(r, sum[static_cast<std::size_t>(r)]);
+      return v;
+    };
+    const std::vector<std::pair<int, double>> r = positive(rows, row_sum), c = positive(cols, col_sum);
+    std::vector<PairBytes> cells;
+    bool reaches_longest = false;
+    auto emit = [&](int s, int d, double x) {
+      if (group_of[static_cast<std::size_t>(s)] == group_of[static_cast<std::size_t>(d)]) return false;
+      cells.push_back({s, d, x});
+      reaches_longest = reaches_longest || routes_.latency_s(s, d) == best_lat;
+      return true;
+    };
+    std::size_t i = 0, j = 0;
+    double ri = r[0].second, cj = c[0].second;
+    const double dust = 1e-12 * total;  // rounding leftovers are not cells (as in block())
+    while (i < r.size() && j < c.size()) {
+      if (ri < cj) {
+        if (ri > dust && !emit(r[i].first, c[j].first, ri)) return false;
+        cj -= ri;
+        if (++i < r.size()) ri = r[i].second;
+      } else {
+        if (cj > dust && !emit(r[i].first, c[j].first, cj)) return false;
+        ri -= cj;
+        if (++j < c.size()) cj = c[j].second;
+      }
+    }
+    if (!reaches_longest) return false;
+    out.insert(out.end(), cells.begin(), cells.end());
+    return true;
+  }
+
   void split(const std::vector<std::vector<int>>& nodes, std::size_t lo, std::size_t hi) {
     if (hi - lo < 2) return;
     const std::size_t mid = (lo + hi) / 2;
@@ -124,11 +203,11 @@ std::vector<PairBytes> reduce_all_to_all(const std::vector<double>& bytes, const
   for (auto& [n, ranks] : by_node) nodes.push_back(std::move(ranks));
   Reducer red(bytes, routes);
   // Between nodes, then inside each node with every rank as its own group.
-  red.split(nodes, 0, nodes.size());
+  if (!red.rotated(nodes)) red.split(nodes, 0, nodes.size());
   for (const auto& ranks : nodes) {
     std::vector<std::vector<int>> singles;
     for (int r : ranks) singles.push_back({r});
-    red.split(singles, 0, singles.size());
+    if (!red.rotated(singles)) red.split(singles, 0, singles.size());
   }
   std::sort(red.out.begin(), red.out.end(),
             [](const PairBytes& x, const PairBytes& y) { return x.src != y.src ? x.src < y.src : x.dst < y.dst; });

@@ -178,20 +178,25 @@ TEST_CASE("ptask reduction: dense 2 nodes x 4 ranks keeps channel bytes and the 
   CHECK(max_latency(out, routes) == Approx(7e-6).epsilon(1e-12));
   // Count by the north-west-corner rule: a block with all row and column sums positive gets rows + cols - 1
   // cells, one fewer for every partial row sum equal to a partial column sum (both run out at once).
+  // Two nodes are two halves (the all-groups corner needs three or more groups):
   //   node 0 -> 1, corner 1 -> 6: rows in order (1, 0, 2, 3) = (16, 26, 28, 18), partial 16, 42, 70;
   //     columns (6, 4, 5, 7) = (21, 25, 23, 19), partial 21, 46, 69: no tie, 4 + 4 - 1 = 7 cells.
   //   node 1 -> 0, all 2 us, corner 4 -> 0: rows (4..7) = (16, 28, 18, 30), partial 16, 44, 62;
   //     columns (0..3) = (26, 24, 22, 20), partial 26, 50, 72: no tie, 7 cells.
-  // Inside a node each rank is its own group, halved the same way (NVLink channels all 1 us, so each corner is
-  // the block's first pair):
-  //   {0,1} -> {2,3}: rows (11+5, 3+8) = (16, 11), columns (11+3, 5+8) = (14, 13): 16 != 14, 3 cells
-  //   {2,3} -> {0,1}: rows (7+1, 10+4) = (8, 14), columns (7+10, 1+4) = (17, 5): 8 != 17, 3 cells
-  //   {4,5} -> {6,7}: rows (10+4, 2+7) = (14, 9), columns (10+2, 4+7) = (12, 11): 3 cells
-  //   {6,7} -> {4,5}: rows (6+11, 9+3) = (17, 12), columns (6+9, 11+3) = (15, 14): 3 cells
-  //   and 0<->1, 2<->3, 4<->5, 6<->7: one pair each, 8 cells.
-  // 7 + 7 + 4 x 3 + 8 = 34 < 56 pairs in.
+  // Inside a node each rank is its own group: four groups, so one corner over the node, rows in rank order and
+  // columns rotated by two ranks (NVLink channels all 1 us: every cell has the longest latency).
+  //   node 0: rows (0..3) = (6+11+5, 4+3+8, 7+1+11, 10+4+9) = (22, 15, 19, 23), partial 22, 37, 56;
+  //     columns (2, 3, 0, 1) = (11+3+9, 5+8+11, 4+7+10, 6+1+4) = (23, 24, 21, 11), partial 23, 47, 68.
+  //     No tie: 7 cells, 0->2, 1->2, 1->3, 2->3, 2->0, 3->0, 3->1 (none on the diagonal).
+  //   node 1: rows (4..7) = (5+10+4, 3+2+7, 6+11+10, 9+3+8) = (19, 12, 27, 20), partial 19, 31, 58;
+  //     columns (6, 7, 4, 5) = (10+2+8, 4+7+10, 3+6+9, 5+11+3) = (20, 21, 18, 19), partial 20, 41, 59.
+  //     No tie: 7 cells, 4->6, 5->6, 5->7, 6->7, 6->4, 7->4, 7->5.
+  // 7 + 7 + 7 + 7 = 28 < 56 pairs in.
   CHECK(positive_pairs(bytes, 8).size() == 56);
-  CHECK(out.size() == 34);
+  CHECK(out.size() == 28);
+  for (auto [s, d] : {std::pair{0, 2}, {1, 2}, {1, 3}, {2, 3}, {2, 0}, {3, 0}, {3, 1}, {4, 6}, {5, 6}, {5, 7},
+                      {6, 7}, {6, 4}, {7, 4}, {7, 5}})
+    CHECK(has_pair(out, s, d));
 }
 
 TEST_CASE("ptask reduction: 3 nodes with interleaved ranks, recursive halves", "[ptask_reduction]") {
@@ -209,14 +214,70 @@ TEST_CASE("ptask reduction: 3 nodes with interleaved ranks, recursive halves", "
   const RankRoutes routes = two_level(node, latencies(24));
   const std::vector<PairBytes> out = reduce_all_to_all(bytes, node, routes);
   check_equivalent(bytes, out, routes);
-  // Halves: {node 0} | {nodes 1, 2}, then {node 1} | {node 2}. Rows and columns node by node (the corner is
-  // the first pair, which needs no rotation); no partial sums tie here (nor in plain rank order):
-  //   {0,3} -> {1,4,2,5}: rows 18, 34 (partial 18); columns 12, 8, 18, 14 (partial 12, 20, 38): 2+4-1 = 5
-  //   {1,4,2,5} -> {0,3}: rows 10, 18, 20, 6 (partial 10, 28, 48); columns 31, 23 (partial 31): 5
-  //   {1,4} -> {2,5}: rows 11, 8 (partial 11); columns 6, 13 (partial 6): 3
-  //   {2,5} -> {1,4}: rows 4, 12 (partial 4); columns 10, 6 (partial 10): 3
-  // Inside each node (two ranks): one pair each way, 6. Total 6 + 5 + 5 + 3 + 3 = 22 < 30.
-  CHECK(out.size() == 22);
+  // Three nodes: one north-west corner over all of them. Rows node by node (0, 3, 1, 4, 2, 5), columns rotated
+  // by one node (1, 4, 2, 5, 0, 3); sums over ranks of other nodes only:
+  //   rows    0: 4+7+2+5 = 18, 3: 8+11+6+9 = 34, 1: 6+1+4+10 = 21, 4: 10+5+8+3 = 26, 2: 11+3+9+1 = 24,
+  //           5: 4+7+2+5 = 18; partial 18, 52, 73, 99, 123 (total 141)
+  //   columns 1: 4+3+8+7 = 22, 4: 2+1+6+5 = 14, 2: 7+1+11+5 = 24, 5: 5+10+9+3 = 27, 0: 6+11+10+4 = 31,
+  //           3: 4+9+8+2 = 23; partial 22, 36, 60, 87, 118 (total 141)
+  // No tie: 6 + 6 - 1 = 11 cells, walking the merged partial sums:
+  //   0->1 = 18, 3->1 = 4, 3->4 = 14, 3->2 = 16, 1->2 = 8, 1->5 = 13, 4->5 = 14, 4->0 = 12, 2->0 = 19,
+  //   2->3 = 5, 5->3 = 18 (each joins two different nodes; equal latencies).
+  // Inside each node (two ranks, two groups: halves): one pair each way, 6. Total 11 + 6 = 17 < 30.
+  CHECK(out.size() == 17);
+  const std::vector<PairBytes> between = {{0, 1, 18}, {1, 2, 8},  {1, 5, 13}, {2, 0, 19}, {2, 3, 5}, {3, 1, 4},
+                                          {3, 2, 16}, {3, 4, 14}, {4, 0, 12}, {4, 5, 14}, {5, 3, 18}};
+  std::vector<PairBytes> got;
+  for (const PairBytes& p : out)
+    if (node[p.src] != node[p.dst]) got.push_back(p);
+  REQUIRE(got.size() == between.size());
+  for (std::size_t i = 0; i < between.size(); ++i) {
+    INFO("pair " << i);
+    CHECK(got[i].src == between[i].src);
+    CHECK(got[i].dst == between[i].dst);
+    CHECK(got[i].bytes == between[i].bytes);
+  }
+}
+
+TEST_CASE("ptask reduction: an all-groups corner that would join a rank to itself falls back to halves",
+          "[ptask_reduction]") {
+  // One node, three ranks (three groups of one). Bytes 0->1 = 1, 1->0 = 2, 2->1 = 3, nothing else.
+  // Rows (0, 1, 2) = (1, 2, 3); columns rotated by one rank (1, 2, 0) = (1+3, 0, 2) -> positive (1, 0) = (4, 2).
+  // The corner puts 1 on 0->1, then row 1 would continue in column 1: cell 1->1, not a transfer. So the
+  // halves are used: {0} | {1, 2}, then {1} | {2}; every block has one pair, and the output is the input.
+  const std::vector<int> node = {0, 0, 0};
+  const RankRoutes routes = two_level(node, latencies(12));
+  std::vector<double> bytes(9, 0.0);
+  bytes[0 * 3 + 1] = 1;
+  bytes[1 * 3 + 0] = 2;
+  bytes[2 * 3 + 1] = 3;
+  const std::vector<PairBytes> out = reduce_all_to_all(bytes, node, routes);
+  check_equivalent(bytes, out, routes);
+  const std::vector<PairBytes> in = positive_pairs(bytes, 3);
+  REQUIRE(out.size() == in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    CHECK(out[i].src == in[i].src);
+    CHECK(out[i].dst == in[i].dst);
+    CHECK(out[i].bytes == in[i].bytes);
+  }
+}
+
+TEST_CASE("ptask reduction: an all-groups corner that misses the longest route falls back to halves",
+          "[ptask_reduction]") {
+  // Three nodes of one rank each, 1 byte between every pair. Latencies: E(0) = 1 us, I(2) = 1 us, all other
+  // channels 0, so 0->2 (2 us) is the longest route and the only one that long. Rows (0, 1, 2) = (2, 2, 2),
+  // columns rotated by one node (1, 2, 0) = (2, 2, 2): the corner gives 0->1, 1->2, 2->0 (1, 1 and 0 us),
+  // which would shorten the task's latency from 2 us to 1 us. So the halves are used: {0} | {1, 2} (corner
+  // 0->2, then 0->1), {1, 2} -> {0} (one column: 1->0, 2->0), {1} | {2}: the output is the input.
+  const std::vector<int> node = {0, 1, 2};
+  const RankRoutes routes = two_level(node, latencies(12, {{egress(0), 1e-6}, {ingress(3, 2), 1e-6}, {egress(1), 0},
+                                                           {egress(2), 0}, {ingress(3, 0), 0}, {ingress(3, 1), 0}}));
+  std::vector<double> bytes(9, 1.0);
+  for (int r = 0; r < 3; ++r) bytes[static_cast<std::size_t>(r) * 3 + r] = 0;
+  const std::vector<PairBytes> out = reduce_all_to_all(bytes, node, routes);
+  check_equivalent(bytes, out, routes);
+  CHECK(max_latency(out, routes) == Approx(2e-6));
+  CHECK(out.size() == 6);
 }
 
 TEST_CASE("ptask reduction: a block whose routes cross a middle channel is kept as it is", "[ptask_reduction]") {
