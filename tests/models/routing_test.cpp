@@ -247,6 +247,9 @@ const std::vector<RoutingCase> kRoutingCases = {
     {"routing: {distribution: zipf, s: 1.2, capacity_factor: 1.0}\n", false},
     {"routing: {distribution: hot, hot_experts: 3, hot_share: 0.6}\n", false},
     {"routing: {distribution: hot, hot_experts: 3, hot_share: 0.6, capacity_factor: 1.25}\n", false},
+    // k = 4 picks, 3 hot experts holding 99.9 %: the 4th pick of almost every token is rejected 32 times
+    // (probability 0.999^32 = 0.97) and falls back to the exact scan over the remaining mass.
+    {"routing: {distribution: hot, hot_experts: 3, hot_share: 0.999}\n", false},
     {"routing: {distribution: zipf, s: 1.0, capacity_factor: 1.0}\n", true},
 };
 
@@ -293,7 +296,9 @@ TEST_CASE("per-token records do not depend on the thread count", "[models][routi
 
 TEST_CASE("turning score histograms off leaves the expert picks unchanged", "[models][routing]") {
   // The runner turns histograms off for schedules that do not read gate scores; the raw scores are drawn
-  // either way, so counts, rank_tokens and dropped must not move, only score_hist is left empty.
+  // either way, so counts, rank_tokens and dropped must not move, only score_hist is left empty. Without
+  // histograms, capacity, replicas or per-token records a weighted routing takes the counts-only sampler,
+  // so the zipf and hot cases here also check that it draws exactly what the full sampler draws.
   for (const RoutingCase& rc : kRoutingCases) {
     INFO(rc.yaml << (rc.replicate ? " (replicated placement)" : ""));
     const int E = rc.replicate ? 20 : 24;
