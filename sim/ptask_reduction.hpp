@@ -6,17 +6,20 @@
 // with bytes before the task progresses. Two byte matrices with equal per-link sums and an equal longest
 // latency therefore give the same task (same rate, same finish time, same sharing with other activities).
 // Only the number of (pair, link) entries SimGrid expands and routes it looks up changes: it was quadratic
-// in the GPUs, and is now about (GPUs x log2(nodes)).
+// in the GPUs, and is now about 4 x GPUs with the all-nodes corner (GPUs x log2(nodes) with halves).
 //
-// How: nodes are split in halves recursively; every pair of halves (X, Y) is a block of source ranks in X
-// and destination ranks in Y. When each source's route into Y starts with one channel F(s) and each
-// destination's route from X ends with one channel G(d), and no other channel is crossed (a two-channel
-// route: the sender's egress, the receiver's ingress), only the row sums per F(s) and column sums per G(d)
-// matter, and the north-west-corner rule gives a matrix with those sums and at most rows + cols - 1 cells.
-// Inside a node the same is done with each rank as its own group. Blocks without this shape are kept as
-// they are. The block's longest-latency pair is put in the corner, whose cell is always positive, and a
-// block is reduced only when no new pair could have a longer route (largest egress + largest ingress
-// latency = its longest pair), so the longest latency stays exactly.
+// How: first, one north-west corner over all nodes at once (three or more nodes): when every pair of ranks
+// in different nodes has the two-channel shape [F(s), G(d)] (the sender's egress, the receiver's ingress; F
+// depends only on s, G only on d), only each rank's row sum (bytes it sends to other nodes) and column sum
+// (bytes it receives from them) matter. Rows are the ranks node by node, columns the ranks with the nodes
+// rotated by half, and the north-west-corner rule gives a matrix with those sums and at most
+// rows + cols - 1 cells. It is used only when no cell joins two ranks of one node, no new pair could have a
+// longer route than the longest pair (largest egress + largest ingress latency = the longest pair), and some
+// cell has that longest latency. Otherwise nodes are split in halves recursively; every pair of halves
+// (X, Y) is a block of source ranks in X and destination ranks in Y, reduced the same way when its routes
+// have the two-channel shape (the block's longest-latency pair is put in the corner, whose cell is always
+// positive, and the block is kept as it is when a new pair could be longer). Inside a node the same is done
+// with each rank as its own group. Blocks without this shape are kept as they are.
 #pragma once
 
 #include <cstdint>
