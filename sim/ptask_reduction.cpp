@@ -14,6 +14,31 @@ double RankRoutes::latency_s(int s, int d) const {
 
 namespace {
 
+using Sums = std::vector<std::pair<int, double>>;  // (rank, bytes): row or column sums
+
+// North-west corner over rows r and columns c whose totals agree up to rounding: fills cell (i, j) with what
+// is left of row i or column j, whichever is smaller, and passes each cell to cell(src, dst, bytes).
+// Leftovers below 1e-12 of the total (rounding ulps) are not cells of their own. Stops and returns false as
+// soon as cell() refuses one.
+template <class Cell>
+bool north_west_corner(const Sums& r, const Sums& c, double total, Cell cell) {
+  const double dust = 1e-12 * total;
+  std::size_t i = 0, j = 0;
+  double ri = r[0].second, cj = c[0].second;
+  while (i < r.size() && j < c.size()) {
+    if (ri < cj) {
+      if (ri > dust && !cell(r[i].first, c[j].first, ri)) return false;
+      cj -= ri;
+      if (++i < r.size()) ri = r[i].second;
+    } else {
+      if (cj > dust && !cell(r[i].first, c[j].first, cj)) return false;
+      ri -= cj;
+      if (++j < c.size()) cj = c[j].second;
+    }
+  }
+  return true;
+}
+
 class Reducer {
  public:
   Reducer(const std::vector<double>& bytes, const RankRoutes& routes) : bytes_(bytes), routes_(routes) {}
@@ -39,7 +64,7 @@ class Reducer {
     // Row and column sums; the longest-latency pair with bytes goes to the corner.
     int best_s = -1, best_d = -1;
     double best_lat = -1.0;
-    std::vector<std::pair<int, double>> r, c;
+    Sums r, c;
     for (int s : srcs) r.emplace_back(s, 0.0);
     for (int d : dsts) c.emplace_back(d, 0.0);
     for (std::size_t i = 0; i < srcs.size(); ++i)
@@ -63,32 +88,19 @@ class Reducer {
     if (egress + ingress > best_lat) return keep_all(srcs, dsts);
     double total = 0.0;
     for (const auto& x : r) total += x.second;
-    auto empty = [](const std::pair<int, double>& x) { return x.second <= 0; };
+    auto empty = [](const Sums::value_type& x) { return x.second <= 0; };
     r.erase(std::remove_if(r.begin(), r.end(), empty), r.end());
     c.erase(std::remove_if(c.begin(), c.end(), empty), c.end());
-    auto front = [](std::vector<std::pair<int, double>>& v, int id) {
+    auto front = [](Sums& v, int id) {
       auto it = std::find_if(v.begin(), v.end(), [&](const auto& x) { return x.first == id; });
       std::rotate(v.begin(), it, it + 1);
     };
     front(r, best_s);
     front(c, best_d);
-    // North-west corner: fill cell (i, j) with what is left of row i or column j, whichever is smaller.
-    std::size_t i = 0, j = 0;
-    double ri = r[0].second, cj = c[0].second;
-    // Row and column totals agree up to rounding: leftovers below `dust` (ulps of the block's bytes) are not
-    // cells of their own.
-    const double dust = 1e-12 * total;
-    while (i < r.size() && j < c.size()) {
-      if (ri < cj) {
-        if (ri > dust) out.push_back({r[i].first, c[j].first, ri});
-        cj -= ri;
-        if (++i < r.size()) ri = r[i].second;
-      } else {
-        if (cj > dust) out.push_back({r[i].first, c[j].first, cj});
-        ri -= cj;
-        if (++j < c.size()) cj = c[j].second;
-      }
-    }
+    north_west_corner(r, c, total, [&](int src, int dst, double x) {
+      out.push_back({src, dst, x});
+      return true;
+    });
   }
 
   // All groups at once (three or more): every pair of ranks in different groups must have the two-channel
@@ -137,12 +149,12 @@ class Reducer {
     }
     if (egress + ingress > best_lat) return false;
     auto positive = [](const std::vector<int>& ids, const std::vector<double>& sum) {
-      std::vector<std::pair<int, double>> v;
+      Sums v;
       for (int r : ids)
         if (sum[static_cast<std::size_t>(r)] > 0) v.emplace_back(r, sum[static_cast<std::size_t>(r)]);
       return v;
     };
-    const std::vector<std::pair<int, double>> r = positive(rows, row_sum), c = positive(cols, col_sum);
+    const Sums r = positive(rows, row_sum), c = positive(cols, col_sum);
     std::vector<PairBytes> cells;
     bool reaches_longest = false;
     auto emit = [&](int s, int d, double x) {
@@ -151,20 +163,7 @@ class Reducer {
       reaches_longest = reaches_longest || routes_.latency_s(s, d) == best_lat;
       return true;
     };
-    std::size_t i = 0, j = 0;
-    double ri = r[0].second, cj = c[0].second;
-    const double dust = 1e-12 * total;  // rounding leftovers are not cells (as in block())
-    while (i < r.size() && j < c.size()) {
-      if (ri < cj) {
-        if (ri > dust && !emit(r[i].first, c[j].first, ri)) return false;
-        cj -= ri;
-        if (++i < r.size()) ri = r[i].second;
-      } else {
-        if (cj > dust && !emit(r[i].first, c[j].first, cj)) return false;
-        ri -= cj;
-        if (++j < c.size()) cj = c[j].second;
-      }
-    }
+    if (!north_west_corner(r, c, total, emit)) return false;
     if (!reaches_longest) return false;
     out.insert(out.end(), cells.begin(), cells.end());
     return true;
