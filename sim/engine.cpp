@@ -1,14 +1,13 @@
 #include "sim/engine.hpp"
 
+#include "sim/phase_clock.hpp"
 #include "sim/ptask_reduction.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <map>
 #include <tuple>
 #include <cstdio>
-#include <cstdlib>
 #include <fmt/format.h>
 #include <simgrid/s4u.hpp>
 #include <simgrid/version.h>
@@ -111,11 +110,9 @@ class Runner {
     xbt_log_control_set("root.thresh:critical");
     sg4::Engine engine(&argc, argv);
     for (const auto& [k, v] : simgrid_settings(opt_)) engine.set_config(k + ":" + v);
-    const auto t0 = std::chrono::steady_clock::now();
+    PhaseClock clock;
     build_platform();
-    if (std::getenv("MOESIM_PHASES"))
-      std::fprintf(stderr, "[phase] engine platform %.3f s\n",
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    clock.mark("platform", "engine");
     prepare();
     sg4::Activity::on_completion_cb([this](const sg4::Activity& a) { on_complete(a); });
     for (OpId id = 0; id < graph_.ops().size(); ++id)
@@ -125,11 +122,9 @@ class Runner {
     for (OpId id = 0; id < graph_.ops().size(); ++id)
       if (trace_.end_s[id] < 0)
         throw std::runtime_error(fmt::format("op '{}' never finished: the op graph deadlocks", graph_.label(id)));
-    if (std::getenv("MOESIM_PHASES"))
+    if (clock.on())
       std::fprintf(stderr, "[phase] engine: %zu completion times, %zu links (%zu pruned), %zu ptask pairs\n",
                    distinct_events_, trace_.simgrid_links, trace_.simgrid_links_pruned, trace_.ptask_pairs);
-    trace_.fidelity = opt_.fidelity;
-    trace_.simgrid_settings = simgrid_settings(opt_);
     return std::move(trace_);
   }
 
@@ -287,14 +282,16 @@ class Runner {
       pending_deps_[o.id] = static_cast<uint32_t>(o.deps.size());
       for (OpId d : o.deps) succ_[fill[d]++] = o.id;
     }
-    // Per collective: ready flags and, per rank, the number of non-empty flows it sends or receives.
+    // Per collective: ready flags and (exact only: flows are tracked one by one) per rank, the number of
+    // non-empty flows it sends or receives.
     const auto& colls = graph_.collectives();
     coll_ready_count_.assign(colls.size(), 0);
     coll_rank_ready_.resize(colls.size());
+    for (std::size_t c = 0; c < colls.size(); ++c) coll_rank_ready_[c].assign(colls[c].ranks, 0);
+    if (opt_.fidelity != Fidelity::exact) return;
     flows_left_.resize(colls.size());
     for (std::size_t c = 0; c < colls.size(); ++c) {
       const Collective& col = colls[c];
-      coll_rank_ready_[c].assign(col.ranks, 0);
       flows_left_[c].assign(col.ranks, 0);
       for (int s = 0; s < col.ranks; ++s)
         for (int d = 0; d < col.ranks; ++d)
@@ -465,7 +462,7 @@ class Runner {
   std::vector<int> coll_ready_count_;
   std::vector<int> comm_active_;  // per rank: comm-stream all-to-alls in flight
   std::vector<std::vector<char>> coll_rank_ready_;
-  std::vector<std::vector<int>> flows_left_;
+  std::vector<std::vector<int>> flows_left_;  // exact: per collective and rank, flows not yet ended
   std::vector<std::vector<PairBytes>> reduced_;  // fast: per collective, the pairs of its ptask
 };
 

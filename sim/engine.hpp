@@ -38,9 +38,7 @@ struct Trace {
   std::vector<double> start_s;  // per op id
   std::vector<double> end_s;    // per op id
   double makespan_s = 0.0;
-  Fidelity fidelity = Fidelity::exact;
-  std::vector<std::pair<std::string, std::string>> simgrid_settings;  // every setting moesim sets, in order
-  std::size_t simgrid_activities = 0;                                 // activities handed to SimGrid
+  std::size_t simgrid_activities = 0;  // activities handed to SimGrid
   std::size_t simgrid_links = 0;  // links created after merging channels that carry identical route sets
   std::size_t simgrid_links_pruned = 0;  // merged channels left out because they can never limit a transfer
   std::size_t ptask_pairs = 0;           // fast: GPU pairs in all collectives' reduced byte matrices

@@ -85,7 +85,7 @@ void summarize(const OpGraph& graph, const Trace& trace, int layers, bool keep_e
   }
   double exposed = 0, compute = 0, communication = 0;
   for (int r = 0; r < R; ++r) {
-    exposed += exposed_length(comm[r], comp[r]);
+    exposed += exposed_length(std::move(comm[r]), std::move(comp[r]));
     compute += comp_sum[r];
     communication += comm_sum[r];
   }

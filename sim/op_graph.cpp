@@ -33,20 +33,6 @@ const char* op_class_name(OpClass c) {
   return "?";
 }
 
-double Collective::bytes_from(int src) const {
-  double s = 0;
-  for (int d = 0; d < ranks; ++d)
-    if (d != src) s += bytes[static_cast<std::size_t>(src) * ranks + d];
-  return s;
-}
-
-double Collective::bytes_to(int dst) const {
-  double s = 0;
-  for (int r = 0; r < ranks; ++r)
-    if (r != dst) s += bytes[static_cast<std::size_t>(r) * ranks + dst];
-  return s;
-}
-
 OpGraph::OpGraph(int ranks) : ranks_(ranks), last_(static_cast<std::size_t>(ranks) * 2, -1) {
   if (ranks <= 0) throw std::invalid_argument("OpGraph needs at least one rank");
 }

@@ -52,8 +52,6 @@ struct Collective {
   int32_t ranks = 0;
   std::vector<double> bytes;  // ranks x ranks, row-major: bytes[src * ranks + dst]; diagonal ignored
   std::vector<OpId> ops;      // ops[r] = the op of rank r
-  double bytes_from(int src) const;
-  double bytes_to(int dst) const;
 };
 
 class OpGraph {
@@ -73,9 +71,6 @@ class OpGraph {
   // deps_per_rank[r] (may be empty). `bytes` is ranks x ranks row-major. Returns the per-rank op ids.
   std::vector<OpId> add_all_to_all(Stream stream, OpClass cls, Phase phase, int layer, std::vector<double> bytes,
                                    const std::vector<std::vector<OpId>>& deps_per_rank, int chunk = -1);
-
-  // Last op issued on (rank, stream), or -1.
-  int64_t last_on(int rank, Stream stream) const { return last_[rank * 2 + static_cast<int>(stream)]; }
 
   // A readable label, e.g. "fwd L3 r5 dispatch" (chunk appended when set).
   std::string label(OpId id) const;

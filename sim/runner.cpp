@@ -4,8 +4,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <chrono>
-#include <cstdlib>
-#include <cstring>
 #include <fmt/format.h>
 #include <stdexcept>
 #include <sys/wait.h>
@@ -15,6 +13,7 @@
 #include "models/variants/schedule_util.hpp"
 #include "models/variants/step_costs.hpp"
 #include "sim/metrics.hpp"
+#include "sim/phase_clock.hpp"
 #include "sim/result_json.hpp"
 
 namespace moesim {
@@ -51,25 +50,6 @@ RunContext make_context(const Scenario& sc, Fidelity fidelity) {
   return c;
 }
 
-namespace {
-// MOESIM_PHASES=1 prints the host time of each phase of a variant to stderr (for benchmarks; never in output).
-class PhaseClock {
- public:
-  PhaseClock() : on_(std::getenv("MOESIM_PHASES") != nullptr), last_(std::chrono::steady_clock::now()) {}
-  void mark(const char* phase, const std::string& variant) {
-    if (!on_) return;
-    const auto now = std::chrono::steady_clock::now();
-    std::fprintf(stderr, "[phase] %s %s %.3f s\n", variant.c_str(), phase,
-                 std::chrono::duration<double>(now - last_).count());
-    last_ = now;
-  }
-
- private:
-  bool on_;
-  std::chrono::steady_clock::time_point last_;
-};
-}  // namespace
-
 VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& spec, Fidelity fidelity,
                                bool keep_events) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -78,13 +58,18 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   if (!info) throw std::invalid_argument("unknown schedule " + spec.schedule);
   models::Architecture arch = sc.arch;
   arch.top_k = spec.top_k > 0 ? spec.top_k : sc.arch.top_k;
+  const std::vector<int> layers = sc.simulated_layers();
   models::RoutingSpec rspec = spec.routing ? *spec.routing : sc.routing;
   rspec.score_histograms = info->uses_gate_scores;
-  models::RoutingPlan plan = models::generate_routing(rspec, arch, sc.placement, sc.tokens_per_rank, sc.seed);
+  // Routing for the simulated layers only (the first layers.size() of the model). Each layer's plan depends
+  // only on its own index (random stream, or trace rows), so these plans equal those of the whole model.
+  models::Architecture routed = arch;
+  routed.layers = static_cast<int>(layers.size());
+  routed.moe_layer.resize(layers.size());
+  models::RoutingPlan plan = models::generate_routing(rspec, routed, sc.placement, sc.tokens_per_rank, sc.seed);
   clock.mark("routing", spec.name);
   models::CostModel cost(sc.profile, arch);
   models::StepCosts costs(cost, sc.mode == models::Mode::decode, sc.context_tokens);
-  const std::vector<int> layers = sc.simulated_layers();
   models::StepInput in{arch, sc.placement, plan, costs, sc.mode, sc.ep, sc.tokens_per_rank, layers};
   OpGraph graph = info->build(spec, in);
   clock.mark("op-graph", spec.name);
@@ -107,6 +92,7 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   // Routing-derived figures: tokens received per (layer, rank), imbalance, drops.
   double imb_sum = 0;
   int moe_layers = 0;
+  std::vector<std::vector<int64_t>> recv(layers.size());  // per simulated layer (empty for dense ones)
   for (int l : layers) {
     if (!arch.is_moe_layer(l)) continue;
     ++moe_layers;
@@ -114,9 +100,11 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
     imb_sum += imb;
     v.load_imbalance_max = std::max(v.load_imbalance_max, imb);
     v.dropped_tokens += plan.dropped(l);
-    const auto recv = plan.tokens_per_rank_received(l);
-    for (auto& row : v.rows)
-      if (row.layer == l) row.tokens_received = recv[static_cast<std::size_t>(row.rank)];
+    recv[static_cast<std::size_t>(l)] = plan.tokens_per_rank_received(l);
+  }
+  for (auto& row : v.rows) {
+    const auto l = static_cast<std::size_t>(row.layer);
+    if (l < recv.size() && !recv[l].empty()) row.tokens_received = recv[l][static_cast<std::size_t>(row.rank)];
   }
   v.load_imbalance = moe_layers ? imb_sum / moe_layers : 0.0;
   clock.mark("summarize", spec.name);
@@ -171,67 +159,62 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
     for (auto& c : cands) jobs.push_back({i, std::move(c)});
   }
   std::vector<VariantResult> results(jobs.size());
-  if (opt.in_process) {
-    if (jobs.size() != 1) throw std::invalid_argument("in-process runs take exactly one variant and candidate");
-    results[0] = simulate_variant(sc, jobs[0].spec, fidelity, opt.keep_events);
-  } else {
-    std::vector<Child> running;
-    std::size_t next = 0, done = 0;
-    std::string failures;
-    std::fflush(nullptr);
-    while (done < jobs.size()) {
-      while (next < jobs.size() && static_cast<int>(running.size()) < std::max(1, opt.jobs)) {
-        int fds[2];
-        if (::pipe(fds) != 0) throw std::runtime_error("pipe() failed");
-        pid_t pid = ::fork();
-        if (pid < 0) throw std::runtime_error("fork() failed");
-        if (pid == 0) {
-          ::close(fds[0]);
-          std::string payload;
-          int code = 0;
-          try {
-            payload = "OK" + variant_to_json(simulate_variant(sc, jobs[next].spec, fidelity, opt.keep_events)).dump();
-          } catch (const std::exception& e) {
-            payload = std::string("ER") + e.what();
-            code = 1;
+  std::vector<Child> running;
+  std::size_t next = 0, done = 0;
+  std::string failures;
+  std::fflush(nullptr);
+  while (done < jobs.size()) {
+    while (next < jobs.size() && static_cast<int>(running.size()) < std::max(1, opt.jobs)) {
+      int fds[2];
+      if (::pipe(fds) != 0) throw std::runtime_error("pipe() failed");
+      pid_t pid = ::fork();
+      if (pid < 0) throw std::runtime_error("fork() failed");
+      if (pid == 0) {
+        ::close(fds[0]);
+        std::string payload;
+        int code = 0;
+        try {
+          payload = "OK" + variant_to_json(simulate_variant(sc, jobs[next].spec, fidelity, opt.keep_events)).dump();
+        } catch (const std::exception& e) {
+          payload = std::string("ER") + e.what();
+          code = 1;
+        }
+        const char* p = payload.data();
+        std::size_t left = payload.size();
+        while (left > 0) {
+          ssize_t n = ::write(fds[1], p, left);
+          if (n <= 0 && errno != EINTR) break;
+          if (n > 0) {
+            p += n;
+            left -= static_cast<std::size_t>(n);
           }
-          const char* p = payload.data();
-          std::size_t left = payload.size();
-          while (left > 0) {
-            ssize_t n = ::write(fds[1], p, left);
-            if (n <= 0 && errno != EINTR) break;
-            if (n > 0) {
-              p += n;
-              left -= static_cast<std::size_t>(n);
-            }
-          }
-          ::close(fds[1]);
-          ::_exit(code);
         }
         ::close(fds[1]);
-        running.push_back({pid, fds[0], next, {}});
-        ++next;
+        ::_exit(code);
       }
-      // Collect the oldest child (its pipe is read to the end first, so it never blocks on a full pipe).
-      Child c = std::move(running.front());
-      running.erase(running.begin());
-      drain(c);
-      int status = 0;
-      ::waitpid(c.pid, &status, 0);
-      ++done;
-      const std::string& name = jobs[c.index].spec.name;
-      if (c.out.rfind("OK", 0) == 0) {
-        results[c.index] = variant_from_json(nlohmann::json::parse(c.out.substr(2)));
-      } else if (c.out.rfind("ER", 0) == 0) {
-        failures += fmt::format("variant '{}': {}\n", name, c.out.substr(2));
-      } else {
-        failures += fmt::format("variant '{}': the simulation process died ({})\n", name,
-                                WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status))
-                                                    : fmt::format("exit code {}", WEXITSTATUS(status)));
-      }
+      ::close(fds[1]);
+      running.push_back({pid, fds[0], next, {}});
+      ++next;
     }
-    if (!failures.empty()) throw std::runtime_error(failures);
+    // Collect the oldest child (its pipe is read to the end first, so it never blocks on a full pipe).
+    Child c = std::move(running.front());
+    running.erase(running.begin());
+    drain(c);
+    int status = 0;
+    ::waitpid(c.pid, &status, 0);
+    ++done;
+    const std::string& name = jobs[c.index].spec.name;
+    if (c.out.rfind("OK", 0) == 0) {
+      results[c.index] = variant_from_json(nlohmann::json::parse(c.out.substr(2)));
+    } else if (c.out.rfind("ER", 0) == 0) {
+      failures += fmt::format("variant '{}': {}\n", name, c.out.substr(2));
+    } else {
+      failures += fmt::format("variant '{}': the simulation process died ({})\n", name,
+                              WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status))
+                                                  : fmt::format("exit code {}", WEXITSTATUS(status)));
+    }
   }
+  if (!failures.empty()) throw std::runtime_error(failures);
   // Per variant, keep the fastest candidate (the first on ties, so the choice is deterministic).
   for (std::size_t i = 0; i < selected.size(); ++i) {
     int best = -1, tried = 0;

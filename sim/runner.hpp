@@ -16,7 +16,6 @@ struct RunOptions {
   bool keep_events = false;                // fill VariantResult::events (for trace outputs)
   std::vector<std::string> only;           // run only these variants (names); empty = all
   std::optional<Fidelity> fidelity;        // overrides the scenario's fidelity
-  bool in_process = false;                 // run the single selected variant in this process (tests, profiling)
 };
 
 // Fills the context block (version, git sha, scenario hash, seed, SimGrid settings, fidelity, profiles).
