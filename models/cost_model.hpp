@@ -84,6 +84,9 @@ class CostModel {
   KernelCost shared_expert(int64_t tokens) const;
   // A dense layer's MLP (dense_ffn).
   KernelCost dense_mlp(int64_t tokens) const;
+  // A SwiGLU FFN of width ffn on all tokens: gate_up GEMM + SwiGLU + down GEMM (looked up as the expert_gate_up /
+  // expert_down tables). shared_expert and dense_mlp are this at their widths.
+  KernelCost ffn(int64_t tokens, int64_t ffn) const;
 
   // ffn / P; throws std::invalid_argument unless P >= 1 divides ffn.
   static int64_t sub_expert_ffn(int64_t ffn, int split);
@@ -100,7 +103,6 @@ class CostModel {
   // gemm_n > 0: a GEMM with n output columns, whose fitted extrapolation uses the wave-quantised compute term.
   KernelCost lookup(const ProfileTable* t, double x, KernelClass cls, DType dtype, double flops, double bytes,
                     int launches, int64_t gemm_n = 0) const;
-  KernelCost ffn(int64_t tokens, int64_t ffn) const;
   Provenance zero_prov() const { return profile_.roofline_provenance(); }
 
   Profile profile_;

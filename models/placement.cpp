@@ -7,7 +7,7 @@
 namespace moesim::models {
 
 Placement::Placement(int experts, int ranks, PlacementScheme scheme, bool replicate)
-    : experts_(experts), ranks_(ranks), scheme_(scheme) {
+    : experts_(experts), ranks_(ranks) {
   if (experts < 1 || ranks < 1) throw std::invalid_argument("placement needs >= 1 expert and >= 1 rank");
   if (!replicate && experts % ranks != 0)
     throw std::invalid_argument(fmt::format("EP degree {} does not divide {} routed experts", ranks, experts));

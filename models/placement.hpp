@@ -27,7 +27,6 @@ class Placement {
 
   int ranks() const { return ranks_; }
   int experts() const { return experts_; }
-  PlacementScheme scheme() const { return scheme_; }
   bool replicated() const { return replicated_; }
   // The expert's first replica (its only rank when not replicated).
   int rank_of_expert(int e) const { return replicas_[static_cast<size_t>(e)].front(); }
@@ -44,7 +43,6 @@ class Placement {
  private:
   int local_replica(int src, int e) const;
   int experts_ = 0, ranks_ = 0;
-  PlacementScheme scheme_ = PlacementScheme::contiguous;
   bool replicated_ = false;
   std::vector<std::vector<int>> replicas_;    // per expert, ascending ranks
   std::vector<std::vector<int>> experts_of_;  // per rank, ascending expert ids (distinct)

@@ -393,6 +393,41 @@ struct LayerSetup {
   }
 }
 
+// Where one layer's token-expert pairs are tallied: the gate-score histogram (ranks x bins by destination
+// rank; nullptr = none), the destination of each kept pair for it (dest[e] when the placement is not
+// replicated, else Placement::dest_of_nth) and the dropped-pair count.
+struct PairTally {
+  const Placement& placement;
+  const int* dest;
+  uint32_t* hist;
+  int bins;
+  int64_t* dropped;
+};
+
+// One token-expert pair src -> e with normalised gate score s: kept (counted in counts[e] and the histogram)
+// while counts[e] is under cap, else dropped; recorded in tr unless null.
+[[gnu::always_inline]] inline void tally_pair(const PairTally& pt, int src, int e, double s, int64_t* counts,
+                                              int64_t cap, TokenRoutes* tr) {
+  int64_t& c = counts[e];
+  const bool kept = c < cap;
+  if (kept) {
+    if (pt.hist) {
+      // The destination of the c-th pair src -> e; the bin of s is floor(s * bins), clamped.
+      const int dst = pt.placement.replicated() ? pt.placement.dest_of_nth(src, e, c) : pt.dest[e];
+      const int bin = std::min(pt.bins - 1, static_cast<int>(s * pt.bins));
+      ++pt.hist[static_cast<size_t>(dst) * pt.bins + static_cast<size_t>(bin)];
+    }
+    ++c;
+  } else {
+    ++*pt.dropped;
+  }
+  if (tr) {
+    tr->experts.push_back(static_cast<int32_t>(e));
+    tr->scores.push_back(static_cast<float>(s));
+    tr->kept.push_back(kept ? 1 : 0);
+  }
+}
+
 // The common case of synthetic weighted routing: no capacity, no score use, no per-token records, one rank
 // per expert; only L.counts is written. Same draws, in the same order, as sample_sources, so the counts are
 // identical; the raw scores are still drawn (two per 64-bit number) and discarded to keep the stream aligned.
@@ -425,10 +460,8 @@ void sample_sources(const LayerSetup& ls, const Placement& placement, const int*
                     int64_t T, uint64_t seed, LayerRouting& L, int src0, int src1, uint32_t* hist,
                     int64_t* dropped, bool keep) {
   const bool weighted = !ls.w.empty();
-  const bool replicated = placement.replicated();
-  const bool hist_on = !L.score_hist.empty();
-  const bool scores_on = hist_on || keep;
-  const double fbins = static_cast<double>(bins);
+  const bool scores_on = !L.score_hist.empty() || keep;
+  const PairTally pt{placement, dest, hist, bins, dropped};
   const int64_t cap = ls.cap;
   std::vector<uint32_t> perm(static_cast<size_t>(E));
   std::vector<uint32_t> pick_v(static_cast<size_t>(k));
@@ -482,27 +515,7 @@ void sample_sources(const LayerSetup& ls, const Placement& placement, const int*
         for (int j = 0; j < k; ++j) sum += score[j];
         inv = 1.0 / sum;
       }
-      for (int j = 0; j < k; ++j) {
-        const uint32_t e = pick[j];
-        int64_t& c = counts[e];
-        const bool kept = c < cap;
-        if (kept) {
-          // The histogram bin of the normalised score s = score / sum is floor(s * bins), clamped.
-          const int dst = replicated ? placement.dest_of_nth(src, static_cast<int>(e), c) : dest[e];
-          ++c;
-          if (hist_on) {
-            const int bin = std::min(bins - 1, static_cast<int>(score[j] * inv * fbins));
-            ++hist[static_cast<size_t>(dst) * bins + static_cast<size_t>(bin)];
-          }
-        } else {
-          ++*dropped;
-        }
-        if (tr) {
-          tr->experts.push_back(static_cast<int32_t>(e));
-          tr->scores.push_back(static_cast<float>(score[j] * inv));
-          tr->kept.push_back(kept ? 1 : 0);
-        }
-      }
+      for (int j = 0; j < k; ++j) tally_pair(pt, src, static_cast<int>(pick[j]), score[j] * inv, counts, cap, tr);
     }
   }
 }
@@ -528,9 +541,7 @@ RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, 
   RoutingPlan plan;
   plan.ranks_ = R;
   plan.experts_ = E;
-  plan.top_k_ = k;
   plan.bins_ = bins;
-  plan.placement_ = placement;
   plan.index_.assign(static_cast<size_t>(arch.layers), -1);
 
   std::vector<int> fast_dest(static_cast<size_t>(E));
@@ -575,30 +586,16 @@ RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, 
       const int want = own ? l : -1;
       for (const auto& row : *spec.trace)
         if (row.layer == want) ++L.src_tokens[static_cast<size_t>(row.rank)];
+      const PairTally pt{placement, fast_dest.data(), L.score_hist.empty() ? nullptr : L.score_hist.data(), bins,
+                         &L.dropped};
       for (const auto& row : *spec.trace) {
         if (row.layer != want) continue;
         const int64_t cap = capacity(L.src_tokens[static_cast<size_t>(row.rank)]);
-        TokenRoutes& tr = L.tokens[static_cast<size_t>(row.rank)];
+        TokenRoutes* const tr = &L.tokens[static_cast<size_t>(row.rank)];
         int64_t* const counts = L.counts.data() + static_cast<size_t>(row.rank) * E;
-        for (int j = 0; j < k; ++j) {
-          const int e = row.experts[static_cast<size_t>(j)];
-          const float s = row.scores[static_cast<size_t>(j)];
-          int64_t& c = counts[e];
-          const bool kept = c < cap;
-          if (kept) {
-            const int dst = replicated ? placement.dest_of_nth(row.rank, e, c) : fast_dest[static_cast<size_t>(e)];
-            ++c;
-            if (!L.score_hist.empty()) {
-              const int bin = std::min(bins - 1, static_cast<int>(static_cast<double>(s) * bins));
-              ++L.score_hist[static_cast<size_t>(dst) * bins + static_cast<size_t>(bin)];
-            }
-          } else {
-            ++L.dropped;
-          }
-          tr.experts.push_back(static_cast<int32_t>(e));
-          tr.scores.push_back(s);
-          tr.kept.push_back(kept ? 1 : 0);
-        }
+        for (int j = 0; j < k; ++j)
+          tally_pair(pt, row.rank, row.experts[static_cast<size_t>(j)], row.scores[static_cast<size_t>(j)], counts,
+                     cap, tr);
       }
     }
   } else {
@@ -680,12 +677,6 @@ double RoutingPlan::load_imbalance(int l) const {
   for (int64_t x : rx) mx = std::max(mx, x), sum += x;
   if (sum == 0) return 0.0;
   return static_cast<double>(mx) / (static_cast<double>(sum) / ranks_);
-}
-
-int64_t RoutingPlan::total_dropped() const {
-  int64_t d = 0;
-  for (const auto& L : layers_) d += L.dropped;
-  return d;
 }
 
 }  // namespace moesim::models

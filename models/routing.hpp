@@ -118,9 +118,7 @@ class RoutingPlan {
  public:
   int ranks() const { return ranks_; }
   int experts() const { return experts_; }
-  int top_k() const { return top_k_; }
   int histogram_bins() const { return bins_; }
-  const Placement& placement() const { return placement_; }
   const std::vector<LayerRouting>& layers() const { return layers_; }  // MoE layers, ascending
   // The routing of model layer `layer`; throws std::out_of_range for a dense or unknown layer.
   const LayerRouting& layer(int layer) const;
@@ -133,13 +131,11 @@ class RoutingPlan {
   // max / mean of tokens received per rank (1.0 = perfectly balanced; 0 when nothing is received).
   double load_imbalance(int layer) const;
   int64_t dropped(int layer) const { return this->layer(layer).dropped; }
-  int64_t total_dropped() const;
 
  private:
   friend RoutingPlan generate_routing(const RoutingSpec&, const Architecture&, const Placement&, int64_t, uint64_t,
                                      int);
-  int ranks_ = 0, experts_ = 0, top_k_ = 0, bins_ = 64;
-  Placement placement_;
+  int ranks_ = 0, experts_ = 0, bins_ = 64;
   std::vector<LayerRouting> layers_;
   std::vector<int> index_;  // model layer -> position in layers_, -1 for dense layers
 };

@@ -37,14 +37,13 @@ using Ids = LayerEmitter::Ids;
 std::vector<Ids> emit_expert_pipeline(LayerEmitter& em, int layer, Phase ph, OpClass first,
                                       OpClass second, const std::vector<Ids>& ready, int parts) {
   const int r = parts;
-  auto chunk_of = [&](int i) { return r == 1 ? -1 : i; };
   std::vector<Ids> a(static_cast<std::size_t>(r)), e(a.size()), b(a.size());
   auto first_a2a = [&](int i) {
-    a[i] = em.all_to_all(layer, ph, first, Stream::comm, per_rank_deps({ready[i]}), chunk_of(i), r);
+    a[i] = em.all_to_all(layer, ph, first, Stream::comm, per_rank_deps({ready[i]}), i, r);
   };
   auto experts_and_second = [&](int i) {
-    e[i] = em.experts(layer, ph, per_rank_deps({a[i]}), chunk_of(i), r);
-    b[i] = em.all_to_all(layer, ph, second, Stream::comm, per_rank_deps({e[i]}), chunk_of(i), r);
+    e[i] = em.experts(layer, ph, per_rank_deps({a[i]}), i, r);
+    b[i] = em.all_to_all(layer, ph, second, Stream::comm, per_rank_deps({e[i]}), i, r);
   };
   // Issue order on the comm stream: a0, a1, b0, a2, b1, ..., a(r-1), b(r-2), b(r-1). Adding e(i) right before
   // b(i) keeps every dep pointing at an op already added.
@@ -61,39 +60,21 @@ std::vector<Ids> emit_expert_pipeline(LayerEmitter& em, int layer, Phase ph, OpC
 
 OpGraph build_pipelined(const VariantSpec& spec, const StepInput& in) {
   const int r = std::max(1, spec.chunks);
-  auto chunk_of = [&](int i) { return r == 1 ? -1 : i; };
-  OpGraph g(in.ranks);
-  LayerEmitter em(g, in);
-  for (int layer : in.layers) {
-    em.attention(layer, Phase::forward);
-    if (!in.arch.is_moe_layer(layer)) {
-      em.dense_mlp(layer, Phase::forward);
-      continue;
+  return build_layered(in, [&](LayerEmitter& em, int layer, Phase ph) {
+    if (ph == Phase::forward) {
+      std::vector<Ids> gp;
+      for (int i = 0; i < r; ++i) gp.push_back(em.gate_permute(layer, ph, {}, i, r));
+      std::vector<Ids> comb = emit_expert_pipeline(em, layer, ph, OpClass::dispatch, OpClass::combine, gp, r);
+      for (int i = 0; i < r; ++i) em.unpermute(layer, ph, per_rank_deps({comb[i]}), i, r);
+      if (in.arch.shared_experts > 0) em.shared_expert(layer, ph);
+      return;
     }
-    std::vector<Ids> gp;
-    for (int i = 0; i < r; ++i) gp.push_back(em.gate_permute(layer, Phase::forward, {}, chunk_of(i), r));
-    std::vector<Ids> comb =
-        emit_expert_pipeline(em, layer, Phase::forward, OpClass::dispatch, OpClass::combine, gp, r);
-    for (int i = 0; i < r; ++i) em.unpermute(layer, Phase::forward, per_rank_deps({comb[i]}), chunk_of(i), r);
-    if (in.arch.shared_experts > 0) em.shared_expert(layer, Phase::forward);
-  }
-  if (in.mode != Mode::training) return g;
-  for (auto it = in.layers.rbegin(); it != in.layers.rend(); ++it) {
-    const int layer = *it;
-    if (!in.arch.is_moe_layer(layer)) {
-      em.dense_mlp(layer, Phase::backward);
-      em.attention(layer, Phase::backward);
-      continue;
-    }
-    if (in.arch.shared_experts > 0) em.shared_expert(layer, Phase::backward);
+    if (in.arch.shared_experts > 0) em.shared_expert(layer, ph);
     std::vector<Ids> up;
-    for (int i = 0; i < r; ++i) up.push_back(em.unpermute(layer, Phase::backward, {}, chunk_of(i), r));
-    std::vector<Ids> disp =
-        emit_expert_pipeline(em, layer, Phase::backward, OpClass::combine, OpClass::dispatch, up, r);
-    for (int i = 0; i < r; ++i) em.gate_permute(layer, Phase::backward, per_rank_deps({disp[i]}), chunk_of(i), r);
-    em.attention(layer, Phase::backward);
-  }
-  return g;
+    for (int i = 0; i < r; ++i) up.push_back(em.unpermute(layer, ph, {}, i, r));
+    std::vector<Ids> disp = emit_expert_pipeline(em, layer, ph, OpClass::combine, OpClass::dispatch, up, r);
+    for (int i = 0; i < r; ++i) em.gate_permute(layer, ph, per_rank_deps({disp[i]}), i, r);
+  });
 }
 
 }  // namespace moesim::models

@@ -32,11 +32,12 @@ LayerEmitter::Ids LayerEmitter::dense_mlp(int layer, Phase ph, const Deps& deps)
 }
 
 LayerEmitter::Ids LayerEmitter::shared_expert(int layer, Phase ph, const Deps& deps) {
-  const KernelCost k = in_.costs.shared_expert(tokens_);
+  const KernelCost k = shared_expert_cost(in_, tokens_);
   return emit(layer, ph, OpClass::shared_expert, deps, -1, [&](int) { return k; });
 }
 
 LayerEmitter::Ids LayerEmitter::gate_permute(int layer, Phase ph, const Deps& deps, int chunk, int parts) {
+  if (parts == 1) chunk = -1;
   const int64_t t = chunk < 0 ? tokens_ : share(tokens_, parts, chunk);
   // The gate runs once on all tokens (in chunk 0 when chunked); permute moves this chunk's rows.
   const KernelCost k = (chunk <= 0 ? in_.costs.gate(tokens_) : KernelCost{0.0, Provenance::measured}) +
@@ -45,6 +46,7 @@ LayerEmitter::Ids LayerEmitter::gate_permute(int layer, Phase ph, const Deps& de
 }
 
 LayerEmitter::Ids LayerEmitter::unpermute(int layer, Phase ph, const Deps& deps, int chunk, int parts) {
+  if (parts == 1) chunk = -1;
   const int64_t t = chunk < 0 ? tokens_ : share(tokens_, parts, chunk);
   const KernelCost k = in_.costs.unpermute(t);
   return emit(layer, ph, OpClass::unpermute, deps, chunk, [&](int) { return k; });
@@ -53,11 +55,12 @@ LayerEmitter::Ids LayerEmitter::unpermute(int layer, Phase ph, const Deps& deps,
 const std::vector<int64_t>& LayerEmitter::expert_tokens_of(int layer, int rank) {
   auto [it, fresh] = expert_tokens_.try_emplace(layer);
   if (fresh)
-    for (int r = 0; r < in_.ranks; ++r) it->second.push_back(expert_tokens(in_.routing, layer, r));
+    for (int r = 0; r < in_.ranks; ++r) it->second.push_back(expert_tokens(in_.routing, in_.placement, layer, r));
   return it->second[static_cast<std::size_t>(rank)];
 }
 
 LayerEmitter::Ids LayerEmitter::experts(int layer, Phase ph, const Deps& deps, int chunk, int parts) {
+  if (parts == 1) chunk = -1;
   return emit(layer, ph, OpClass::expert, deps, chunk, [&](int r) {
     std::vector<int64_t> tok = expert_tokens_of(layer, r);
     if (chunk >= 0)
@@ -68,6 +71,7 @@ LayerEmitter::Ids LayerEmitter::experts(int layer, Phase ph, const Deps& deps, i
 
 LayerEmitter::Ids LayerEmitter::all_to_all(int layer, Phase ph, OpClass cls, Stream stream, const Deps& deps,
                                            int chunk, int parts) {
+  if (parts == 1) chunk = -1;
   const LayerRouting& lr = in_.routing.layer(layer);
   const int R = in_.ranks;
   const double bpt = in_.costs.bytes_per_token();
@@ -84,11 +88,6 @@ LayerEmitter::Ids LayerEmitter::all_to_all(int layer, Phase ph, OpClass cls, Str
   return g_.add_all_to_all(stream, cls, ph, layer, std::move(bytes), deps, chunk);
 }
 
-}  // namespace moesim::models
-
-// ---- Helpers of the overlapped schedules (issue 4) ----
-namespace moesim::models {
-
 LayerEmitter::Deps per_rank_deps(const std::vector<LayerEmitter::Ids>& lists) {
   std::size_t ranks = 0;
   for (const auto& l : lists)
@@ -101,22 +100,25 @@ LayerEmitter::Deps per_rank_deps(const std::vector<LayerEmitter::Ids>& lists) {
 
 KernelCost shared_expert_cost(const StepInput& in, int64_t tokens) {
   if (in.arch.shared_experts > 0) return in.costs.shared_expert(tokens);
-  // No shared expert in the model: one FFN the size of a routed expert (gate_up, SwiGLU, down).
-  const CostModel& m = in.costs.model();
-  return m.expert_gate_up(tokens) + m.swiglu(tokens, in.arch.expert_ffn) + m.expert_down(tokens);
+  // No shared expert in the model: one FFN the size of a routed expert.
+  return in.costs.model().ffn(tokens, in.arch.expert_ffn);
 }
 
-std::vector<OpId> emit_shared_expert(OpGraph& g, const StepInput& in, int layer, Phase ph,
-                                     const LayerEmitter::Deps& deps) {
-  const KernelCost k = shared_expert_cost(in, in.tokens_per_rank);
-  const double f = ph == Phase::backward ? in.costs.backward_factor() : 1.0;
-  std::vector<OpId> ids(static_cast<std::size_t>(in.ranks));
-  for (int r = 0; r < in.ranks; ++r) {
-    std::vector<OpId> d = deps.empty() ? std::vector<OpId>{} : deps[static_cast<std::size_t>(r)];
-    ids[static_cast<std::size_t>(r)] =
-        g.add_compute(r, Stream::compute, OpClass::shared_expert, ph, layer, k.seconds * f, k.prov, std::move(d));
+OpGraph build_layered(const StepInput& in, const MoeBlock& moe) {
+  OpGraph g(in.ranks);
+  LayerEmitter em(g, in);
+  for (int layer : in.layers) {
+    em.attention(layer, Phase::forward);
+    if (in.arch.is_moe_layer(layer)) moe(em, layer, Phase::forward);
+    else em.dense_mlp(layer, Phase::forward);
   }
-  return ids;
+  if (in.mode != Mode::training) return g;
+  for (auto it = in.layers.rbegin(); it != in.layers.rend(); ++it) {
+    if (in.arch.is_moe_layer(*it)) moe(em, *it, Phase::backward);
+    else em.dense_mlp(*it, Phase::backward);
+    em.attention(*it, Phase::backward);
+  }
+  return g;
 }
 
 double pair_time_s(double step_time_s, int simulated_layers) {

@@ -15,7 +15,8 @@ class LayerEmitter {
   LayerEmitter(OpGraph& g, const StepInput& in);
 
   // Each returns the per-rank op ids it added. `deps[r]` (optional) adds explicit deps for rank r.
-  // chunk/parts: the op handles share `chunk` of `parts` of the rank's tokens (parts = 1: all of them).
+  // chunk/parts: the op handles share `chunk` of `parts` of the rank's tokens (parts = 1: all of them, and the
+  // op carries no chunk whatever `chunk` says).
   using Ids = std::vector<OpId>;
   using Deps = std::vector<std::vector<OpId>>;
   Ids attention(int layer, Phase ph, const Deps& deps = {});
@@ -23,6 +24,8 @@ class LayerEmitter {
   Ids gate_permute(int layer, Phase ph, const Deps& deps = {}, int chunk = -1, int parts = 1);
   Ids experts(int layer, Phase ph, const Deps& deps = {}, int chunk = -1, int parts = 1);
   Ids unpermute(int layer, Phase ph, const Deps& deps = {}, int chunk = -1, int parts = 1);
+  // The shared expert, costed by shared_expert_cost: a model without one gets one sized like a routed expert,
+  // so the caller decides whether the schedule has it.
   Ids shared_expert(int layer, Phase ph, const Deps& deps = {});
   // An all-to-all of the layer's routed tokens (or chunk of them). Forward dispatch and backward combine
   // carry token owner -> expert owner traffic; forward combine and backward dispatch the transpose.
@@ -44,11 +47,6 @@ class LayerEmitter {
   std::map<int, std::vector<std::vector<int64_t>>> expert_tokens_;
 };
 
-}  // namespace moesim::models
-
-// ---- Helpers of the overlapped schedules (shared_expert, pipelined, scmoe; appended for issue 4) ----
-namespace moesim::models {
-
 // Per-rank deps {ids[r]} for each rank r (one event per rank), or the union of several such lists.
 LayerEmitter::Deps per_rank_deps(const std::vector<LayerEmitter::Ids>& lists);
 
@@ -57,10 +55,11 @@ LayerEmitter::Deps per_rank_deps(const std::vector<LayerEmitter::Ids>& lists);
 // are "top-1 routed + shared expert" whatever the model declares.
 KernelCost shared_expert_cost(const StepInput& in, int64_t tokens);
 
-// Emits that shared expert (OpClass::shared_expert) on every rank's compute stream; backward costs
-// backward_factor x forward. deps[r] (optional) adds explicit deps for rank r.
-std::vector<OpId> emit_shared_expert(OpGraph& g, const StepInput& in, int layer, Phase ph,
-                                     const LayerEmitter::Deps& deps = {});
+// The layer-by-layer step of topk, shared_expert and pipelined. Forward, for each of in.layers: attention,
+// then the dense MLP (dense layer) or moe(em, layer, Phase::forward). Training adds the backward pass in
+// reverse layer order: the dense MLP or moe(em, layer, Phase::backward), then attention.
+using MoeBlock = std::function<void(LayerEmitter& em, int layer, Phase ph)>;
+OpGraph build_layered(const StepInput& in, const MoeBlock& moe);
 
 // Time per Block-MLP + Block-MoE pair (seconds): 2 x step_time_s / simulated layers. With every other block
 // MoE this is step time / pairs; with every block MoE it is the per-layer time x 2 (two blocks' worth, so

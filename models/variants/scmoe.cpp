@@ -93,9 +93,9 @@ struct Unit {
 };
 
 // Pair-numbered slot -> backbone ops before E, for a unit with `n` backbone ops and gate after p.
-int resolve_slot(bool pair, int p, int n, int position, int slot) {
+int resolve_slot(bool pair, int p, int n, int slot) {
   int s = slot;
-  if (s == 0) s = (position == 3 ? 0 : position == 2 ? 1 : 2) + 1;  // no runner: the op right after the gate
+  if (s == 0) s = p + 1;  // no runner: the op right after the gate
   if (!pair) s = s <= 3 ? 1 : 2;  // lone block: after its attention, or (slot 4) after its shared expert
   return std::clamp(s, std::max(p, 1), n);
 }
@@ -123,8 +123,7 @@ std::vector<Unit> plan_units(const VariantSpec& spec, const StepInput& in) {
     }
     if (u.moe >= 0) {
       const bool pair = u.backbone.size() == 4;
-      u.expert_after = resolve_slot(pair, u.gate_after, static_cast<int>(u.backbone.size()), spec.position,
-                                    spec.expert_slot);
+      u.expert_after = resolve_slot(pair, u.gate_after, static_cast<int>(u.backbone.size()), spec.expert_slot);
     }
     units.push_back(std::move(u));
   }
@@ -133,7 +132,7 @@ std::vector<Unit> plan_units(const VariantSpec& spec, const StepInput& in) {
 
 class UnitEmitter {
  public:
-  UnitEmitter(OpGraph& g, const StepInput& in, int parts) : g_(g), in_(in), em_(g, in), r_(parts) {}
+  UnitEmitter(OpGraph& g, const StepInput& in, int parts) : em_(g, in), r_(parts) {}
 
   void forward(const Unit& u) {
     const int n = static_cast<int>(u.backbone.size());
@@ -144,15 +143,15 @@ class UnitEmitter {
     const Phase ph = Phase::forward;
     for (int i = 0; i < u.gate_after; ++i) backbone(u.backbone[i], ph);
     std::vector<Ids> gp(r_), d(r_), e(r_), c(r_);
-    for (int k = 0; k < r_; ++k) gp[k] = em_.gate_permute(u.moe, ph, {}, chunk(k), r_);
+    for (int k = 0; k < r_; ++k) gp[k] = em_.gate_permute(u.moe, ph, {}, k, r_);
     for (int k = 0; k < r_; ++k)
-      d[k] = em_.all_to_all(u.moe, ph, OpClass::dispatch, Stream::comm, per_rank_deps({gp[k]}), chunk(k), r_);
+      d[k] = em_.all_to_all(u.moe, ph, OpClass::dispatch, Stream::comm, per_rank_deps({gp[k]}), k, r_);
     for (int i = u.gate_after; i < u.expert_after; ++i) backbone(u.backbone[i], ph);
-    for (int k = 0; k < r_; ++k) e[k] = em_.experts(u.moe, ph, per_rank_deps({d[k]}), chunk(k), r_);
+    for (int k = 0; k < r_; ++k) e[k] = em_.experts(u.moe, ph, per_rank_deps({d[k]}), k, r_);
     for (int k = 0; k < r_; ++k)
-      c[k] = em_.all_to_all(u.moe, ph, OpClass::combine, Stream::comm, per_rank_deps({e[k]}), chunk(k), r_);
+      c[k] = em_.all_to_all(u.moe, ph, OpClass::combine, Stream::comm, per_rank_deps({e[k]}), k, r_);
     for (int i = u.expert_after; i < n; ++i) backbone(u.backbone[i], ph);
-    for (int k = 0; k < r_; ++k) em_.unpermute(u.moe, ph, per_rank_deps({c[k]}), chunk(k), r_);
+    for (int k = 0; k < r_; ++k) em_.unpermute(u.moe, ph, per_rank_deps({c[k]}), k, r_);
   }
 
   void backward(const Unit& u) {
@@ -163,29 +162,26 @@ class UnitEmitter {
       return;
     }
     std::vector<Ids> up(r_), c(r_), e(r_), d(r_);
-    for (int k = 0; k < r_; ++k) up[k] = em_.unpermute(u.moe, ph, {}, chunk(k), r_);
+    for (int k = 0; k < r_; ++k) up[k] = em_.unpermute(u.moe, ph, {}, k, r_);
     for (int k = 0; k < r_; ++k)
-      c[k] = em_.all_to_all(u.moe, ph, OpClass::combine, Stream::comm, per_rank_deps({up[k]}), chunk(k), r_);
+      c[k] = em_.all_to_all(u.moe, ph, OpClass::combine, Stream::comm, per_rank_deps({up[k]}), k, r_);
     for (int i = n - 1; i >= u.expert_after; --i) backbone(u.backbone[i], ph);
-    for (int k = 0; k < r_; ++k) e[k] = em_.experts(u.moe, ph, per_rank_deps({c[k]}), chunk(k), r_);
+    for (int k = 0; k < r_; ++k) e[k] = em_.experts(u.moe, ph, per_rank_deps({c[k]}), k, r_);
     for (int k = 0; k < r_; ++k)
-      d[k] = em_.all_to_all(u.moe, ph, OpClass::dispatch, Stream::comm, per_rank_deps({e[k]}), chunk(k), r_);
+      d[k] = em_.all_to_all(u.moe, ph, OpClass::dispatch, Stream::comm, per_rank_deps({e[k]}), k, r_);
     for (int i = u.expert_after - 1; i >= u.gate_after; --i) backbone(u.backbone[i], ph);
-    for (int k = 0; k < r_; ++k) em_.gate_permute(u.moe, ph, per_rank_deps({d[k]}), chunk(k), r_);
+    for (int k = 0; k < r_; ++k) em_.gate_permute(u.moe, ph, per_rank_deps({d[k]}), k, r_);
     for (int i = u.gate_after - 1; i >= 0; --i) backbone(u.backbone[i], ph);
   }
 
  private:
-  int chunk(int k) const { return r_ == 1 ? -1 : k; }
   void backbone(const BackboneOp& b, Phase ph) {
     switch (b.kind) {
       case BackboneKind::attention: em_.attention(b.layer, ph); break;
       case BackboneKind::dense_mlp: em_.dense_mlp(b.layer, ph); break;
-      case BackboneKind::shared_expert: emit_shared_expert(g_, in_, b.layer, ph); break;
+      case BackboneKind::shared_expert: em_.shared_expert(b.layer, ph); break;
     }
   }
-  OpGraph& g_;
-  const StepInput& in_;
   LayerEmitter em_;
   int r_;
 };

@@ -14,8 +14,7 @@ double StepCosts::bytes_per_token() const {
   return static_cast<double>(a.hidden) * dtype_bytes(a.dtype);
 }
 
-std::vector<int64_t> expert_tokens(const RoutingPlan& plan, int layer, int rank) {
-  const Placement& pl = plan.placement();
+std::vector<int64_t> expert_tokens(const RoutingPlan& plan, const Placement& pl, int layer, int rank) {
   const LayerRouting& lr = plan.layer(layer);
   const auto& mine = pl.experts_of_rank(rank);
   std::vector<int64_t> out(mine.size(), 0);

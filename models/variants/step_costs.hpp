@@ -39,8 +39,8 @@ class StepCosts {
 };
 
 // Token-expert pairs each expert held by `rank` receives in `layer` (replicas share per Placement::distribute),
-// in the order of placement.experts_of_rank(rank).
-std::vector<int64_t> expert_tokens(const RoutingPlan& plan, int layer, int rank);
+// in the order of placement.experts_of_rank(rank). `placement` is the one the plan was generated with.
+std::vector<int64_t> expert_tokens(const RoutingPlan& plan, const Placement& placement, int layer, int rank);
 
 // Splits n into `parts` near-equal shares; share i = n / parts + (i < n % parts).
 int64_t share(int64_t n, int parts, int i);
