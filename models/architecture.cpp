@@ -7,17 +7,6 @@
 
 namespace moesim::models {
 
-const char* dtype_name(DType d) { return d == DType::fp8 ? "fp8" : "bf16"; }
-
-const char* attention_kind_name(AttentionKind k) {
-  switch (k) {
-    case AttentionKind::mha: return "mha";
-    case AttentionKind::gqa: return "gqa";
-    case AttentionKind::mla: return "mla";
-  }
-  return "?";
-}
-
 std::vector<int> Architecture::moe_layer_indices() const {
   std::vector<int> out;
   for (int l = 0; l < layers; ++l)
@@ -30,13 +19,7 @@ int Architecture::moe_layer_count() const {
 }
 
 std::vector<std::string> list_architecture_presets(const std::string& data_dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  std::filesystem::path dir = std::filesystem::path(data_dir) / "models" / "presets";
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
-    if (e.path().extension() == ".yaml") out.push_back(e.path().stem().string());
-  std::sort(out.begin(), out.end());
-  return out;
+  return yaml_file_stems((std::filesystem::path(data_dir) / "models" / "presets").string());
 }
 
 namespace {
@@ -160,12 +143,7 @@ void finish(Draft& d, const YamlView& fallback) {
 bool load_preset(const YamlView& ref, const std::string& name, const std::string& data_dir, Draft& d) {
   std::vector<std::string> names = list_architecture_presets(data_dir);
   if (std::find(names.begin(), names.end(), name) == names.end()) {
-    std::string rule = "unknown model preset";
-    std::string hint = closest_match(name, names);
-    rule += "; presets:";
-    for (size_t i = 0; i < names.size(); ++i) rule += (i ? ", " : " ") + names[i];
-    if (!hint.empty()) rule += fmt::format("; did you mean '{}'?", hint);
-    ref.error(rule, ref.shown());
+    ref.error(unknown_name_rule("unknown model preset", "presets", name, names), ref.shown());
     return false;
   }
   std::string path = (std::filesystem::path(data_dir) / "models" / "presets" / (name + ".yaml")).string();

@@ -15,12 +15,10 @@ namespace moesim::models {
 
 // Weight/activation precision of the GEMMs. fp8: 1-byte weights and GEMM inputs, peak.fp8 throughput.
 enum class DType { bf16, fp8 };
-const char* dtype_name(DType d);
 // Bytes per weight/GEMM-input element: bf16 2, fp8 1.
 inline double dtype_bytes(DType d) { return d == DType::fp8 ? 1.0 : 2.0; }
 
 enum class AttentionKind { mha, gqa, mla };
-const char* attention_kind_name(AttentionKind k);
 
 // mha/gqa use heads, kv_heads, head_dim. mla (DeepSeek multi-head latent attention) uses heads,
 // q_lora_rank (0 = queries not compressed, as in DeepSeek-V2-Lite), kv_lora_rank, qk_nope_head_dim,

@@ -82,7 +82,6 @@ ProfileTable decode_table(const YamlView& v) {
 
 Profile decode_profile(const YamlView& v) {
   Profile p;
-  p.file = v.file();
   if (!v.expect_map()) return p;
   v.check_keys({"schema", "id", "kind", "gpu", "peak", "efficiency", "launch_overhead", "overlap_interference",
                 "sources", "confidence", "provenance", "tables"});
@@ -140,26 +139,13 @@ Profile decode_profile(const YamlView& v) {
   return p;
 }
 
-Profile load_profile_file(const std::string& path) {
-  Diagnostics diags;
-  YamlView v = YamlView::load_file(path, &diags);
-  Profile p = diags.empty() ? decode_profile(v) : Profile{};
-  if (!diags.empty()) throw InputError(diags);
-  return p;
-}
-
 std::vector<std::string> list_profiles(const std::string& data_dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(data_dir) / "models" / "profiles", ec))
-    if (e.path().extension() == ".yaml") out.push_back(e.path().stem().string());
-  std::sort(out.begin(), out.end());
-  return out;
+  return yaml_file_stems((std::filesystem::path(data_dir) / "models" / "profiles").string());
 }
 
 std::optional<Profile> resolve_profile(const YamlView& ref, const std::string& data_dir, const std::string& base_dir) {
   Diagnostics* diags = ref.diagnostics();
-  const size_t before = diags ? diags->size() : 0;
+  const size_t before = ref.diagnostic_count();
   const std::string name = ref.as_str();
   if (name.empty()) return std::nullopt;
   std::string path;
@@ -171,22 +157,17 @@ std::optional<Profile> resolve_profile(const YamlView& ref, const std::string& d
   } else {
     std::vector<std::string> ids = list_profiles(data_dir);
     if (std::find(ids.begin(), ids.end(), name) == ids.end()) {
-      std::string rule = "unknown GPU profile";
-      std::string hint = closest_match(name, ids);
-      rule += "; profiles:";
-      for (size_t i = 0; i < ids.size(); ++i) rule += (i ? ", " : " ") + ids[i];
-      if (!hint.empty()) rule += fmt::format("; did you mean '{}'?", hint);
-      ref.error(rule, ref.shown());
+      ref.error(unknown_name_rule("unknown GPU profile", "profiles", name, ids), ref.shown());
       return std::nullopt;
     }
     path = (std::filesystem::path(data_dir) / "models" / "profiles" / (name + ".yaml")).string();
   }
   YamlView f = YamlView::load_file(path, diags);
-  if (diags && diags->size() > before) return std::nullopt;
+  if (ref.diagnostic_count() > before) return std::nullopt;
   Profile p = decode_profile(f);
   // A file found by id must carry that id, so reports name the profile that was actually used.
   if (!is_path && p.id != name) f.error_at("id", fmt::format("must equal the file name '{}'", name));
-  if (diags && diags->size() > before) return std::nullopt;
+  if (ref.diagnostic_count() > before) return std::nullopt;
   return p;
 }
 

@@ -44,7 +44,6 @@ struct ProfileTable {
 
 struct Profile {
   std::string id;
-  std::string file;  // where it was loaded from
   ProfileKind kind = ProfileKind::datasheet;
   std::string gpu_name;
   int sms = 0;
@@ -68,8 +67,6 @@ struct Profile {
 
 // Decodes a profile document; problems become diagnostics in v's sink.
 Profile decode_profile(const YamlView& v);
-// Loads a file; throws InputError on any problem.
-Profile load_profile_file(const std::string& path);
 // Ids of the profiles under <data_dir>/models/profiles (file stems), sorted.
 std::vector<std::string> list_profiles(const std::string& data_dir);
 // Resolves the scenario value `ref` (an id, or a path ending in .yaml / containing '/'), loading the file with

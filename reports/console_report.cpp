@@ -18,13 +18,20 @@ std::string provenance_text(const VariantResult& v) {
   return s.empty() ? "-" : s;
 }
 
-std::string join_settings(const RunContext& c) {
+}  // namespace
+
+std::string settings_text(const RunContext& c) {
   std::string s;
   for (const auto& [k, v] : c.simgrid_settings) s += fmt::format("{}{}={}", s.empty() ? "" : " ", k, v);
   return s.empty() ? "(defaults)" : s;
 }
 
-}  // namespace
+std::string class_times_text(const VariantResult& v) {
+  std::string s;
+  for (const auto& [k, sec] : v.time_by_class_s)
+    s += fmt::format("{}{} {}", s.empty() ? "" : ", ", k, format_seconds(sec));
+  return s;
+}
 
 SummaryTable summary_table(const RunResult& r) {
   SummaryTable t;
@@ -66,7 +73,7 @@ std::string console_report(const RunResult& r, bool show_wall) {
   kv("model", fmt::format("{} on {} ({} GPUs), {} EP ranks", c.model, c.cluster, c.gpus, c.ep_ranks));
   kv("mode", fmt::format("{}, {} tokens per rank, seed {}", c.mode, c.tokens_per_rank, c.seed));
   kv("fidelity", fmt::format("{} (requested {})", c.fidelity, c.fidelity_requested));
-  kv("simgrid", fmt::format("{}: {}", c.simgrid_version, join_settings(c)));
+  kv("simgrid", fmt::format("{}: {}", c.simgrid_version, settings_text(c)));
   std::string profiles;
   for (const auto& p : c.profiles) profiles += fmt::format("{}{} ({}{})", profiles.empty() ? "" : ", ", p.id, p.kind,
                             p.overlap_interference != 1.0
@@ -106,9 +113,7 @@ std::string console_report(const RunResult& r, bool show_wall) {
       for (const auto& [k, val] : v.options) o += fmt::format(" {}={}", k, val);
       parts.push_back(o);
     }
-    std::string classes;
-    for (const auto& [k, sec] : v.time_by_class_s)
-      classes += fmt::format("{}{} {}", classes.empty() ? "" : ", ", k, format_seconds(sec));
+    const std::string classes = class_times_text(v);
     parts.push_back("by class: " + (classes.empty() ? std::string("-") : classes));
     parts.push_back(fmt::format("ops {}, simgrid activities {}, dropped tokens {}", v.ops, v.simgrid_activities,
                                 v.dropped_tokens));

@@ -80,9 +80,7 @@ std::string html_report(const RunResult& r) {
   item("model", fmt::format("{} on {} ({} GPUs), {} EP ranks", c.model, c.cluster, c.gpus, c.ep_ranks));
   item("mode", fmt::format("{}, {} tokens per rank, seed {}", c.mode, c.tokens_per_rank, c.seed));
   item("fidelity", fmt::format("{} (requested {})", c.fidelity, c.fidelity_requested));
-  std::string settings;
-  for (const auto& [k, v] : c.simgrid_settings) settings += fmt::format("{}{}={}", settings.empty() ? "" : " ", k, v);
-  item("simgrid", fmt::format("{}: {}", c.simgrid_version, settings.empty() ? "(defaults)" : settings));
+  item("simgrid", fmt::format("{}: {}", c.simgrid_version, settings_text(c)));
   std::string profiles;
   for (const auto& p : c.profiles)
     profiles += fmt::format("{}{} ({}, {}, confidence {})", profiles.empty() ? "" : "; ", p.id, p.kind, p.gpu,
@@ -101,9 +99,7 @@ std::string html_report(const RunResult& r) {
   }
   s += "</table>\n<h2>Time by op class</h2>\n<ul>\n";
   for (const auto& v : r.variants) {
-    std::string classes;
-    for (const auto& [k, sec] : v.time_by_class_s)
-      classes += fmt::format("{}{} {}", classes.empty() ? "" : ", ", k, format_seconds(sec));
+    std::string classes = class_times_text(v);
     for (const auto& [k, val] : v.extra) classes += fmt::format("{}{}={:.6g}", classes.empty() ? "" : "; ", k, val);
     s += "<li><b>" + esc(v.name) + "</b>: " + esc(classes.empty() ? "-" : classes) + "</li>\n";
   }

@@ -10,9 +10,16 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
+// An object from (key, value) pairs, in their order; {} rather than null when empty. Only the simgrid settings
+// (a vector of pairs) need it: std::map fields convert to an object with sorted keys, {} when empty.
+template <class Pairs>
+Json pairs_json(const Pairs& m) {
+  Json j = Json::object();
+  for (const auto& [k, v] : m) j[k] = v;
+  return j;
+}
+
 Json context_json(const RunContext& c) {
-  Json settings = Json::object();
-  for (const auto& [k, v] : c.simgrid_settings) settings[k] = v;
   Json profiles = Json::array();
   for (const auto& p : c.profiles)
     profiles.push_back(
@@ -25,7 +32,7 @@ Json context_json(const RunContext& c) {
           {"scenario_name", c.scenario_name},
           {"seed", c.seed},
           {"simgrid_version", c.simgrid_version},
-          {"simgrid_settings", settings},
+          {"simgrid_settings", pairs_json(c.simgrid_settings)},
           {"fidelity", c.fidelity},
           {"fidelity_requested", c.fidelity_requested},
           {"model", c.model},
@@ -37,17 +44,10 @@ Json context_json(const RunContext& c) {
           {"profiles", profiles}};
 }
 
-template <class Map>
-Json map_json(const Map& m) {
-  Json j = Json::object();  // {} rather than null when empty
-  for (const auto& [k, v] : m) j[k] = v;
-  return j;
-}
-
 Json variant_json(const VariantResult& v, bool include_events, bool include_wall) {
   Json j = {{"name", v.name},
             {"schedule", v.schedule},
-            {"options", map_json(v.options)},
+            {"options", v.options},
             {"step_time_s", v.step_time_s},
             {"per_layer_mean_s", v.per_layer_mean_s},
             {"compute_s", v.compute_s},
@@ -58,9 +58,9 @@ Json variant_json(const VariantResult& v, bool include_events, bool include_wall
             {"load_imbalance_max", v.load_imbalance_max},
             {"dropped_tokens", v.dropped_tokens},
             {"speedup_vs_baseline", v.speedup_vs_baseline},
-            {"time_by_class_s", map_json(v.time_by_class_s)},
-            {"ops_by_provenance", map_json(v.ops_by_provenance)},
-            {"extra", map_json(v.extra)},
+            {"time_by_class_s", v.time_by_class_s},
+            {"ops_by_provenance", v.ops_by_provenance},
+            {"extra", v.extra},
             {"ops", v.ops},
             {"simgrid_activities", v.simgrid_activities}};
   if (include_wall) j["wall_s"] = v.wall_s;

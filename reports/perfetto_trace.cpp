@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <set>
 #include <utility>
 
 #include <fmt/format.h>
@@ -39,12 +38,12 @@ std::string perfetto_trace(const RunResult& r) {
     events.push_back(meta("process_name", pid, 0, {{"name", fmt::format("{} ({})", v.name, v.schedule)}}));
     events.push_back(meta("process_sort_index", pid, 0, {{"sort_index", pid}}));
     // Threads numbered in (rank, stream) order, so rank 0 compute, rank 0 comm, rank 1 compute, ...
-    std::set<std::pair<int, int>> threads;
-    for (const auto& e : v.events) threads.emplace(e.rank, e.stream);
     std::map<std::pair<int, int>, int> tid_of;
-    for (const auto& [rank, stream] : threads) {
-      const int tid = static_cast<int>(tid_of.size()) + 1;
-      tid_of[{rank, stream}] = tid;
+    for (const auto& e : v.events) tid_of.emplace(std::pair{e.rank, e.stream}, 0);
+    int tid = 0;
+    for (auto& [key, id] : tid_of) {
+      id = ++tid;
+      const auto [rank, stream] = key;
       events.push_back(meta("thread_name", pid, tid, {{"name", thread_name(rank, stream)}}));
       events.push_back(meta("thread_sort_index", pid, tid, {{"sort_index", tid}}));
     }

@@ -58,4 +58,13 @@ std::string closest_match(std::string_view word, const std::vector<std::string>&
   return best_d <= limit ? best : std::string();
 }
 
+std::string unknown_name_rule(std::string_view what, std::string_view list_label, std::string_view name,
+                              const std::vector<std::string>& known) {
+  std::string rule = fmt::format("{}; {}:", what, list_label);
+  for (std::size_t i = 0; i < known.size(); ++i) rule += (i ? ", " : " ") + known[i];
+  const std::string hint = closest_match(name, known);
+  if (!hint.empty()) rule += fmt::format("; did you mean '{}'?", hint);
+  return rule;
+}
+
 }  // namespace moesim

@@ -48,4 +48,9 @@ class InputError : public std::runtime_error {
 // Closest candidate by edit distance (for "did you mean"), or "" if nothing is close enough.
 std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
 
+// The rule for a name not among `known`: "<what>; <list_label>: a, b, c" plus "; did you mean 'b'?" when one
+// is close, e.g. unknown_name_rule("unknown model preset", "presets", name, presets).
+std::string unknown_name_rule(std::string_view what, std::string_view list_label, std::string_view name,
+                              const std::vector<std::string>& known);
+
 }  // namespace moesim

@@ -1,8 +1,10 @@
 #include "sim/yaml_view.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
 #include <set>
@@ -293,6 +295,15 @@ std::vector<YamlView> YamlView::items() const {
     out.push_back(YamlView(c, file_, fmt::format("{}[{}]", path_, i), diags_,
                            c.Mark().line >= 0 ? c.Mark() : mark_));
   }
+  return out;
+}
+
+std::vector<std::string> yaml_file_stems(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.is_regular_file() && e.path().extension() == ".yaml") out.push_back(e.path().stem().string());
+  std::sort(out.begin(), out.end());
   return out;
 }
 

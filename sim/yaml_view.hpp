@@ -7,6 +7,7 @@
 // recorded, so no fallback value ever reaches the simulation.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
@@ -56,6 +57,8 @@ class YamlView {
   int line() const;    // 1-based line of this node (or of its parent when the node is missing)
   int column() const;  // 1-based
   Diagnostics* diagnostics() const { return diags_; }
+  // Number of diagnostics recorded so far in this view's sink (0 without one).
+  std::size_t diagnostic_count() const { return diags_ ? diags_->size() : 0; }
   const YAML::Node& raw() const { return node_; }
   // The node as written (scalar text, or "a mapping"/"a list"), for "(got ...)".
   std::string shown() const;
@@ -114,5 +117,9 @@ class YamlView {
   Diagnostics* diags_ = nullptr;
   YAML::Mark mark_;  // where this node is, or where its parent is when the node is missing
 };
+
+// Stems of the regular *.yaml files in `dir` (a presets or profiles folder), sorted; empty when `dir` cannot
+// be read.
+std::vector<std::string> yaml_file_stems(const std::string& dir);
 
 }  // namespace moesim

@@ -11,7 +11,7 @@ for f in ${BENCH_SCENARIOS:-scenarios/bench/*.yaml}; do
   name=$(basename "$f" .yaml)
   json=$(mktemp)
   tlog=$(mktemp)
-  /usr/bin/time -f '%e %M' -o "$tlog" "$bin" run "$f" --quiet --show-wall --jobs 1 --json "$json"
+  /usr/bin/time -f '%e %M' -o "$tlog" "$bin" run "$f" --quiet --jobs 1 --json "$json"
   read -r wall rss_kib < "$tlog"
   # The JSON is pretty-printed one key per line; sum "ops" over variants, take the first step time.
   ops=$(grep -o '"ops": [0-9]*' "$json" | awk '{s += $2} END {print s}')

@@ -11,7 +11,6 @@
 #include <map>
 
 #include "sim/units.hpp"
-#include "topologies/cluster_graph.hpp"
 
 namespace moesim::topo {
 
@@ -82,7 +81,11 @@ Diameter diameter(const PlatformSpec& p) {
       const auto& r = p.route(s, t);
       double lat = 0;
       for (const LinkUse& u : r) lat += p.links[u.link].latency_s;
-      if (r.size() > d.hops) d = {r.size(), s, t, d.latency_s, d.latency_src, d.latency_dst, d.min_latency_s};
+      if (r.size() > d.hops) {
+        d.hops = r.size();
+        d.hops_src = s;
+        d.hops_dst = t;
+      }
       if (first || lat > d.latency_s) {
         d.latency_s = lat;
         d.latency_src = s;

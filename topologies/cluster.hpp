@@ -76,7 +76,6 @@ class Cluster {
   const LinkInfo& link(std::size_t id) const;
   Vertex gpu_vertex(std::size_t gpu_id) const { return gpus_.at(gpu_id); }
   std::optional<Vertex> find_vertex(std::string_view name) const;
-  const Graph& graph() const { return *g_; }
 
   // One route per ordered GPU pair: the shortest path by hop count, found by BFS from each GPU. Only the
   // end points may be GPUs (a GPU never forwards traffic). Ties go to the path BFS discovers first, which

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "topologies/builders/builders.hpp"
 
@@ -14,16 +12,8 @@ std::vector<std::string> with_keys(std::vector<std::string> a, const std::vector
   return a;
 }
 
-std::size_t diagnostic_count(const YamlView& v) { return v.diagnostics() ? v.diagnostics()->size() : 0; }
-
 std::vector<std::string> available_presets(const std::string& data_dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  const std::filesystem::path dir = std::filesystem::path(data_dir) / "topologies" / "presets";
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
-    if (e.is_regular_file() && e.path().extension() == ".yaml") out.push_back(e.path().stem().string());
-  std::sort(out.begin(), out.end());
-  return out;
+  return yaml_file_stems((std::filesystem::path(data_dir) / "topologies" / "presets").string());
 }
 
 namespace {
@@ -33,28 +23,29 @@ const std::vector<std::string> kFamilies{"nvswitch_node", "pcie_node", "multi_no
 Cluster decode_mapping(const YamlView& v) {
   Cluster c;
   if (!v.expect_map()) return c;
-  const std::size_t before = diagnostic_count(v);
+  const std::size_t before = v.diagnostic_count();
   const std::string family = v.choice("family", kFamilies);
   c.family = family;
   c.name = v.str_or("name", "");
   c.description = v.str_or("description", "");
   c.default_gpu_profile = v.str_or("gpu", "");
-  if (diagnostic_count(v) != before) {
-    // Without a valid family the other keys cannot be checked; still report unknown common-looking ones.
+  if (v.diagnostic_count() != before) {
+    // Without a valid family (or with a bad common key) the family's own keys are not checked: report
+    // nothing more.
     return c;
   }
   if (family == "nvswitch_node") {
     const auto p = decode_nvswitch_node(v, kCommonKeys);
-    if (diagnostic_count(v) == before) build_nvswitch_node(c, p, 0);
+    if (v.diagnostic_count() == before) build_nvswitch_node(c, p, 0);
   } else if (family == "pcie_node") {
     const auto p = decode_pcie_node(v, kCommonKeys);
-    if (diagnostic_count(v) == before) build_pcie_node(c, p, 0);
+    if (v.diagnostic_count() == before) build_pcie_node(c, p, 0);
   } else if (family == "multi_node") {
     decode_build_multi_node(v, c);
   } else {
     decode_build_explicit(v, c);
   }
-  if (diagnostic_count(v) != before) return c;
+  if (v.diagnostic_count() != before) return c;
   if (auto bad = c.first_unreachable_pair()) {
     v.error("GPU '" + c.vertex(c.gpu_vertex(bad->first)).name + "' cannot reach GPU '" +
             c.vertex(c.gpu_vertex(bad->second)).name + "'");

@@ -61,10 +61,10 @@ VariantSpec decode_variant(const YamlView& v, const Architecture& arch, int rank
   VariantSpec spec;
   if (!v.expect_map()) return spec;
   spec.name = v.str("name");
-  const std::size_t before = v.diagnostics() ? v.diagnostics()->size() : 0;
+  const std::size_t before = v.diagnostic_count();
   spec.schedule = v.choice("schedule", schedule_names());
   // An unknown schedule was reported; its keys are unknown too, so checking them would only mislead.
-  const bool schedule_ok = !v.diagnostics() || v.diagnostics()->size() == before;
+  const bool schedule_ok = v.diagnostic_count() == before;
   const ScheduleInfo* info = schedule_ok ? find_schedule(spec.schedule) : nullptr;
   std::vector<std::string> keys = {"name", "schedule", "routing", "description"};
   if (info) {

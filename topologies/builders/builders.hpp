@@ -3,7 +3,6 @@
 // may assume valid parameters.
 #pragma once
 
-#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -16,8 +15,6 @@ namespace moesim::topo {
 inline const std::vector<std::string> kCommonKeys{"family", "name", "description", "gpu"};
 
 std::vector<std::string> with_keys(std::vector<std::string> a, const std::vector<std::string>& b);
-// Number of diagnostics recorded so far through v (0 without a sink).
-std::size_t diagnostic_count(const YamlView& v);
 
 struct NvswitchNodeParams {
   int gpus = 1;

@@ -41,12 +41,12 @@ void decode_build_explicit(const YamlView& v, Cluster& c) {
     for (const YamlView& item : nodes.items()) {
       if (!item.expect_map()) continue;
       item.check_keys({"name", "kind", "node"});
-      const std::size_t before = diagnostic_count(v);
+      const std::size_t before = v.diagnostic_count();
       const std::string name = item.str("name");
       const std::string kind = item.choice("kind", vertex_kind_names());
       const bool is_gpu = kind == "gpu";
       const int node = static_cast<int>(item.integer_or("node", is_gpu ? 0 : -1, Range::non_negative()));
-      if (diagnostic_count(v) != before) {
+      if (v.diagnostic_count() != before) {
         broken.insert(name);  // already reported; links to it should not add "unknown vertex" noise
         continue;
       }
@@ -65,7 +65,7 @@ void decode_build_explicit(const YamlView& v, Cluster& c) {
     for (const YamlView& item : v.at("links").items()) {
       if (!item.expect_map()) continue;
       item.check_keys({"a", "b", "bandwidth", "latency", "kind", "full_duplex"});
-      const std::size_t before = diagnostic_count(v);
+      const std::size_t before = v.diagnostic_count();
       std::optional<Cluster::Vertex> ends[2];
       const char* keys[2] = {"a", "b"};
       for (int i = 0; i < 2; ++i) {
@@ -85,7 +85,7 @@ void decode_build_explicit(const YamlView& v, Cluster& c) {
       const double lat = item.quantity_or("latency", Dim::seconds, 0.0, Range::non_negative());
       const std::string kind = item.choice("kind", link_kind_names());
       const bool fd = item.boolean_or("full_duplex", true);
-      if (diagnostic_count(v) == before) c.add_link(*ends[0], *ends[1], kind, bw, lat, fd);
+      if (v.diagnostic_count() == before) c.add_link(*ends[0], *ends[1], kind, bw, lat, fd);
     }
   }
 }

@@ -79,7 +79,7 @@ FabricParams decode_fabric(const YamlView& v) {
 }  // namespace
 
 void decode_build_multi_node(const YamlView& v, Cluster& c) {
-  const std::size_t before = diagnostic_count(v);
+  const std::size_t before = v.diagnostic_count();
   v.check_keys(with_keys(kCommonKeys, {"nodes", "node", "nics_per_node", "nic_bandwidth", "nic_link_bandwidth",
                                        "nic_latency", "fabric"}));
   const int nodes = static_cast<int>(v.integer("nodes", Range::at_least(1)));
@@ -92,9 +92,9 @@ void decode_build_multi_node(const YamlView& v, Cluster& c) {
   if (v.require("node")) {
     const YamlView nodev = v.at("node");
     if (nodev.expect_map()) {
-      const std::size_t at_family = diagnostic_count(v);
+      const std::size_t at_family = v.diagnostic_count();
       node_family = nodev.choice("family", {"nvswitch_node", "pcie_node"});
-      if (diagnostic_count(v) != at_family) {
+      if (v.diagnostic_count() != at_family) {
         // The server's other keys cannot be checked without knowing its family.
       } else if (node_family == "nvswitch_node") {
         nv = decode_nvswitch_node(nodev, {"family"});
@@ -113,7 +113,7 @@ void decode_build_multi_node(const YamlView& v, Cluster& c) {
   const double nic_lat = v.quantity_or("nic_latency", Dim::seconds, 0.0, Range::non_negative());
   FabricParams fab;
   if (v.require("fabric")) fab = decode_fabric(v.at("fabric"));
-  if (diagnostic_count(v) != before) return;
+  if (v.diagnostic_count() != before) return;
 
   // Servers, then their NICs; nics[n * K + k] is NIC k of node n (node-major, as fat_tree leaves count them).
   const int gpus_per_nic = gpus_per_node / nics_per_node;
