@@ -1298,7 +1298,7 @@ int main(int argc, char** argv) {
     c.workspace = DevBuf(c.ws_bytes);
     CB(cublasSetWorkspace(c.blas, c.workspace.get(), c.ws_bytes));
     fill_provenance(c, git_sha, command);
-    const auto est = mc::estimate_plan(c.plan, c.sms);
+    const auto est = mc::estimate_plan(c.plan);
     std::printf("moesim-calibrate: %s, %d SMs, L2 %zu MiB, preset %s, budget %.0f s (estimate %.0f s), writing %s\n",
                 c.prop.name, c.sms, c.l2 >> 20, plan.preset.c_str(), plan.budget_s, est.total(), out.c_str());
     std::fflush(stdout);

@@ -197,7 +197,7 @@ struct PlanEstimate {
   double total() const { return gemm_s + grouped_s + elementwise_s + other_s; }
 };
 
-inline PlanEstimate estimate_plan(const Plan& p, int sms = 132) {
+inline PlanEstimate estimate_plan(const Plan& p) {
   const double per_point_overhead_s = 0.02;  // heuristic query, capture + instantiation of up to 256 nodes
   const double per_shape_overhead_s = 0.2;   // allocation + random fill
   auto point_cost = [&](double kernel_s) {
@@ -243,7 +243,6 @@ inline PlanEstimate estimate_plan(const Plan& p, int sms = 132) {
   e.other_s += static_cast<double>(p.interference_sms.size()) * 0.2;
   e.other_s += static_cast<double>(p.a2a_bytes.size()) * 0.1 + 2.0;     // NCCL init when several GPUs
   e.other_s += 8 * point_cost(3e-4);                                    // sentinel after each section
-  (void)sms;
   return e;
 }
 
@@ -273,7 +272,12 @@ inline std::string describe_plan(const Plan& p) {
     secs += s;
   }
   line("sections (in order): %s", secs.c_str());
-  line("[expert_gemm] cuBLASLt TN, dtypes: bf16 fp8_tensor fp8_block_1x128 fp8_block_128x128");
+  std::string dtypes;
+  for (const auto& d : p.gemm_dtypes) {
+    if (!dtypes.empty()) dtypes += ' ';
+    dtypes += d;
+  }
+  line("[expert_gemm] cuBLASLt TN, dtypes: %s", dtypes.c_str());
   line("  tokens per expert: %s", join_ints(p.gemm_tokens).c_str());
   for (const auto& s : p.gemm_shapes) {
     std::string models;

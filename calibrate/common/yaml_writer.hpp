@@ -50,8 +50,6 @@ class YamlNode {
     entries_.emplace_back(std::string(), std::move(value));
     return *this;
   }
-  Kind kind() const { return kind_; }
-  size_t size() const { return entries_.size(); }
 
   // The document text, ending with a newline.
   std::string dump() const {

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "models/profile.hpp"
+
 namespace moesim::calibrate {
 
 // What one kernel execution does as a function of tokens T (or rows: the measurement's axis).
@@ -24,11 +26,9 @@ struct Peaks {
   double bytes_per_s = 0;  // memory bandwidth, bytes/s
 };
 
-struct RooflineParams {
-  double alpha_s = 0;       // fixed cost per execution (launch, prologue), s
-  double eta_compute = 1;   // fraction of the compute peak reached (0, 1]
-  double eta_memory = 1;    // fraction of the memory bandwidth reached (0, 1]
-};
+// alpha_s: fixed cost per execution (launch, prologue), s; eta_compute / eta_memory: fraction of the compute
+// peak / memory bandwidth reached, (0, 1]. The profile's own table fit, so a fit is stored as it is.
+using RooflineParams = models::TableFit;
 
 // FLOP charged to the compute term at T tokens. For a GEMM, tokens are rounded up to the tile and the
 // tiles (ceil(T/tile_tokens) * ceil(n/tile_n)) run in waves of `sms`: a partial last wave costs a full

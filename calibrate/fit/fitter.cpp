@@ -141,7 +141,6 @@ FitReport fit_run(const RawRun& run, const ProfileDoc& ds, const FitOptions& opt
   p.gemm = {median_or(gemm_c, ds.gemm.compute), median_or(gemm_m, ds.gemm.memory)};
   p.elementwise = {ds.elementwise.compute, median_or(elem_m, ds.elementwise.memory)};
   p.attention = ds.attention;
-  for (double* e : {&p.gemm.compute, &p.gemm.memory, &p.elementwise.memory}) *e = std::min(1.0, *e);
 
   // Launch overhead: slope of stream-launch burst time over burst size.
   p.launch_overhead = ds.launch_overhead;

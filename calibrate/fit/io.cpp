@@ -47,6 +47,28 @@ class Reader {
     if (!n) fail(join(path, key), "missing required key");
     return n;
   }
+  // A required key whose value must be a sequence / a mapping.
+  YAML::Node req_seq(const YAML::Node& map, const std::string& path, const std::string& key) const {
+    const YAML::Node n = req(map, path, key);
+    expect_seq(n, join(path, key));
+    return n;
+  }
+  YAML::Node req_map(const YAML::Node& map, const std::string& path, const std::string& key) const {
+    const YAML::Node n = req(map, path, key);
+    expect_map(n, join(path, key));
+    return n;
+  }
+  // Item i of the sequence at seq_path: a mapping with only `allowed` keys. Returns it and its path.
+  struct Item {
+    YAML::Node node;
+    std::string path;
+  };
+  Item item(const YAML::Node& seq, const std::string& seq_path, size_t i, const std::set<std::string>& allowed) const {
+    Item it{seq[i], index(seq_path, i)};
+    expect_map(it.node, it.path);
+    only_keys(it.node, it.path, allowed);
+    return it;
+  }
   template <class T>
   T as(const YAML::Node& n, const std::string& path, const char* what) const {
     if (!n.IsScalar()) fail(path, std::string("expected ") + what);
@@ -68,7 +90,6 @@ class Reader {
   bool boolean(const YAML::Node& map, const std::string& path, const std::string& key) const {
     return as<bool>(req(map, path, key), join(path, key), "true or false");
   }
-  const std::string& file() const { return file_; }
 
  private:
   std::string file_;
@@ -106,8 +127,7 @@ RawRun parse_raw(const std::string& text, const std::string& file_label) {
   RawRun run;
   {
     const std::string path = "provenance";
-    const YAML::Node p = r.req(root, "", path);
-    r.expect_map(p, path);
+    const YAML::Node p = r.req_map(root, "", path);
     r.only_keys(p, path, {"gpu_name", "sms", "l2_bytes", "memory_bytes", "memory_bus_bits", "sm_clock_max_mhz",
                           "mem_clock_max_mhz", "sm_clock_measured_mhz", "compute_capability", "driver_version",
                           "cuda_runtime_version", "cublaslt_version", "nccl_version", "visible_gpus", "git_sha",
@@ -141,13 +161,9 @@ RawRun parse_raw(const std::string& text, const std::string& file_label) {
   run.complete = r.boolean(root, "", "complete");
   run.elapsed_s = r.num(root, "", "elapsed_s");
 
-  const YAML::Node sections = r.req(root, "", "sections");
-  r.expect_seq(sections, "sections");
+  const YAML::Node sections = r.req_seq(root, "", "sections");
   for (size_t i = 0; i < sections.size(); ++i) {
-    const std::string path = Reader::index("sections", i);
-    const YAML::Node s = sections[i];
-    r.expect_map(s, path);
-    r.only_keys(s, path, {"name", "status", "elapsed_s", "note"});
+    const auto [s, path] = r.item(sections, "sections", i, {"name", "status", "elapsed_s", "note"});
     RawSection sec{r.str(s, path, "name"), r.str(s, path, "status"), r.num(s, path, "elapsed_s"),
                    r.str(s, path, "note")};
     static const std::set<std::string> statuses{"complete", "truncated", "skipped", "failed", "unsupported"};
@@ -156,35 +172,24 @@ RawRun parse_raw(const std::string& text, const std::string& file_label) {
     }
     run.sections.push_back(sec);
   }
-  const YAML::Node sentinel = r.req(root, "", "sentinel");
-  r.expect_seq(sentinel, "sentinel");
+  const YAML::Node sentinel = r.req_seq(root, "", "sentinel");
   for (size_t i = 0; i < sentinel.size(); ++i) {
-    const std::string path = Reader::index("sentinel", i);
-    const YAML::Node s = sentinel[i];
-    r.expect_map(s, path);
-    r.only_keys(s, path, {"after", "elapsed_s", "median_s", "sm_clock_mhz"});
+    const auto [s, path] = r.item(sentinel, "sentinel", i, {"after", "elapsed_s", "median_s", "sm_clock_mhz"});
     run.sentinel.push_back(RawSentinel{r.str(s, path, "after"), r.num(s, path, "elapsed_s"),
                                        r.num(s, path, "median_s"), r.num(s, path, "sm_clock_mhz")});
   }
-  const YAML::Node unsupported = r.req(root, "", "unsupported");
-  r.expect_seq(unsupported, "unsupported");
+  const YAML::Node unsupported = r.req_seq(root, "", "unsupported");
   for (size_t i = 0; i < unsupported.size(); ++i) {
-    const std::string path = Reader::index("unsupported", i);
-    const YAML::Node u = unsupported[i];
-    r.expect_map(u, path);
-    r.only_keys(u, path, {"kernel", "dtype", "n", "k", "x", "reason"});
+    const auto [u, path] = r.item(unsupported, "unsupported", i, {"kernel", "dtype", "n", "k", "x", "reason"});
     run.unsupported.push_back(RawUnsupported{r.str(u, path, "kernel"), r.str(u, path, "dtype"),
                                              r.integer(u, path, "n"), r.integer(u, path, "k"), r.num(u, path, "x"),
                                              r.str(u, path, "reason")});
   }
-  const YAML::Node ms = r.req(root, "", "measurements");
-  r.expect_seq(ms, "measurements");
+  const YAML::Node ms = r.req_seq(root, "", "measurements");
   for (size_t i = 0; i < ms.size(); ++i) {
-    const std::string path = Reader::index("measurements", i);
-    const YAML::Node m = ms[i];
-    r.expect_map(m, path);
-    r.only_keys(m, path, {"kernel", "dtype", "variant", "n", "k", "split", "models", "axis", "flops_per_unit",
-                          "bytes_fixed", "bytes_per_unit", "params", "points"});
+    const auto [m, path] = r.item(ms, "measurements", i,
+                                  {"kernel", "dtype", "variant", "n", "k", "split", "models", "axis", "flops_per_unit",
+                                   "bytes_fixed", "bytes_per_unit", "params", "points"});
     RawMeasurement out;
     out.kernel = r.str(m, path, "kernel");
     out.dtype = r.str(m, path, "dtype");
@@ -192,8 +197,7 @@ RawRun parse_raw(const std::string& text, const std::string& file_label) {
     out.n = r.integer(m, path, "n");
     out.k = r.integer(m, path, "k");
     out.split = static_cast<int>(r.integer(m, path, "split"));
-    const YAML::Node models = r.req(m, path, "models");
-    r.expect_seq(models, path + ".models");
+    const YAML::Node models = r.req_seq(m, path, "models");
     for (size_t j = 0; j < models.size(); ++j) {
       out.models.push_back(r.as<std::string>(models[j], Reader::index(path + ".models", j), "a string"));
     }
@@ -201,14 +205,12 @@ RawRun parse_raw(const std::string& text, const std::string& file_label) {
     out.flops_per_unit = r.num(m, path, "flops_per_unit");
     out.bytes_fixed = r.num(m, path, "bytes_fixed");
     out.bytes_per_unit = r.num(m, path, "bytes_per_unit");
-    const YAML::Node params = r.req(m, path, "params");
-    r.expect_map(params, path + ".params");
+    const YAML::Node params = r.req_map(m, path, "params");
     for (const auto& kv : params) {
       const auto key = kv.first.as<std::string>();
       out.params.emplace_back(key, r.as<double>(kv.second, path + ".params." + key, "a number"));
     }
-    const YAML::Node points = r.req(m, path, "points");
-    r.expect_seq(points, path + ".points");
+    const YAML::Node points = r.req_seq(m, path, "points");
     for (size_t j = 0; j < points.size(); ++j) {
       const std::string pp = Reader::index(path + ".points", j);
       const YAML::Node pt = points[j];
@@ -283,9 +285,9 @@ ProfileDoc parse_profile(const std::string& text, const std::string& file_label)
   p.memory = root["gpu"]["memory"].Scalar();
   p.memory_bandwidth = root["gpu"]["memory_bandwidth"].Scalar();
   for (const auto& kv : root["peak"]) p.peak.emplace_back(kv.first.Scalar(), kv.second.Scalar());
-  p.gemm = {m.gemm.compute, m.gemm.memory};
-  p.attention = {m.attention.compute, m.attention.memory};
-  p.elementwise = {m.elementwise.compute, m.elementwise.memory};
+  p.gemm = m.gemm;
+  p.attention = m.attention;
+  p.elementwise = m.elementwise;
   p.launch_overhead = root["launch_overhead"].Scalar();
   p.overlap_interference = m.overlap_interference;
   p.sources = m.sources;
@@ -298,13 +300,11 @@ ProfileDoc parse_profile(const std::string& text, const std::string& file_label)
     tab.dtype = t.dtype;
     tab.n = t.n;
     tab.k = t.k;
-    tab.provenance = t.provenance == Provenance::derived ? "derived" : "measured";
+    tab.provenance = provenance_name(t.provenance);  // measured | derived: all a profile table can hold
     tab.points = t.points;
     if (t.fit) {
       tab.has_fit = true;
-      tab.fit.alpha_s = t.fit->alpha_s;
-      tab.fit.eta_compute = t.fit->eta_compute;
-      tab.fit.eta_memory = t.fit->eta_memory;
+      tab.fit = *t.fit;
     }
     if (t.holdout_mape) {
       tab.has_holdout = true;

@@ -9,6 +9,7 @@
 #include "../common/raw_format.hpp"
 #include "../common/yaml_writer.hpp"
 #include "fit.hpp"
+#include "models/profile.hpp"
 #include "sim/diagnostics.hpp"
 
 namespace moesim::calibrate {
@@ -16,33 +17,19 @@ namespace moesim::calibrate {
 // Bad input: names the file and the key path (e.g. "measurements[2].points[0]"). The CLI exits with 2.
 class FitError : public std::runtime_error {
  public:
-  FitError(std::string file, std::string key, const std::string& message)
-      : std::runtime_error(format(file, key, message)), file_(std::move(file)), key_(std::move(key)) {}
+  FitError(const std::string& file, const std::string& key, const std::string& message)
+      : std::runtime_error(key.empty() ? file + ": " + message : file + ": key '" + key + "': " + message) {}
   // Every diagnostic of a simulator-side decoder (file:line:col: key.path: rule (got value)), one per line.
-  static FitError from(const moesim::Diagnostics& d) {
-    const auto& first = d.items().front();
-    return FitError(first.file, first.key_path, d.str(), 0);
-  }
-  const std::string& file() const { return file_; }
-  const std::string& key() const { return key_; }
+  static FitError from(const moesim::Diagnostics& d) { return FitError(d.str()); }
 
  private:
-  FitError(std::string file, std::string key, const std::string& preformatted, int)
-      : std::runtime_error(preformatted), file_(std::move(file)), key_(std::move(key)) {}
-  static std::string format(const std::string& file, const std::string& key, const std::string& message) {
-    return key.empty() ? file + ": " + message : file + ": key '" + key + "': " + message;
-  }
-  std::string file_;
-  std::string key_;
+  explicit FitError(const std::string& preformatted) : std::runtime_error(preformatted) {}
 };
 
 RawRun read_raw_file(const std::string& path);
 RawRun parse_raw(const std::string& text, const std::string& file_label);
 
-struct Efficiency {
-  double compute = 0;
-  double memory = 0;
-};
+using Efficiency = models::Efficiency;
 
 struct ProfileTable {
   std::string kernel;

@@ -50,8 +50,9 @@ int main(int argc, char** argv) {
     const mc::ProfileDoc ds = mc::read_profile_file(datasheet_path);
     opt.raw_label = std::filesystem::path(raw_path).filename().string();
     const mc::FitReport rep = mc::fit_run(run, ds, opt);
-    mc::write_file_atomic(out_path, mc::to_yaml(rep.profile));
-    mc::parse_profile(mc::to_yaml(rep.profile), out_path);  // self-check: what we wrote reads back strictly
+    const std::string measured_text = mc::to_yaml(rep.profile);
+    mc::write_file_atomic(out_path, measured_text);
+    mc::parse_profile(measured_text, out_path);  // self-check: what we wrote reads back strictly
     std::printf("wrote %s (id %s, kind measured, %zu tables, sentinel drift %.2f %%)\n", out_path.c_str(),
                 rep.profile.id.c_str(), rep.profile.tables.size(), rep.sentinel_drift * 100);
     std::fputs(mc::format_report(rep).c_str(), stdout);
@@ -62,8 +63,9 @@ int main(int argc, char** argv) {
       if (path.empty()) {
         path = (std::filesystem::path(out_path).parent_path() / (mc::slug(target.gpu_name) + "-derived.yaml")).string();
       }
-      mc::write_file_atomic(path, mc::to_yaml(der.profile));
-      mc::parse_profile(mc::to_yaml(der.profile), path);
+      const std::string derived_text = mc::to_yaml(der.profile);
+      mc::write_file_atomic(path, derived_text);
+      mc::parse_profile(derived_text, path);
       std::printf("wrote %s (id %s, kind derived from %s, %zu tables)\n", path.c_str(), der.profile.id.c_str(),
                   rep.profile.id.c_str(), der.profile.tables.size());
       for (const auto& n : der.notes) std::printf("note: %s\n", n.c_str());
