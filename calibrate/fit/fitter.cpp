@@ -71,6 +71,16 @@ FitReport fit_run(const RawRun& run, const ProfileDoc& ds, const FitOptions& opt
       continue;
     }
     if (m.points.empty()) continue;
+    // Two shapes of one kernel/dtype may coincide across splits and models: the plan dedupes them, but a
+    // hand-edited raw file might not. Keep the first and say so, before any fitting: an ignored table must
+    // not move the class efficiencies.
+    bool dup = false;
+    for (const auto& t : p.tables) dup = dup || (t.kernel == m.kernel && t.dtype == m.dtype && t.n == m.n && t.k == m.k);
+    if (dup) {
+      rep.notes.push_back("duplicate table " + m.kernel + " " + m.dtype + " n=" + std::to_string(m.n) +
+                          " k=" + std::to_string(m.k) + " ignored");
+      continue;
+    }
     TableReport tr;
     tr.kernel = m.kernel;
     tr.dtype = m.dtype;
@@ -122,15 +132,6 @@ FitReport fit_run(const RawRun& run, const ProfileDoc& ds, const FitOptions& opt
         if (tr.fit.memory_bound_points > 0) gemm_m.push_back(tr.fit.params.eta_memory);
       }
       if (!is_gemm_kernel(m.kernel) && tr.fit.memory_bound_points > 0) elem_m.push_back(tr.fit.params.eta_memory);
-    }
-    // Two shapes of one kernel/dtype may coincide across splits and models: the plan dedupes them, but a
-    // hand-edited raw file might not. Keep the first and say so.
-    bool dup = false;
-    for (const auto& t : p.tables) dup = dup || (t.kernel == tab.kernel && t.dtype == tab.dtype && t.n == tab.n && t.k == tab.k);
-    if (dup) {
-      rep.notes.push_back("duplicate table " + tab.kernel + " " + tab.dtype + " n=" + std::to_string(tab.n) +
-                          " k=" + std::to_string(tab.k) + " ignored");
-      continue;
     }
     p.tables.push_back(std::move(tab));
     rep.tables.push_back(std::move(tr));

@@ -2,6 +2,7 @@
 // input, profile reading/writing and the fitter end to end. All data is SYNTHETIC.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -227,4 +228,32 @@ TEST_CASE("fitter on the committed synthetic fixture") {
   // The fixture was generated with eta_c 0.75, eta_m 0.85 and +-1.5 % wiggle.
   CHECK(rep.profile.gemm.compute == Approx(0.75).epsilon(0.03));
   CHECK(rep.profile.gemm.memory == Approx(0.85).epsilon(0.03));
+}
+
+TEST_CASE("fitter: an ignored duplicate table does not move the fitted profile") {
+  const RawRun run = read_raw_file(kFixtures + "/synthetic_raw.yaml");
+  const ProfileDoc ds = read_profile_file(kFixtures + "/test_datasheet.yaml");
+  FitOptions opt;
+  opt.allow_synthetic = true;
+  // A second expert_gate_up bf16 (split 1) table of the same shape, every time doubled: it would pull the
+  // gemm efficiency medians down if it were fitted.
+  RawRun dup = run;
+  REQUIRE(dup.measurements[0].kernel == "expert_gate_up");
+  REQUIRE(dup.measurements[0].split == 1);
+  RawMeasurement twice = dup.measurements[0];
+  for (auto& pt : twice.points) {
+    pt.median_s *= 2;
+    pt.min_s *= 2;
+    pt.max_s *= 2;
+  }
+  dup.measurements.push_back(twice);
+  const FitReport ref = fit_run(run, ds, opt);
+  const FitReport rep = fit_run(dup, ds, opt);
+  CHECK(rep.profile.tables.size() == ref.profile.tables.size());
+  CHECK(rep.profile.gemm.compute == ref.profile.gemm.compute);
+  CHECK(rep.profile.gemm.memory == ref.profile.gemm.memory);
+  CHECK(to_yaml(rep.profile) == to_yaml(ref.profile));
+  CHECK(std::count_if(rep.notes.begin(), rep.notes.end(), [](const std::string& n) {
+          return n == "duplicate table expert_gate_up bf16 n=4096 k=7168 ignored";
+        }) == 1);
 }
