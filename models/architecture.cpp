@@ -27,7 +27,7 @@ namespace {
 const std::vector<std::string> kArchKeys = {"name",          "source",         "layers",       "dense_layers",
                                             "moe_every",     "hidden",         "expert_ffn",   "dense_ffn",
                                             "routed_experts", "shared_experts", "shared_expert_ffn", "top_k",
-                                            "attention",     "dtype"};
+                                            "attention",     "dtype",          "vision_experts", "vision_expert_ffn"};
 
 // The architecture being assembled from a preset file and inline overrides. `where` remembers the mapping
 // that last set each key, so a rule violation points at the line that caused it.
@@ -91,6 +91,8 @@ void apply_keys(const YamlView& m, Draft& d) {
     else if (key == "shared_expert_ffn") a.shared_expert_ffn = positive_int(m, key, Range::non_negative());
     else if (key == "top_k") a.top_k = positive_int(m, key);
     else if (key == "moe_every") d.moe_every = positive_int(m, key);
+    else if (key == "vision_experts") a.vision_experts = positive_int(m, key, Range::non_negative());
+    else if (key == "vision_expert_ffn") a.vision_expert_ffn = positive_int(m, key);
     else if (key == "dtype") a.dtype = v.as_choice({"bf16", "fp8"}) == "fp8" ? DType::fp8 : DType::bf16;
     else if (key == "attention") decode_attention(v, a.attention);
     else if (key == "dense_layers") {
@@ -123,6 +125,15 @@ void finish(Draft& d, const YamlView& fallback) {
   if (!complete) return;
   if (a.top_k > a.routed_experts)
     at("top_k").error_at("top_k", fmt::format("must be <= routed_experts ({})", a.routed_experts));
+  if (a.vision_experts > 0 && a.routed_experts - a.vision_experts < a.top_k)
+    at("vision_experts").error_at("vision_experts",
+                                  fmt::format("must leave at least top_k = {} text experts of routed_experts ({})",
+                                              a.top_k, a.routed_experts));
+  if (a.vision_experts > 0 && a.vision_experts < a.top_k)
+    at("vision_experts").error_at("vision_experts", fmt::format("must be 0 or at least top_k = {}", a.top_k));
+  if (d.where.count("vision_expert_ffn") && a.vision_experts == 0)
+    at("vision_expert_ffn").error_at("vision_expert_ffn", "only used with vision_experts > 0");
+  if (a.vision_expert_ffn <= 0) a.vision_expert_ffn = a.expert_ffn;
   if (a.shared_experts > 0 && a.shared_expert_ffn <= 0)
     at("shared_experts").error_at("shared_experts", "needs shared_expert_ffn > 0");
   a.moe_layer.assign(static_cast<size_t>(a.layers), false);

@@ -14,9 +14,12 @@
 namespace moesim::models {
 
 // Weight/activation precision of the GEMMs. fp8: 1-byte weights and GEMM inputs, peak.fp8 throughput.
-enum class DType { bf16, fp8 };
-// Bytes per weight/GEMM-input element: bf16 2, fp8 1.
-inline double dtype_bytes(DType d) { return d == DType::fp8 ? 1.0 : 2.0; }
+// fp4: NVFP4 (W4A4), 4-bit E2M1 values plus one FP8 E4M3 scale per 16 elements, peak.fp4 throughput. A model's
+// own dtype is bf16 or fp8; fp4 is only a per-rank compute precision (schedules realb, lowp_all).
+enum class DType { bf16, fp8, fp4 };
+// Bytes per weight/GEMM-input element: bf16 2, fp8 1, fp4 0.5 + 1/16 (the block scale) = 0.5625.
+inline double dtype_bytes(DType d) { return d == DType::fp8 ? 1.0 : d == DType::fp4 ? 0.5625 : 2.0; }
+inline const char* dtype_name(DType d) { return d == DType::fp8 ? "fp8" : d == DType::fp4 ? "fp4" : "bf16"; }
 
 enum class AttentionKind { mha, gqa, mla };
 
@@ -46,6 +49,10 @@ struct Architecture {
   int shared_experts = 0;     // shared experts per MoE layer (fused into one MLP of shared_ffn_total())
   int shared_expert_ffn = 0;  // intermediate size of one shared expert
   int top_k = 0;
+  // Modality-isolated models (ERNIE-4.5-VL style): the last vision_experts of the routed experts serve only
+  // vision tokens, the others only text tokens; top_k applies within each range. 0 = modality-fused.
+  int vision_experts = 0;
+  int vision_expert_ffn = 0;  // intermediate size of one vision expert (= expert_ffn unless set)
   Attention attention;
   DType dtype = DType::bf16;
   std::vector<bool> moe_layer;  // moe_layer[l]: block l has a routed MoE FFN (else a dense MLP)
@@ -54,6 +61,9 @@ struct Architecture {
   std::vector<int> moe_layer_indices() const;  // ascending
   int moe_layer_count() const;
   int shared_ffn_total() const { return shared_experts * shared_expert_ffn; }
+  bool is_vision_expert(int e) const { return vision_experts > 0 && e >= routed_experts - vision_experts; }
+  // Intermediate size of routed expert e.
+  int ffn_of_expert(int e) const { return is_vision_expert(e) ? vision_expert_ffn : expert_ffn; }
 };
 
 // Names of the shipped presets (file stems under <data_dir>/models/presets), sorted.

@@ -226,6 +226,63 @@ KernelCost CostModel::grouped_experts(const std::vector<int64_t>& tpe, int split
          grouped_down(tpe, split);
 }
 
+KernelCost CostModel::act_quant(int64_t rows, int64_t width, DType d) const {
+  check_tokens(rows);
+  if (rows == 0 || !below_model(d)) return {0.0, zero_prov()};
+  const double r = static_cast<double>(rows), w = static_cast<double>(width);
+  const double bytes = r * w * (kActBytes + dtype_bytes(d));
+  const ProfileTable* t = d == DType::fp8 ? find_table("cast_fp8", "fp8_block_1x128", 0, width) : nullptr;
+  return lookup(t, r, KernelClass::elementwise, DType::bf16, 4.0 * r * w, bytes, 1);
+}
+
+KernelCost CostModel::expert_group(const std::vector<int64_t>& tpe, const std::vector<int>& experts, DType d) const {
+  if (tpe.size() != experts.size()) throw std::invalid_argument("expert_group: one token count per expert");
+  if (arch_.vision_experts == 0 && d == arch_.dtype) return grouped_experts(tpe);
+  if (d != arch_.dtype && peak(d) <= 0)
+    throw std::invalid_argument(fmt::format("profile {} has no {} peak", profile_.id, dtype_name(d)));
+  KernelCost c{0.0, zero_prov()};
+  // Widths in a fixed order (text experts' width first), each with its own SwiGLU launch.
+  for (int width : {arch_.expert_ffn, arch_.vision_expert_ffn}) {
+    int64_t rows = 0;
+    KernelCost up{0.0, zero_prov()}, down{0.0, zero_prov()};
+    for (std::size_t i = 0; i < experts.size(); ++i) {
+      if (tpe[i] <= 0 || arch_.ffn_of_expert(experts[i]) != width) continue;
+      rows += tpe[i];
+      up += gemm("expert_gate_up", d, tpe[i], 2 * static_cast<int64_t>(width), arch_.hidden);
+      down += gemm("expert_down", d, tpe[i], arch_.hidden, width);
+    }
+    if (rows == 0) continue;
+    c += act_quant(rows, arch_.hidden, d) + up + swiglu(rows, width) + act_quant(rows, width, d) + down;
+    if (arch_.vision_expert_ffn == arch_.expert_ffn) break;  // one width: every expert was counted
+  }
+  return c;
+}
+
+double CostModel::expert_weight_bytes(int expert, DType d) const {
+  return 3.0 * static_cast<double>(arch_.hidden) * arch_.ffn_of_expert(expert) * dtype_bytes(d);
+}
+
+KernelCost CostModel::weight_cast(const std::vector<int>& experts, DType d) const {
+  if (experts.empty() || !below_model(d)) return {0.0, zero_prov()};
+  KernelCost c{0.0, zero_prov()};
+  for (int width : {arch_.expert_ffn, arch_.vision_expert_ffn}) {
+    int64_t n = 0;
+    for (int e : experts) n += arch_.ffn_of_expert(e) == width ? 1 : 0;
+    if (n > 0) {
+      const double h = arch_.hidden, f = width, per = kActBytes + dtype_bytes(d);
+      // gate_up: 2f rows of hidden elements per expert; down: hidden rows of f elements per expert.
+      const double up_rows = 2.0 * f * n, down_rows = h * n;
+      const bool fp8 = d == DType::fp8;
+      c += lookup(fp8 ? find_table("cast_fp8", "fp8_block_128x128", 0, arch_.hidden) : nullptr, up_rows,
+                  KernelClass::elementwise, DType::bf16, 4.0 * up_rows * h, up_rows * h * per, 1);
+      c += lookup(fp8 ? find_table("cast_fp8", "fp8_block_128x128", 0, width) : nullptr, down_rows,
+                  KernelClass::elementwise, DType::bf16, 4.0 * down_rows * f, down_rows * f * per, 1);
+    }
+    if (arch_.vision_expert_ffn == arch_.expert_ffn) break;
+  }
+  return c;
+}
+
 KernelCost CostModel::ffn(int64_t tokens, int64_t f) const {
   return gemm("expert_gate_up", arch_.dtype, tokens, 2 * f, arch_.hidden) + swiglu(tokens, f) +
          gemm("expert_down", arch_.dtype, tokens, arch_.hidden, f);

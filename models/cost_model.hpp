@@ -80,6 +80,26 @@ class CostModel {
   KernelCost grouped_down(const std::vector<int64_t>& tokens_per_expert, int split = 1) const;
   // gate_up + one SwiGLU launch over all rows + down.
   KernelCost grouped_experts(const std::vector<int64_t>& tokens_per_expert, int split = 1) const;
+  // The expert GEMMs of one rank's local experts `experts` (ids) with tokens_per_expert[i] rows each, computed
+  // at precision `d`: each expert uses its own FFN width (vision experts of a modality-isolated model their
+  // vision_expert_ffn), one SwiGLU launch per width. With d = the model dtype and one width this is exactly
+  // grouped_experts(). With d below the model dtype (fp8 or fp4 on a bf16 model; fp4 on an fp8 model) the
+  // activations are quantised on the fly (W8A8 / W4A4): act_quant of the GEMM inputs (hidden wide) and of the
+  // SwiGLU output (ffn wide) is added. The weights are assumed already in `d` (see weight_cast).
+  KernelCost expert_group(const std::vector<int64_t>& tokens_per_expert, const std::vector<int>& experts,
+                          DType d) const;
+  // Quantising `rows` activation rows of `width` bf16 elements to d (fp8 with 1x128 block scales: table
+  // cast_fp8/fp8_block_1x128, n = 0, k = width, x = rows; fp4: roofline, reads 2 B and writes 0.5625 B per
+  // element, ~4 FLOP per element for the scale search). 0 when d is not below the model dtype.
+  KernelCost act_quant(int64_t rows, int64_t width, DType d) const;
+  // Casting the BF16 weights of `experts` (ids) to d before a low-precision GEMM (ReaLB's on-the-fly cast):
+  // memory bound, reads 2 B and writes dtype_bytes(d) per weight. Per distinct FFN width f, gate_up (2f rows
+  // of hidden) and down (hidden rows of f) each one launch over all experts of that width: fp8 uses the
+  // cast_fp8/fp8_block_128x128 tables (k = row width, x = rows) when the profile has them, else the
+  // elementwise roofline. 0 for no experts or d not below the model dtype.
+  KernelCost weight_cast(const std::vector<int>& experts, DType d) const;
+  // Bytes of one routed expert's weights (gate_up + down) at precision d.
+  double expert_weight_bytes(int expert, DType d) const;
   // The shared experts as one fused dense FFN of shared_experts * shared_expert_ffn on all tokens (0 if none).
   KernelCost shared_expert(int64_t tokens) const;
   // A dense layer's MLP (dense_ffn).
@@ -95,10 +115,16 @@ class CostModel {
   struct Proj {
     int64_t in, out;
   };
-  double peak(DType d) const { return d == DType::fp8 ? profile_.peak_fp8 : profile_.peak_bf16; }
+  double peak(DType d) const {
+    return d == DType::fp8 ? profile_.peak_fp8 : d == DType::fp4 ? profile_.peak_fp4 : profile_.peak_bf16;
+  }
   const Efficiency& eff(KernelClass c) const;
   const ProfileTable* find_table(const std::string& kernel, const std::string& dtype, int64_t n, int64_t k) const;
-  std::string table_dtype(DType d) const { return d == DType::fp8 ? opt_.fp8_table_dtype : "bf16"; }
+  std::string table_dtype(DType d) const {
+    return d == DType::fp8 ? opt_.fp8_table_dtype : d == DType::fp4 ? "fp4" : "bf16";
+  }
+  // Whether d is a lower precision than the model's own dtype (so a cast / activation quantisation is needed).
+  bool below_model(DType d) const { return dtype_bytes(d) < dtype_bytes(arch_.dtype); }
   // Table -> fit -> roofline for a kernel of known flops/bytes at x (table axis value).
   // gemm_n > 0: a GEMM with n output columns, whose fitted extrapolation uses the wave-quantised compute term.
   KernelCost lookup(const ProfileTable* t, double x, KernelClass cls, DType dtype, double flops, double bytes,

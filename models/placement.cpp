@@ -27,6 +27,31 @@ Placement::Placement(int experts, int ranks, PlacementScheme scheme, bool replic
   for (auto& es : experts_of_) std::sort(es.begin(), es.end());
 }
 
+Placement Placement::from_slots(int experts, const std::vector<std::vector<int>>& slots) {
+  Placement p;
+  p.experts_ = experts;
+  p.ranks_ = static_cast<int>(slots.size());
+  if (experts < 1 || p.ranks_ < 1) throw std::invalid_argument("placement needs >= 1 expert and >= 1 rank");
+  p.replicas_.assign(static_cast<size_t>(experts), {});
+  p.experts_of_ = slots;
+  for (int r = 0; r < p.ranks_; ++r) {
+    auto& es = p.experts_of_[static_cast<size_t>(r)];
+    std::sort(es.begin(), es.end());
+    if (std::adjacent_find(es.begin(), es.end()) != es.end())
+      throw std::invalid_argument(fmt::format("rank {} holds an expert twice", r));
+    for (int e : es) {
+      if (e < 0 || e >= experts) throw std::invalid_argument(fmt::format("expert id {} out of range", e));
+      p.replicas_[static_cast<size_t>(e)].push_back(r);
+    }
+  }
+  for (int e = 0; e < experts; ++e) {
+    if (p.replicas_[static_cast<size_t>(e)].empty())
+      throw std::invalid_argument(fmt::format("expert {} has no rank", e));
+    if (p.replicas_[static_cast<size_t>(e)].size() > 1) p.replicated_ = true;
+  }
+  return p;
+}
+
 int Placement::local_replica(int src, int e) const {
   const auto& rs = replicas_[static_cast<size_t>(e)];
   return std::binary_search(rs.begin(), rs.end(), src) ? src : -1;

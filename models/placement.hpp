@@ -25,6 +25,10 @@ class Placement {
   // the same as a diagnostic first), or when ranks/experts < 1.
   Placement(int experts, int ranks, PlacementScheme scheme = PlacementScheme::contiguous, bool replicate = false);
 
+  // An explicit placement: experts_of_rank[r] = the experts rank r holds (each expert on >= 1 rank, no rank
+  // holding one twice). Throws std::invalid_argument otherwise. Used by EPLB, whose replicas change by step.
+  static Placement from_slots(int experts, const std::vector<std::vector<int>>& experts_of_rank);
+
   int ranks() const { return ranks_; }
   int experts() const { return experts_; }
   bool replicated() const { return replicated_; }

@@ -266,9 +266,103 @@ RoutingSpec decode_routing(const YamlView& v, const Architecture& arch, int rank
     std::filesystem::path p(f.as_str());
     if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
     s.trace_file = p.string();
-    s.trace = std::make_shared<const std::vector<TraceToken>>(load_trace(s.trace_file, arch, ranks, f));
+    // A per-step trace ("{step}" in the name): step 0's file here, the others with load_step_traces.
+    std::string first = s.trace_file;
+    if (auto at = first.find("{step}"); at != std::string::npos) first.replace(at, 6, "0");
+    s.trace = std::make_shared<const std::vector<TraceToken>>(load_trace(first, arch, ranks, f));
   }
   return s;
+}
+
+void load_step_traces(const YamlView& file_at, const Architecture& arch, int ranks, int steps, RoutingSpec& s) {
+  s.step_traces.clear();
+  s.step_traces.push_back(s.trace);
+  for (int st = 1; st < steps; ++st) {
+    std::string path = s.trace_file;
+    path.replace(path.find("{step}"), 6, std::to_string(st));
+    s.step_traces.push_back(std::make_shared<const std::vector<TraceToken>>(load_trace(path, arch, ranks, file_at)));
+  }
+}
+
+Drift decode_drift(const YamlView& v) {
+  Drift d;
+  if (!v.defined() || !v.expect_map()) return d;
+  v.check_keys({"kind", "fraction"});
+  const std::string kind = v.choice("kind", {"none", "redraw"});
+  if (kind == "redraw") {
+    d.kind = DriftKind::redraw;
+    d.fraction = v.number("fraction", Range::unit_interval_open_lo());
+  } else if (v.has("fraction")) {
+    v.error_at("fraction", "only used with kind: redraw");
+  }
+  return d;
+}
+
+namespace {
+// A routing spec used for one modality must draw top_k distinct experts from [lo, hi) of a modality-
+// isolated model: hot ids inside the range, hot counts leaving a cold expert there.
+void check_range(const YamlView& v, const RoutingSpec& r, const Architecture& arch, int lo, int hi,
+                 const char* what) {
+  if (r.distribution == RoutingDistribution::trace) {
+    v.error(fmt::format("{} tokens cannot use distribution: trace (a trace already gives every token's experts)", what));
+    return;
+  }
+  if (hi - lo == arch.routed_experts) return;
+  for (int e : r.hot_experts)
+    if (e < lo || e >= hi)
+      v.error_at("hot_experts", fmt::format("{} experts of this modality-isolated model are [{}, {})", what, lo, hi));
+  if (r.hot_count >= hi - lo)
+    v.error_at("hot_experts", fmt::format("must leave a cold {} expert (the range has {})", what, hi - lo));
+}
+}  // namespace
+
+void decode_modalities(const YamlView& v, const Architecture& arch, int ranks, const std::string& base_dir,
+                       RoutingSpec& text) {
+  if (!v.expect_map()) return;
+  v.check_keys({"request", "text", "vision"});
+  RequestShape shape;
+  if (v.require("request")) {
+    YamlView r = v.at("request");
+    if (r.expect_map()) {
+      r.check_keys({"text_tokens", "images", "tokens_per_image"});
+      shape.text_tokens = r.integer("text_tokens", Range::between(0, 1e7));
+      shape.tokens_per_image = r.integer("tokens_per_image", Range::between(1, 1e6));
+      if (r.require("images")) {
+        YamlView im = r.at("images");
+        if (im.is_sequence()) {
+          auto items = im.items();
+          if (items.size() != 2) {
+            im.error("must be an integer or a list [min, max]", im.shown());
+          } else {
+            shape.images_min = static_cast<int>(items[0].as_integer(Range::between(0, 10000)));
+            shape.images_max = static_cast<int>(items[1].as_integer(Range::between(0, 10000)));
+            if (shape.images_max < shape.images_min) im.error("max must be >= min", im.shown());
+          }
+        } else {
+          shape.images_min = shape.images_max = static_cast<int>(im.as_integer(Range::between(0, 10000)));
+        }
+      }
+      if (r.diagnostic_count() == 0 && shape.text_tokens == 0 && shape.images_max == 0)
+        r.error("a request needs text_tokens > 0 or images > 0");
+    }
+  }
+  const int tv = arch.routed_experts - arch.vision_experts;
+  if (v.has("text")) {
+    const Drift drift = text.drift;
+    text = decode_routing(v.at("text"), arch, ranks, base_dir);
+    text.drift = drift;
+  }
+  check_range(v.has("text") ? v.at("text") : v, text, arch, 0, tv, "text");
+  auto vision = std::make_shared<RoutingSpec>();
+  if (v.require("vision")) {
+    *vision = decode_routing(v.at("vision"), arch, ranks, base_dir);
+    check_range(v.at("vision"), *vision, arch, arch.vision_experts > 0 ? tv : 0, arch.routed_experts, "vision");
+  }
+  vision->drift = text.drift;
+  if (text.capacity_factor != vision->capacity_factor && v.has("vision") && v.at("vision").has("capacity_factor"))
+    v.at("vision").error_at("capacity_factor", "set the capacity factor on the text routing (it applies per rank to both)");
+  text.requests = shape;
+  text.vision = std::move(vision);
 }
 
 // ----------------------------------------------------------------------------------------------- generate
@@ -324,25 +418,63 @@ struct AliasTable {
   }
 };
 
-// Per-layer expert weights (empty = uniform).
-std::vector<double> layer_weights(const RoutingSpec& s, int E, int layer, uint64_t seed) {
-  if (s.distribution != RoutingDistribution::zipf && s.distribution != RoutingDistribution::hot) return {};
-  std::vector<int> perm(static_cast<size_t>(E));
-  for (int i = 0; i < E; ++i) perm[static_cast<size_t>(i)] = i;
+// One drift step of a ranking: m positions drawn at random exchange their experts by a random permutation.
+void redraw(std::vector<int>& perm, int m, Rng& rng) {
+  const int n = static_cast<int>(perm.size());
+  std::vector<int> pos(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) pos[static_cast<size_t>(i)] = i;
+  for (int i = 0; i < m; ++i)
+    std::swap(pos[static_cast<size_t>(i)], pos[static_cast<size_t>(i) + rng.below(static_cast<uint32_t>(n - i))]);
+  std::vector<int> ex(static_cast<size_t>(m));
+  for (int i = 0; i < m; ++i) ex[static_cast<size_t>(i)] = perm[static_cast<size_t>(pos[static_cast<size_t>(i)])];
+  for (int i = m - 1; i > 0; --i) std::swap(ex[static_cast<size_t>(i)], ex[rng.below(static_cast<uint32_t>(i + 1))]);
+  for (int i = 0; i < m; ++i) perm[static_cast<size_t>(pos[static_cast<size_t>(i)])] = ex[static_cast<size_t>(i)];
+}
+
+// The popularity ranking (position -> expert offset in [0, n)) of a layer at a workload step. `tag` separates
+// the text (~0) and vision (~1) rankings; step 0 without drift is the ranking of a one-step run.
+std::vector<int> ranking(const RoutingSpec& s, int n, int layer, uint64_t seed, uint64_t tag, int step) {
+  std::vector<int> perm(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) perm[static_cast<size_t>(i)] = i;
   if (s.rotate_hot) {
-    Rng rng(derive_seed(seed, static_cast<uint64_t>(layer), ~0ULL));  // stream apart from the token streams
-    for (int i = E - 1; i > 0; --i) std::swap(perm[static_cast<size_t>(i)], perm[rng.below(static_cast<uint32_t>(i + 1))]);
+    Rng rng(derive_seed(seed, static_cast<uint64_t>(layer), tag));  // stream apart from the token streams
+    for (int i = n - 1; i > 0; --i) std::swap(perm[static_cast<size_t>(i)], perm[rng.below(static_cast<uint32_t>(i + 1))]);
   }
-  std::vector<double> w(static_cast<size_t>(E));
+  if (s.drift.kind == DriftKind::redraw && step != 0) {
+    const int m = std::clamp(static_cast<int>(std::lround(s.drift.fraction * n)), 0, n);
+    const int dir = step > 0 ? 1 : -1;
+    for (int st = dir; st != step + dir; st += dir) {
+      Rng rng(derive_seed(seed ^ 0x6472696674ULL, static_cast<uint64_t>(layer), tag ^ static_cast<uint64_t>(static_cast<int64_t>(st))));
+      redraw(perm, m, rng);
+    }
+  }
+  return perm;
+}
+
+// Per-layer expert weights over all E experts, zero outside [lo, hi) (a modality's range in a modality-
+// isolated model). Empty = uniform over all E (the Fisher-Yates path).
+std::vector<double> layer_weights(const RoutingSpec& s, int E, int layer, uint64_t seed, uint64_t tag = ~0ULL,
+                                  int step = 0, int lo = 0, int hi = -1) {
+  if (hi < 0) hi = E;
+  const int n = hi - lo;
+  const bool ranked = s.distribution == RoutingDistribution::zipf || s.distribution == RoutingDistribution::hot;
+  if (!ranked) {
+    if (n == E) return {};
+    std::vector<double> w(static_cast<size_t>(E), 0.0);
+    for (int e = lo; e < hi; ++e) w[static_cast<size_t>(e)] = 1.0;
+    return w;
+  }
+  const std::vector<int> perm = ranking(s, n, layer, seed, tag, step);
+  std::vector<double> w(static_cast<size_t>(E), 0.0);
   if (s.distribution == RoutingDistribution::zipf) {
-    for (int i = 0; i < E; ++i) w[static_cast<size_t>(perm[static_cast<size_t>(i)])] = std::pow(i + 1.0, -s.zipf_s);
+    for (int i = 0; i < n; ++i) w[static_cast<size_t>(lo + perm[static_cast<size_t>(i)])] = std::pow(i + 1.0, -s.zipf_s);
     return w;
   }
   std::vector<int> hot = s.hot_experts;
   if (hot.empty())
-    for (int i = 0; i < s.hot_count; ++i) hot.push_back(perm[static_cast<size_t>(i)]);
+    for (int i = 0; i < s.hot_count; ++i) hot.push_back(lo + perm[static_cast<size_t>(i)]);
   const double h = static_cast<double>(hot.size());
-  std::fill(w.begin(), w.end(), (1.0 - s.hot_share) / (E - h));
+  for (int e = lo; e < hi; ++e) w[static_cast<size_t>(e)] = (1.0 - s.hot_share) / (n - h);
   for (int e : hot) w[static_cast<size_t>(e)] = s.hot_share / h;
   return w;
 }
@@ -406,7 +538,7 @@ struct PairTally {
 
 // One token-expert pair src -> e with normalised gate score s: kept (counted in counts[e] and the histogram)
 // while counts[e] is under cap, else dropped; recorded in tr unless null.
-[[gnu::always_inline]] inline void tally_pair(const PairTally& pt, int src, int e, double s, int64_t* counts,
+[[gnu::always_inline]] inline bool tally_pair(const PairTally& pt, int src, int e, double s, int64_t* counts,
                                               int64_t cap, TokenRoutes* tr) {
   int64_t& c = counts[e];
   const bool kept = c < cap;
@@ -426,6 +558,7 @@ struct PairTally {
     tr->scores.push_back(static_cast<float>(s));
     tr->kept.push_back(kept ? 1 : 0);
   }
+  return kept;
 }
 
 // The common case of synthetic weighted routing: no capacity, no score use, no per-token records, one rank
@@ -453,13 +586,15 @@ void sample_counts_weighted(const LayerSetup& ls, int E, int k, int64_t T, uint6
 }
 
 // Samples the tokens of source ranks [src0, src1) of one synthetic layer. Writes the ranks' rows of
-// L.counts and their L.tokens (disjoint per source), and adds to `hist` (ranks x bins) and `dropped`, which
-// belong to the calling thread: threads never write the same memory, and integer sums do not depend on the
-// order they are added in, so the plan is identical for any number of threads.
+// L.counts (and L.vision_counts) and their L.tokens (disjoint per source), and adds to `hist` (ranks x bins)
+// and `dropped`, which belong to the calling thread: threads never write the same memory, and integer sums do
+// not depend on the order they are added in, so the plan is identical for any number of threads.
+// Multimodal (runs != nullptr): each source's tokens come as runs of (tokens, is_vision) in request order;
+// vision tokens draw from `vis` (their own weights), text tokens from `ls`.
 void sample_sources(const LayerSetup& ls, const Placement& placement, const int* dest, int E, int k, int bins,
                     int64_t T, uint64_t seed, LayerRouting& L, int src0, int src1, uint32_t* hist,
-                    int64_t* dropped, bool keep) {
-  const bool weighted = !ls.w.empty();
+                    int64_t* dropped, bool keep, const LayerSetup* vis = nullptr,
+                    const std::vector<std::vector<std::pair<int64_t, bool>>>* runs = nullptr) {
   const bool scores_on = !L.score_hist.empty() || keep;
   const PairTally pt{placement, dest, hist, bins, dropped};
   const int64_t cap = ls.cap;
@@ -474,6 +609,7 @@ void sample_sources(const LayerSetup& ls, const Placement& placement, const int*
   for (int src = src0; src < src1; ++src) {
     L.src_tokens[static_cast<size_t>(src)] = T;
     int64_t* const counts = L.counts.data() + static_cast<size_t>(src) * E;
+    int64_t* const vcounts = runs ? L.vision_counts.data() + static_cast<size_t>(src) * E : nullptr;
     Rng rng(derive_seed(seed, static_cast<uint64_t>(L.layer), static_cast<uint64_t>(src)));
     for (int e = 0; e < E; ++e) perm[static_cast<size_t>(e)] = static_cast<uint32_t>(e);
     TokenRoutes* tr = keep ? &L.tokens[static_cast<size_t>(src)] : nullptr;
@@ -482,8 +618,9 @@ void sample_sources(const LayerSetup& ls, const Placement& placement, const int*
       tr->scores.reserve(static_cast<size_t>(T * k));
       tr->kept.reserve(static_cast<size_t>(T * k));
     }
-    for (int64_t t = 0; t < T; ++t) {
-      if (!weighted) {
+    // One token drawn from the weights of `cur`; vision tokens also count in vcounts.
+    auto token = [&](const LayerSetup& cur, int64_t* vc) {
+      if (cur.w.empty()) {
         // Partial Fisher-Yates: k distinct positions of a permutation = a uniform k-subset.
         // One 64-bit draw per pick: the high 32 bits choose the position, the low 32 bits the raw score.
         for (int j = 0; j < k; ++j) {
@@ -499,7 +636,7 @@ void sample_sources(const LayerSetup& ls, const Placement& placement, const int*
           std::fill(seen.begin(), seen.end(), 0u);
           stamp = 1;
         }
-        draw_weighted_token(ls, rng, seen.data(), stamp, pick, k, E);
+        draw_weighted_token(cur, rng, seen.data(), stamp, pick, k, E);
         // Raw scores, two per 64-bit draw (drawn even when unused, so expert picks never depend on it).
         for (int j = 0; j < k; j += 2) {
           const uint64_t x = rng.next();
@@ -515,8 +652,17 @@ void sample_sources(const LayerSetup& ls, const Placement& placement, const int*
         for (int j = 0; j < k; ++j) sum += score[j];
         inv = 1.0 / sum;
       }
-      for (int j = 0; j < k; ++j) tally_pair(pt, src, static_cast<int>(pick[j]), score[j] * inv, counts, cap, tr);
+      for (int j = 0; j < k; ++j) {
+        const int e = static_cast<int>(pick[j]);
+        if (tally_pair(pt, src, e, score[j] * inv, counts, cap, tr) && vc) ++vc[e];
+      }
+    };
+    if (!runs) {
+      for (int64_t t = 0; t < T; ++t) token(ls, nullptr);
+      continue;
     }
+    for (const auto& [n, is_vision] : (*runs)[static_cast<size_t>(src)])
+      for (int64_t t = 0; t < n; ++t) is_vision ? token(*vis, vcounts) : token(ls, nullptr);
   }
 }
 
@@ -527,8 +673,36 @@ int routing_threads() {
   return static_cast<int>(std::clamp(hw, 1u, 8u));
 }
 
+uint64_t step_seed(uint64_t seed, int step) {
+  return step == 0 ? seed : derive_seed(seed, 0x73746570ULL, static_cast<uint64_t>(static_cast<int64_t>(step)));
+}
+
+std::vector<std::pair<int64_t, bool>> request_runs(const RequestShape& r, int64_t T, uint64_t seed, int step,
+                                                   int rank) {
+  std::vector<std::pair<int64_t, bool>> runs;
+  if (r.text_tokens + static_cast<int64_t>(r.images_max) * r.tokens_per_image <= 0)
+    throw std::invalid_argument("a request needs at least one token");
+  Rng rng(derive_seed(step_seed(seed, step), 0x726571ULL, static_cast<uint64_t>(rank)));
+  int64_t left = T;
+  while (left > 0) {
+    const int images = r.images_min + static_cast<int>(rng.below(static_cast<uint32_t>(r.images_max - r.images_min + 1)));
+    const int64_t text = std::min(r.text_tokens, left);
+    if (text > 0) runs.emplace_back(text, false);
+    left -= text;
+    const int64_t vision = std::min(static_cast<int64_t>(images) * r.tokens_per_image, left);
+    if (vision > 0) runs.emplace_back(vision, true);
+    left -= vision;
+  }
+  return runs;
+}
+
 RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, const Placement& placement,
                              int64_t tokens_per_rank, uint64_t seed, int threads) {
+  return generate_routing_step(spec, arch, placement, tokens_per_rank, seed, 0, threads);
+}
+
+RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& arch, const Placement& placement,
+                                  int64_t tokens_per_rank, uint64_t base_seed, int step, int threads) {
   if (tokens_per_rank <= 0)
     throw std::invalid_argument(fmt::format("tokens per rank must be > 0 (got {})", tokens_per_rank));
   if (placement.experts() != arch.routed_experts)
@@ -537,8 +711,29 @@ RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, 
   if (is_trace && !spec.trace) throw std::invalid_argument("trace routing without loaded trace rows");
   const int R = placement.ranks(), E = arch.routed_experts, k = arch.top_k, bins = spec.histogram_bins;
   if (k > E || k < 1) throw std::invalid_argument("top_k must be in [1, routed_experts]");
-
+  const bool mm = spec.requests.has_value();
+  if (mm && (!spec.vision || is_trace)) throw std::invalid_argument("multimodal routing needs a synthetic vision spec");
+  // Token draws of this step; the popularity rankings come from the base seed (then drift by step).
+  const uint64_t seed = step_seed(base_seed, step);
+  std::shared_ptr<const std::vector<TraceToken>> trace = spec.trace;
+  if (is_trace && !spec.step_traces.empty()) {
+    const int n = static_cast<int>(spec.step_traces.size());
+    trace = spec.step_traces[static_cast<size_t>(((step % n) + n) % n)];
+  }
+  // Modality ranges: text experts [0, tv), vision experts [tv, E) in a modality-isolated model.
+  const int tv = E - arch.vision_experts;
+  std::vector<std::vector<std::pair<int64_t, bool>>> runs;
   RoutingPlan plan;
+  plan.step_ = step;
+  plan.multimodal_ = mm;
+  if (mm) {
+    plan.src_vision_.assign(static_cast<size_t>(R), 0);
+    for (int r = 0; r < R; ++r) {
+      runs.push_back(request_runs(*spec.requests, tokens_per_rank, base_seed, step, r));
+      for (const auto& [n, v] : runs.back())
+        if (v) plan.src_vision_[static_cast<size_t>(r)] += n;
+    }
+  }
   plan.ranks_ = R;
   plan.experts_ = E;
   plan.bins_ = bins;
@@ -556,7 +751,7 @@ RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, 
 
   const std::vector<int> moe = arch.moe_layer_indices();
   plan.layers_.resize(moe.size());
-  std::vector<LayerSetup> setup(is_trace ? 0 : moe.size());
+  std::vector<LayerSetup> setup(is_trace ? 0 : moe.size()), vsetup(mm ? moe.size() : 0);
   for (size_t i = 0; i < moe.size(); ++i) {
     const int l = moe[i];
     plan.index_[static_cast<size_t>(l)] = static_cast<int>(i);
@@ -567,14 +762,21 @@ RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, 
     L.rank_tokens.assign(static_cast<size_t>(R) * R, 0);
     if (spec.score_histograms) L.score_hist.assign(static_cast<size_t>(R) * bins, 0);
     if (keep) L.tokens.resize(static_cast<size_t>(R));
-    if (is_trace) continue;
-    LayerSetup& ls = setup[i];
-    ls.w = layer_weights(spec, E, l, seed);
-    if (!ls.w.empty()) {
-      ls.alias.build(ls.w);
-      for (double x : ls.w) ls.total_w += x;
+    if (mm) {
+      L.vision_counts.assign(static_cast<size_t>(R) * E, 0);
+      L.rank_vision_tokens.assign(static_cast<size_t>(R) * R, 0);
     }
-    ls.cap = capacity(tokens_per_rank);
+    if (is_trace) continue;
+    auto prepare = [&](LayerSetup& ls, const RoutingSpec& rs, uint64_t tag, int lo, int hi) {
+      ls.w = layer_weights(rs, E, l, base_seed, tag, step, lo, hi);
+      if (!ls.w.empty()) {
+        ls.alias.build(ls.w);
+        for (double x : ls.w) ls.total_w += x;
+      }
+      ls.cap = capacity(tokens_per_rank);
+    };
+    prepare(setup[i], spec, ~0ULL, 0, mm ? tv : E);
+    if (mm) prepare(vsetup[i], *spec.vision, ~1ULL, arch.vision_experts > 0 ? tv : 0, E);
   }
 
   if (is_trace) {
@@ -582,13 +784,13 @@ RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, 
       LayerRouting& L = plan.layers_[i];
       const int l = L.layer;
       bool own = false;
-      for (const auto& row : *spec.trace) own = own || row.layer == l;
+      for (const auto& row : *trace) own = own || row.layer == l;
       const int want = own ? l : -1;
-      for (const auto& row : *spec.trace)
+      for (const auto& row : *trace)
         if (row.layer == want) ++L.src_tokens[static_cast<size_t>(row.rank)];
       const PairTally pt{placement, fast_dest.data(), L.score_hist.empty() ? nullptr : L.score_hist.data(), bins,
                          &L.dropped};
-      for (const auto& row : *spec.trace) {
+      for (const auto& row : *trace) {
         if (row.layer != want) continue;
         const int64_t cap = capacity(L.src_tokens[static_cast<size_t>(row.rank)]);
         TokenRoutes* const tr = &L.tokens[static_cast<size_t>(row.rank)];
@@ -609,7 +811,7 @@ RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, 
       const int src1 = static_cast<int>(static_cast<int64_t>(R) * (t + 1) / nt);
       std::vector<uint32_t>& h = hist[static_cast<size_t>(t)];
       if (spec.score_histograms) h.assign(moe.size() * static_cast<size_t>(R) * bins, 0);
-      const bool counts_only = !replicated && !keep && !spec.score_histograms;
+      const bool counts_only = !replicated && !keep && !spec.score_histograms && !mm;
       for (size_t i = 0; i < moe.size(); ++i) {
         if (counts_only && !setup[i].w.empty() && setup[i].cap == INT64_MAX) {
           sample_counts_weighted(setup[i], E, k, tokens_per_rank, seed, plan.layers_[i], src0, src1);
@@ -617,7 +819,7 @@ RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, 
         }
         sample_sources(setup[i], placement, fast_dest.data(), E, k, bins, tokens_per_rank, seed, plan.layers_[i], src0,
                        src1, h.empty() ? nullptr : h.data() + i * static_cast<size_t>(R) * bins,
-                       &dropped[static_cast<size_t>(t)][i], keep);
+                       &dropped[static_cast<size_t>(t)][i], keep, mm ? &vsetup[i] : nullptr, mm ? &runs : nullptr);
       }
     };
     std::vector<std::thread> pool;
@@ -640,8 +842,62 @@ RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, 
       for (int e = 0; e < E; ++e) {
         const int64_t c = L.counts[static_cast<size_t>(src) * E + e];
         if (c) placement.distribute(src, e, c, &L.rank_tokens[static_cast<size_t>(src) * R]);
+        const int64_t v = mm ? L.vision_counts[static_cast<size_t>(src) * E + e] : 0;
+        if (v) placement.distribute(src, e, v, &L.rank_vision_tokens[static_cast<size_t>(src) * R]);
       }
   return plan;
+}
+
+std::vector<int64_t> RoutingPlan::vision_per_rank_received(int l) const {
+  const LayerRouting& L = layer(l);
+  std::vector<int64_t> out(static_cast<size_t>(ranks_), 0);
+  if (L.rank_vision_tokens.empty()) return out;
+  for (int s = 0; s < ranks_; ++s)
+    for (int d = 0; d < ranks_; ++d)
+      out[static_cast<size_t>(d)] += L.rank_vision_tokens[static_cast<size_t>(s) * ranks_ + d];
+  return out;
+}
+
+void RoutingPlan::assign(const std::function<const Placement&(int layer)>& placement_of, const Split& split) {
+  const int R = ranks_, E = experts_;
+  std::vector<int64_t> per(static_cast<size_t>(R));
+  for (LayerRouting& L : layers_) {
+    const Placement& pl = placement_of(L.layer);
+    if (pl.ranks() != ranks_ || pl.experts() != experts_) throw std::invalid_argument("assign: placement shape differs");
+    std::fill(L.rank_tokens.begin(), L.rank_tokens.end(), 0);
+    std::fill(L.rank_vision_tokens.begin(), L.rank_vision_tokens.end(), 0);
+    // received[r][e]: pairs for expert e landing on rank r.
+    std::vector<std::vector<int64_t>> received(static_cast<size_t>(R), std::vector<int64_t>(static_cast<size_t>(E), 0));
+    for (int src = 0; src < R; ++src)
+      for (int e = 0; e < E; ++e) {
+        const int64_t c = L.counts[static_cast<size_t>(src) * E + e];
+        if (c == 0) continue;
+        std::fill(per.begin(), per.end(), 0);
+        split(L.layer, src, e, c, per.data());
+        const int64_t v = L.vision_counts.empty() ? 0 : L.vision_counts[static_cast<size_t>(src) * E + e];
+        int64_t v_left = v, c_left = c;
+        for (int d = 0; d < R; ++d) {
+          const int64_t p = per[static_cast<size_t>(d)];
+          if (p == 0) continue;
+          L.rank_tokens[static_cast<size_t>(src) * R + d] += p;
+          received[static_cast<size_t>(d)][static_cast<size_t>(e)] += p;
+          if (v > 0) {
+            // Vision pairs follow in proportion (the last share takes the rounding rest).
+            const int64_t vs = c_left == p ? v_left : v * p / c;
+            L.rank_vision_tokens[static_cast<size_t>(src) * R + d] += vs;
+            v_left -= vs;
+            c_left -= p;
+          }
+        }
+      }
+    L.slot_tokens.assign(static_cast<size_t>(R), {});
+    L.slot_experts.assign(static_cast<size_t>(R), {});
+    for (int r = 0; r < R; ++r) {
+      L.slot_experts[static_cast<size_t>(r)] = pl.experts_of_rank(r);
+      for (int e : pl.experts_of_rank(r))
+        L.slot_tokens[static_cast<size_t>(r)].push_back(received[static_cast<size_t>(r)][static_cast<size_t>(e)]);
+    }
+  }
 }
 
 // ----------------------------------------------------------------------------------------------- plan

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -75,6 +76,28 @@ struct TraceToken {
   std::vector<float> scores;
 };
 
+// How the popularity ranking of zipf/hot routing moves from one workload step to the next.
+//   none:   the same ranking every step (the token draws are still fresh per step);
+//   redraw: at each step, round(fraction * n) experts of the ranking (n = experts in the range), drawn at
+//           random, exchange their positions by a random permutation among themselves (fraction 1 = a fresh
+//           ranking each step). Step s's ranking is step s-1's redrawn with a stream of its own (steps before
+//           0, the EPLB warm-up, run the chain backwards from step 0), so step 0 is the ranking of a one-step run.
+enum class DriftKind { none, redraw };
+struct Drift {
+  DriftKind kind = DriftKind::none;
+  double fraction = 0.0;  // redraw: in (0, 1]
+};
+
+// Multimodal batches (workload.modalities): each rank's tokens are requests of `text_tokens` text tokens
+// followed by `images` images of `tokens_per_image` vision tokens each, images drawn uniformly from
+// [images_min, images_max] per request, requests filling the rank's tokens (the last one cut short). So the
+// vision share follows from the request shape and differs per rank and step.
+struct RequestShape {
+  int64_t text_tokens = 0;
+  int images_min = 0, images_max = 0;
+  int64_t tokens_per_image = 0;
+};
+
 struct RoutingSpec {
   RoutingDistribution distribution = RoutingDistribution::uniform;
   double zipf_s = 1.0;                 // zipf exponent, >= 0 (0 = uniform)
@@ -90,7 +113,34 @@ struct RoutingSpec {
   bool score_histograms = true;
   std::string trace_file;              // resolved path
   std::shared_ptr<const std::vector<TraceToken>> trace;  // rows, file order
+  // A trace per step: the file named with "{step}" replaced by 0, 1, ...; step s uses step_traces[s mod n]
+  // (steps before 0, the EPLB warm-up, count from the end). Empty: `trace` for every step.
+  std::vector<std::shared_ptr<const std::vector<TraceToken>>> step_traces;
+  Drift drift;                         // workload.drift (zipf / hot with a count)
+  // Multimodal workloads: the request shape and the vision tokens' own routing (this spec routes the text
+  // tokens). Both set or both unset.
+  std::optional<RequestShape> requests;
+  std::shared_ptr<const RoutingSpec> vision;
 };
+
+// Decodes workload.modalities ({request: {text_tokens, images, tokens_per_image}, text: routing, vision:
+// routing}) into `text` (its requests and vision set; `text` keeps the workload routing's keys unless
+// modalities.text is given). Problems become diagnostics.
+void decode_modalities(const YamlView& v, const Architecture& arch, int ranks, const std::string& base_dir,
+                       RoutingSpec& text);
+// Decodes workload.drift ({kind: none|redraw, fraction}); undefined v = none.
+Drift decode_drift(const YamlView& v);
+// Loads the trace files of steps 1..steps-1 of a per-step trace (s.trace_file contains "{step}"; s.trace is
+// step 0's) into s.step_traces. Problems become diagnostics at file_at.
+void load_step_traces(const YamlView& file_at, const Architecture& arch, int ranks, int steps, RoutingSpec& s);
+
+// The seed of workload step `step` (step 0: the scenario seed itself, so one-step runs are unchanged).
+uint64_t step_seed(uint64_t seed, int step);
+
+// Vision tokens of each source rank at `step` under `shape` (T tokens per rank), in request order as runs of
+// (tokens, is_vision). Deterministic in (seed, step, rank).
+std::vector<std::pair<int64_t, bool>> request_runs(const RequestShape& shape, int64_t T, uint64_t seed, int step,
+                                                   int rank);
 
 // Decodes the scenario's routing mapping (undefined v = all defaults). `ranks` is the EP degree (trace rows
 // are checked against it), `base_dir` resolves a relative trace path. Problems become diagnostics in v's sink.
@@ -112,6 +162,14 @@ struct LayerRouting {
   std::vector<uint32_t> score_hist;  // ranks x bins: normalised gate scores of pairs received per dst rank
                                      // (empty when RoutingSpec::score_histograms is false)
   std::vector<TokenRoutes> tokens;   // per source rank; empty unless keep_scores or trace
+  // Multimodal workloads only (else empty): the pairs of vision tokens among `counts` (ranks x experts), and
+  // among rank_tokens (ranks x ranks).
+  std::vector<int64_t> vision_counts;
+  std::vector<int64_t> rank_vision_tokens;
+  // Set by RoutingPlan::assign (EPLB): tokens per local expert slot of each rank, in the order of that
+  // placement's experts_of_rank(r). Empty: derive from counts and the generating placement.
+  std::vector<std::vector<int64_t>> slot_tokens;
+  std::vector<std::vector<int>> slot_experts;  // the expert ids of those slots
 };
 
 class RoutingPlan {
@@ -131,11 +189,26 @@ class RoutingPlan {
   // max / mean of tokens received per rank (1.0 = perfectly balanced; 0 when nothing is received).
   double load_imbalance(int layer) const;
   int64_t dropped(int layer) const { return this->layer(layer).dropped; }
+  // Multimodal: vision pairs each rank receives (zeros when the workload has no modalities).
+  std::vector<int64_t> vision_per_rank_received(int layer) const;
+  bool multimodal() const { return multimodal_; }
+  int step() const { return step_; }
+  // Vision tokens of each source rank (multimodal; same in every layer).
+  const std::vector<int64_t>& src_vision_tokens() const { return src_vision_; }
+
+  // Re-routes every layer's pairs to the ranks of another placement per layer (same experts), with
+  // `split(layer, src, expert, pairs, per_rank)` adding each (src, expert) count to per_rank (size ranks) as
+  // that layer's replicas share it; rank_tokens, rank_vision_tokens (vision pairs split in proportion),
+  // slot_tokens and slot_experts are rebuilt. Used by EPLB, whose placement changes per layer and step.
+  using Split = std::function<void(int layer, int src, int expert, int64_t pairs, int64_t* per_rank)>;
+  void assign(const std::function<const Placement&(int layer)>& placement_of, const Split& split);
 
  private:
-  friend RoutingPlan generate_routing(const RoutingSpec&, const Architecture&, const Placement&, int64_t, uint64_t,
-                                     int);
-  int ranks_ = 0, experts_ = 0, bins_ = 64;
+  friend RoutingPlan generate_routing_step(const RoutingSpec&, const Architecture&, const Placement&, int64_t,
+                                          uint64_t, int, int);
+  int ranks_ = 0, experts_ = 0, bins_ = 64, step_ = 0;
+  bool multimodal_ = false;
+  std::vector<int64_t> src_vision_;
   std::vector<LayerRouting> layers_;
   std::vector<int> index_;  // model layer -> position in layers_, -1 for dense layers
 };
@@ -149,5 +222,9 @@ int routing_threads();
 // depend on the thread count (each (layer, rank) has its own random stream).
 RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, const Placement& placement,
                              int64_t tokens_per_rank, uint64_t seed, int threads = routing_threads());
+// The plan of workload step `step` (0 = generate_routing): token draws from step_seed(seed, step), the
+// zipf/hot ranking of the step under spec.drift, the step's trace file, the step's request shapes.
+RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& arch, const Placement& placement,
+                                  int64_t tokens_per_rank, uint64_t seed, int step, int threads = routing_threads());
 
 }  // namespace moesim::models

@@ -1,5 +1,6 @@
 #include "sim/op_graph.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
 #include <stdexcept>
 
@@ -29,8 +30,65 @@ const char* op_class_name(OpClass c) {
     case OpClass::dense_mlp: return "dense_mlp";
     case OpClass::cast: return "cast";
     case OpClass::other: return "other";
+    case OpClass::weight_move: return "weight_move";
   }
   return "?";
+}
+
+const char* op_precision_name(OpPrecision p) {
+  switch (p) {
+    case OpPrecision::model: return "model";
+    case OpPrecision::bf16: return "bf16";
+    case OpPrecision::fp8: return "fp8";
+    case OpPrecision::fp4: return "fp4";
+  }
+  return "?";
+}
+
+void OpGraph::note_max(const std::string& key, double v) {
+  auto [it, fresh] = notes_.try_emplace(key, v, false);
+  if (!fresh) it->second.first = std::max(it->second.first, v);
+}
+
+void OpGraph::note_sum(const std::string& key, double v) {
+  auto [it, fresh] = notes_.try_emplace(key, v, true);
+  if (!fresh) it->second.first += v;
+}
+
+void OpGraph::append(const OpGraph& next, int step) {
+  for (const auto& [k, v] : next.notes_) v.second ? note_sum(k, v.first) : note_max(k, v.first);
+  if (next.ranks_ != ranks_) throw std::invalid_argument("OpGraph::append: rank counts differ");
+  const OpId base = static_cast<OpId>(ops_.size());
+  const int32_t cbase = static_cast<int32_t>(collectives_.size());
+  // The last op of each rank before the append (either stream), for the first op of each (rank, stream).
+  const std::vector<int64_t> before = last_;
+  std::vector<bool> started(last_.size(), false);
+  ops_.reserve(ops_.size() + next.ops_.size());
+  for (const Op& o : next.ops_) {
+    Op op = o;
+    op.step = step;
+    if (op.collective >= 0) op.collective += cbase;
+    op.deps.clear();
+    // next's own stream predecessor is re-added by push(); keep its other deps, shifted.
+    const std::size_t slot = static_cast<std::size_t>(o.rank) * 2 + static_cast<std::size_t>(o.stream);
+    for (OpId d : o.deps) {
+      const Op& dep = next.ops_[d];
+      const bool stream_pred = dep.rank == o.rank && dep.stream == o.stream && started[slot] &&
+                               static_cast<int64_t>(d) + base == last_[slot];
+      if (!stream_pred) op.deps.push_back(d + base);
+    }
+    if (!started[slot]) {
+      started[slot] = true;
+      const int64_t other = before[slot ^ 1];
+      if (other >= 0) op.deps.push_back(static_cast<OpId>(other));
+    }
+    push(std::move(op));
+  }
+  for (const Collective& c : next.collectives_) {
+    Collective copy = c;
+    for (OpId& id : copy.ops) id += base;
+    collectives_.push_back(std::move(copy));
+  }
 }
 
 OpGraph::OpGraph(int ranks) : ranks_(ranks), last_(static_cast<std::size_t>(ranks) * 2, -1) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,9 +30,14 @@ const char* provenance_name(Provenance p);
 
 // What an op does, for time breakdowns ("attention", "expert", "dispatch", ...).
 enum class OpClass : uint8_t {
-  attention, gate, permute, dispatch, expert, combine, unpermute, shared_expert, dense_mlp, cast, other
+  attention, gate, permute, dispatch, expert, combine, unpermute, shared_expert, dense_mlp, cast, other,
+  weight_move  // moving expert weights between ranks (EPLB re-placement)
 };
 const char* op_class_name(OpClass c);
+
+// The precision a compute op runs at, when a schedule chooses it per rank (ReaLB): `model` = the model's dtype.
+enum class OpPrecision : uint8_t { model = 0, bf16 = 1, fp8 = 2, fp4 = 3 };
+const char* op_precision_name(OpPrecision p);
 
 struct Op {
   OpId id = 0;
@@ -44,6 +50,8 @@ struct Op {
   int32_t layer = -1;       // model layer, -1 when the op belongs to none
   int32_t chunk = -1;       // pipelining chunk, -1 when unchunked
   int32_t collective = -1;  // index into OpGraph::collectives() for all_to_all ops
+  int32_t step = 0;         // workload step (batch) the op belongs to (multi-step runs; 0 otherwise)
+  OpPrecision precision = OpPrecision::model;
   double duration_s = 0.0;  // compute ops: the cost model's duration (seconds)
   std::vector<OpId> deps;   // explicit deps, including the implicit stream predecessor
 };
@@ -72,6 +80,21 @@ class OpGraph {
   std::vector<OpId> add_all_to_all(Stream stream, OpClass cls, Phase phase, int layer, std::vector<double> bytes,
                                    const std::vector<std::vector<OpId>>& deps_per_rank, int chunk = -1);
 
+  // Appends the ops and collectives of `next` (built for the same ranks) as workload step `step`: ids and
+  // deps are shifted, and the first op of each (rank, stream) of `next` also waits for the last op of both
+  // streams of that rank here, so rank r starts step `step` when it has finished everything before it (no
+  // global barrier: ranks are coupled through the all-to-alls, as in a serving loop).
+  void append(const OpGraph& next, int step);
+
+  // Figures a schedule computes while building (e.g. EPLB's extra weight bytes per rank), copied into the
+  // variant's `extra` metrics. note_max keeps the largest value over appended steps, note_sum adds them up.
+  void note_max(const std::string& key, double v);
+  void note_sum(const std::string& key, double v);
+  const std::map<std::string, std::pair<double, bool>>& notes() const { return notes_; }  // value, summed
+
+  // Sets the precision tag of an op (schedules that choose a precision per rank).
+  void set_precision(OpId id, OpPrecision p) { ops_.at(id).precision = p; }
+
   // A readable label, e.g. "fwd L3 r5 dispatch" (chunk appended when set).
   std::string label(OpId id) const;
 
@@ -81,6 +104,7 @@ class OpGraph {
   std::vector<Op> ops_;
   std::vector<Collective> collectives_;
   std::vector<int64_t> last_;  // per (rank, stream)
+  std::map<std::string, std::pair<double, bool>> notes_;
 };
 
 }  // namespace moesim

@@ -46,6 +46,15 @@ struct LayerRankRow {
   double comm_s = 0;            // sum of this rank's all-to-all op durations in this layer (fwd + bwd)
   double start_s = 0;           // first op start of this layer on this rank
   double end_s = 0;             // last op end of this layer on this rank
+  int step = 0;                 // workload step (multi-step runs)
+  std::string precision;        // MoE-metric runs: the expert GEMMs' precision (bf16 | fp8 | fp4); "" otherwise
+  double vision_share = -1;     // multimodal: vision pairs / pairs received (forward); -1 otherwise
+};
+
+// Distribution of a figure over steps (or MoE layers): mean and nearest-rank percentiles.
+struct Distribution {
+  double mean = 0, p50 = 0, p99 = 0, max = 0;
+  int64_t count = 0;
 };
 
 // One op of the trace, for the Perfetto/Chrome reporter (only kept when asked for).
@@ -82,6 +91,12 @@ struct VariantResult {
   double wall_s = 0;                                   // host time to build and simulate (not in golden files)
   std::vector<LayerRankRow> rows;
   std::vector<TraceEvent> events;  // filled only when a trace output is requested
+  // Multi-step and MoE-metric runs (empty otherwise, and then left out of every report):
+  int steps = 1;                                   // workload steps simulated
+  std::map<std::string, Distribution> step_stats;  // step_time_s over steps, moe_layer_time_s over (step, layer)
+  std::vector<double> step_times_s;                // per step
+  std::vector<int> map_layers;                     // MoE layers of lowp_share, ascending
+  std::vector<std::vector<double>> lowp_share;     // [layer][rank]: share of steps in a low precision
 };
 
 struct RunResult {

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <chrono>
 #include <fmt/format.h>
+#include <map>
+#include <optional>
 #include <stdexcept>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,8 +52,40 @@ RunContext make_context(const Scenario& sc, Fidelity fidelity) {
   return c;
 }
 
+namespace {
+// The model as routed: only the simulated layers (each layer's plan depends only on its own index: random
+// stream or trace rows, so these plans equal those of the whole model), with the variant's top_k.
+models::Architecture routed_arch(const Scenario& sc, const models::VariantSpec& spec) {
+  models::Architecture a = sc.arch;
+  a.top_k = spec.top_k > 0 ? spec.top_k : sc.arch.top_k;
+  const std::size_t n = sc.simulated_layers().size();
+  a.layers = static_cast<int>(n);
+  a.moe_layer.resize(n);
+  return a;
+}
+}  // namespace
+
+models::StepSeries make_series(const Scenario& sc, const models::VariantSpec& spec, int history) {
+  const models::ScheduleInfo* info = models::find_schedule(spec.schedule);
+  models::RoutingSpec rspec = spec.routing ? *spec.routing : sc.routing;
+  rspec.score_histograms = info && info->uses_gate_scores;
+  const models::Architecture routed = routed_arch(sc, spec);
+  models::StepSeries series;
+  series.first = -history;
+  for (int s = -history; s < sc.steps; ++s)
+    series.plans.push_back(models::generate_routing_step(rspec, routed, sc.placement, sc.tokens_per_rank, sc.seed, s));
+  return series;
+}
+
+bool wants_moe_metrics(const Scenario& sc, const std::vector<const models::VariantSpec*>& variants) {
+  if (sc.steps > 1 || sc.routing.requests) return true;
+  for (const auto* v : variants)
+    if (const auto* info = models::find_schedule(v->schedule); info && info->moe_metrics) return true;
+  return false;
+}
+
 VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& spec, Fidelity fidelity,
-                               bool keep_events) {
+                               bool keep_events, bool moe_metrics, const models::StepSeries* shared) {
   const auto t0 = std::chrono::steady_clock::now();
   PhaseClock clock;
   const models::ScheduleInfo* info = models::find_schedule(spec.schedule);
@@ -59,19 +93,25 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   models::Architecture arch = sc.arch;
   arch.top_k = spec.top_k > 0 ? spec.top_k : sc.arch.top_k;
   const std::vector<int> layers = sc.simulated_layers();
-  models::RoutingSpec rspec = spec.routing ? *spec.routing : sc.routing;
-  rspec.score_histograms = info->uses_gate_scores;
-  // Routing for the simulated layers only (the first layers.size() of the model). Each layer's plan depends
-  // only on its own index (random stream, or trace rows), so these plans equal those of the whole model.
-  models::Architecture routed = arch;
-  routed.layers = static_cast<int>(layers.size());
-  routed.moe_layer.resize(layers.size());
-  models::RoutingPlan plan = models::generate_routing(rspec, routed, sc.placement, sc.tokens_per_rank, sc.seed);
+  const int history = info->history_steps ? info->history_steps(spec) : 0;
+  models::StepSeries own;
+  if (!shared || shared->first > -history || spec.routing) own = make_series(sc, spec, history);
+  const models::StepSeries& series = (shared && shared->first <= -history && !spec.routing) ? *shared : own;
   clock.mark("routing", spec.name);
   models::CostModel cost(sc.profile, arch);
   models::StepCosts costs(cost, sc.mode == models::Mode::decode, sc.context_tokens);
-  models::StepInput in{arch, sc.placement, plan, costs, sc.mode, sc.ep, sc.tokens_per_rank, layers};
-  OpGraph graph = info->build(spec, in);
+  auto build_step = [&](int s) {
+    const models::StepInput in{arch, sc.placement, series.at(s), costs, sc.mode, sc.ep, sc.tokens_per_rank,
+                               layers, s, &series};
+    return info->build(spec, in);
+  };
+  OpGraph graph = build_step(0);
+  if (sc.steps > 1) {
+    OpGraph all(sc.ep);
+    all.append(graph, 0);
+    for (int s = 1; s < sc.steps; ++s) all.append(build_step(s), s);
+    graph = std::move(all);
+  }
   clock.mark("op-graph", spec.name);
   const PlatformSpec platform = sc.cluster.lower();
   clock.mark("lower", spec.name);
@@ -88,24 +128,42 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   v.schedule = spec.schedule;
   v.options = spec.shown;
   summarize(graph, trace, static_cast<int>(layers.size()), keep_events, v);
+  if (moe_metrics) summarize_moe(graph, trace, models::dtype_name(arch.dtype), v);
   v.extra["pair_time_s"] = models::pair_time_s(v.step_time_s, static_cast<int>(layers.size()));
-  // Routing-derived figures: tokens received per (layer, rank), imbalance, drops.
+  // Routing-derived figures: tokens received per (step, layer, rank), imbalance, drops, vision shares.
   double imb_sum = 0;
   int moe_layers = 0;
-  std::vector<std::vector<int64_t>> recv(layers.size());  // per simulated layer (empty for dense ones)
-  for (int l : layers) {
-    if (!arch.is_moe_layer(l)) continue;
-    ++moe_layers;
-    const double imb = plan.load_imbalance(l);
-    imb_sum += imb;
-    v.load_imbalance_max = std::max(v.load_imbalance_max, imb);
-    v.dropped_tokens += plan.dropped(l);
-    recv[static_cast<std::size_t>(l)] = plan.tokens_per_rank_received(l);
+  // Per step and simulated layer (empty for dense ones): pairs received, vision pairs received.
+  std::map<std::pair<int, int>, std::pair<std::vector<int64_t>, std::vector<int64_t>>> recv;
+  for (int s = 0; s < sc.steps; ++s) {
+    const models::RoutingPlan& plan = series.at(s);
+    for (int l : layers) {
+      if (!arch.is_moe_layer(l)) continue;
+      if (s == 0) {
+        ++moe_layers;
+        const double imb = plan.load_imbalance(l);
+        imb_sum += imb;
+        v.load_imbalance_max = std::max(v.load_imbalance_max, imb);
+        v.dropped_tokens += plan.dropped(l);
+      }
+      recv[{s, l}] = {plan.tokens_per_rank_received(l),
+                      plan.multimodal() ? plan.vision_per_rank_received(l) : std::vector<int64_t>{}};
+    }
   }
+  int64_t pairs = 0, low_pairs = 0;
   for (auto& row : v.rows) {
-    const auto l = static_cast<std::size_t>(row.layer);
-    if (l < recv.size() && !recv[l].empty()) row.tokens_received = recv[l][static_cast<std::size_t>(row.rank)];
+    auto it = recv.find({row.step, row.layer});
+    if (it == recv.end()) continue;
+    const auto r = static_cast<std::size_t>(row.rank);
+    row.tokens_received = it->second.first[r];
+    if (!it->second.second.empty())
+      row.vision_share = row.tokens_received > 0
+                             ? static_cast<double>(it->second.second[r]) / static_cast<double>(row.tokens_received)
+                             : 0.0;
+    pairs += row.tokens_received;
+    if (!row.precision.empty() && row.precision != models::dtype_name(arch.dtype)) low_pairs += row.tokens_received;
   }
+  if (moe_metrics) v.extra["lowp_pair_frac"] = pairs > 0 ? static_cast<double>(low_pairs) / pairs : 0.0;
   v.load_imbalance = moe_layers ? imb_sum / moe_layers : 0.0;
   clock.mark("summarize", spec.name);
   v.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -158,6 +216,28 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
     if (cands.empty()) cands.push_back(*selected[i]);
     for (auto& c : cands) jobs.push_back({i, std::move(c)});
   }
+  const bool moe_metrics = wants_moe_metrics(sc, selected);
+  // Multi-step runs: the workload's routing is made once here, before the children fork (they inherit it), for
+  // every variant without a routing override of its own.
+  std::optional<models::StepSeries> shared;
+  if (sc.steps > 1) {
+    int history = 0, users = 0;
+    for (const auto& j : jobs) {
+      const models::ScheduleInfo* info = models::find_schedule(j.spec.schedule);
+      if (j.spec.routing || !info || info->uses_gate_scores) continue;
+      ++users;
+      if (info->history_steps) history = std::max(history, info->history_steps(j.spec));
+    }
+    if (users > 1) {
+      for (const auto& j : jobs)
+        if (!j.spec.routing) {
+          models::VariantSpec base = j.spec;
+          base.top_k = sc.arch.top_k;
+          if (j.spec.top_k == sc.arch.top_k) shared = make_series(sc, base, history);
+          break;
+        }
+    }
+  }
   std::vector<VariantResult> results(jobs.size());
   std::vector<Child> running;
   std::size_t next = 0, done = 0;
@@ -174,7 +254,11 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
         std::string payload;
         int code = 0;
         try {
-          payload = "OK" + variant_to_json(simulate_variant(sc, jobs[next].spec, fidelity, opt.keep_events)).dump();
+          const models::VariantSpec& js = jobs[next].spec;
+          const bool use_shared = shared && js.top_k == sc.arch.top_k && !js.routing;
+          payload = "OK" + variant_to_json(simulate_variant(sc, js, fidelity, opt.keep_events, moe_metrics,
+                                                            use_shared ? &*shared : nullptr))
+                               .dump();
         } catch (const std::exception& e) {
           payload = std::string("ER") + e.what();
           code = 1;
@@ -237,6 +321,14 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
     for (const auto& v : rr.variants)
       if (v.name == rr.baseline) base = v.step_time_s;
     for (auto& v : rr.variants) v.speedup_vs_baseline = (base > 0 && v.step_time_s > 0) ? base / v.step_time_s : 0.0;
+    // MoE-layer speed-up against the baseline's MoE layers (ReaLB's headline figure).
+    double base_moe = 0;
+    for (const auto& v : rr.variants)
+      if (v.name == rr.baseline && v.extra.count("moe_layer_time_s")) base_moe = v.extra.at("moe_layer_time_s");
+    if (base_moe > 0)
+      for (auto& v : rr.variants)
+        if (v.extra.count("moe_layer_time_s") && v.extra.at("moe_layer_time_s") > 0)
+          v.extra["moe_layer_speedup_vs_baseline"] = base_moe / v.extra.at("moe_layer_time_s");
   }
   return rr;
 }

@@ -21,9 +21,18 @@ struct RunOptions {
 // Fills the context block (version, git sha, scenario hash, seed, SimGrid settings, fidelity, profiles).
 RunContext make_context(const Scenario& sc, Fidelity fidelity);
 
-// Simulates one variant in this process. Call at most once per process (SimGrid).
+// The routing plans of steps [-history, sc.steps) for `spec` (its own routing override or the workload's).
+models::StepSeries make_series(const Scenario& sc, const models::VariantSpec& spec, int history);
+
+// Whether a run of these variants reports the MoE-layer figures (more than one step, a multimodal workload,
+// or a schedule that asks for them): then every variant of the run does, so they compare.
+bool wants_moe_metrics(const Scenario& sc, const std::vector<const models::VariantSpec*>& variants);
+
+// Simulates one variant in this process. Call at most once per process (SimGrid). `series` (optional) holds
+// routing plans already made for the workload routing (shared by variants without a routing override).
 VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& spec, Fidelity fidelity,
-                               bool keep_events);
+                               bool keep_events, bool moe_metrics = false,
+                               const models::StepSeries* series = nullptr);
 
 RunResult run_scenario(const Scenario& sc, const RunOptions& opt);
 

@@ -127,7 +127,7 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
   // workload
   YamlView wl = root.at("workload");
   if (root.require("workload") && wl.expect_map()) {
-    wl.check_keys({"mode", "tokens_per_rank", "context_tokens", "routing", "seed"});
+    wl.check_keys({"mode", "tokens_per_rank", "context_tokens", "routing", "seed", "steps", "drift", "modalities"});
     sc.mode = mode_from(wl.choice("mode", kModes));
     sc.tokens_per_rank = wl.integer("tokens_per_rank", Range::between(1, 1e9));
     if (sc.mode == models::Mode::decode)
@@ -135,8 +135,26 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
     else
       sc.context_tokens = wl.integer_or("context_tokens", sc.tokens_per_rank, Range::between(1, 1e8));
     sc.seed = static_cast<uint64_t>(wl.integer_or("seed", 1, Range::between(0, 9.0e18)));
-    if (sc.arch.routed_experts > 0 && sc.ep > 0)
+    sc.steps = static_cast<int>(wl.integer_or("steps", 1, Range::between(1, 100000)));
+    if (sc.arch.routed_experts > 0 && sc.ep > 0) {
       sc.routing = models::decode_routing(wl.at("routing"), sc.arch, sc.ep, sc.base_dir);
+      sc.routing.drift = models::decode_drift(wl.at("drift"));
+      if (wl.has("modalities")) models::decode_modalities(wl.at("modalities"), sc.arch, sc.ep, sc.base_dir, sc.routing);
+      else if (sc.arch.vision_experts > 0)
+        wl.error_at("modalities", fmt::format("model {} has vision experts: the workload must say which tokens are "
+                                              "vision tokens (workload.modalities)", sc.arch.name));
+      // Drift moves a popularity ranking: zipf, or hot with a count (an explicit hot list is fixed).
+      auto ranked = [](const models::RoutingSpec& r) {
+        return r.distribution == models::RoutingDistribution::zipf ||
+               (r.distribution == models::RoutingDistribution::hot && r.hot_experts.empty());
+      };
+      if (sc.routing.drift.kind != models::DriftKind::none && !ranked(sc.routing) &&
+          !(sc.routing.vision && ranked(*sc.routing.vision)))
+        wl.error_at("drift", "needs zipf routing or hot routing with a count of hot experts (a ranking that can move)");
+      if (sc.routing.distribution == models::RoutingDistribution::trace && sc.steps > 1 &&
+          sc.routing.trace_file.find("{step}") != std::string::npos)
+        models::load_step_traces(wl.at("routing").at("file"), sc.arch, sc.ep, sc.steps, sc.routing);
+    }
   }
 
   // variants
@@ -146,7 +164,12 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
     if (items.empty() && root.at("variants").is_sequence()) root.at("variants").error("must list at least one variant");
     for (const YamlView& v : items) {
       if (sc.arch.routed_experts <= 0 || sc.ep <= 0) break;  // model or parallelism already reported broken
-      models::VariantSpec spec = models::decode_variant(v, sc.arch, sc.ep, sc.base_dir);
+      models::VariantSpec spec = models::decode_variant(v, sc.arch, sc.ep, sc.base_dir, &sc.profile, sc.mode);
+      if (spec.routing) {
+        if (sc.routing.requests) v.error_at("routing", "cannot override the routing of a multimodal workload (set "
+                                                       "workload.modalities instead)");
+        spec.routing->drift = sc.routing.drift;
+      }
       if (!spec.name.empty() && !names.insert(spec.name).second) v.at("name").error("duplicate variant name", spec.name);
       sc.variants.push_back(std::move(spec));
     }

@@ -39,7 +39,8 @@ struct Scenario {
   int64_t tokens_per_rank = 0;
   int64_t context_tokens = 0;  // attention span: prefill/training sequence length, decode KV length
   uint64_t seed = 0;
-  models::RoutingSpec routing;
+  int steps = 1;  // workload.steps: consecutive batches simulated, each with its own routing draws
+  models::RoutingSpec routing;  // with modalities: the text tokens' routing, carrying the vision spec
 
   std::vector<models::VariantSpec> variants;
   std::string baseline;  // a variant name, or ""

@@ -13,6 +13,24 @@ OpGraph build_pipelined(const VariantSpec&, const StepInput&);
 OpGraph build_scmoe(const VariantSpec&, const StepInput&);
 OpGraph build_scmoe_pipelined(const VariantSpec&, const StepInput&);
 std::vector<VariantSpec> scmoe_candidates(const VariantSpec&);
+OpGraph build_realb(const VariantSpec&, const StepInput&);
+OpGraph build_realb_seq(const VariantSpec&, const StepInput&);
+OpGraph build_lowp_all(const VariantSpec&, const StepInput&);
+OpGraph build_eplb(const VariantSpec&, const StepInput&);
+using OptionDecoder = std::shared_ptr<const ScheduleOptions>(const YamlView&, const DecodeContext&,
+                                                             std::map<std::string, std::string>&);
+OptionDecoder decode_realb, decode_lowp_all, decode_eplb;
+int eplb_history(const VariantSpec&);
+
+namespace {
+ScheduleInfo with_options(ScheduleInfo s, std::function<OptionDecoder> decode,
+                          std::function<int(const VariantSpec&)> history = {}) {
+  s.decode = std::move(decode);
+  s.history_steps = std::move(history);
+  s.moe_metrics = true;
+  return s;
+}
+}  // namespace
 
 const char* mode_name(Mode m) {
   switch (m) {
@@ -41,6 +59,22 @@ const std::vector<ScheduleInfo>& schedules() {
        {"position", "expert_slot"}, build_scmoe, scmoe_candidates},
       {"scmoe_pipelined", "ScMoE with its all-to-alls in `chunks` chunks, for communication longer than the window",
        {"position", "expert_slot", "chunks"}, build_scmoe_pipelined, scmoe_candidates},
+      with_options({"realb",
+                    "ReaLB: overloaded, vision-heavy ranks run their expert GEMMs in `precision` (fp4/fp8), the weight "
+                    "cast hidden under the dispatch",
+                    {"precision", "load_threshold", "modality_threshold", "batch_threshold"}, build_realb, {}},
+                   decode_realb),
+      with_options({"realb_seq", "ReaLB's policy with the weight cast before the dispatch (nothing hidden)",
+                    {"precision", "load_threshold", "modality_threshold", "batch_threshold"}, build_realb_seq, {}},
+                   decode_realb),
+      with_options({"lowp_all", "every rank and layer in `precision`, weights quantised offline (no cast)",
+                    {"precision"}, build_lowp_all, {}},
+                   decode_lowp_all),
+      with_options({"eplb",
+                    "EPLB: `redundant_experts` replica slots for hot experts, chosen from the last `window` steps "
+                    "every `interval` steps; tokens split `even` or `least_loaded`",
+                    {"redundant_experts", "window", "interval", "split"}, build_eplb, {}},
+                   decode_eplb, eplb_history),
   };
   return all;
 }
@@ -57,7 +91,8 @@ std::vector<std::string> schedule_names() {
   return out;
 }
 
-VariantSpec decode_variant(const YamlView& v, const Architecture& arch, int ranks, const std::string& base_dir) {
+VariantSpec decode_variant(const YamlView& v, const Architecture& arch, int ranks, const std::string& base_dir,
+                           const Profile* profile, Mode mode) {
   VariantSpec spec;
   if (!v.expect_map()) return spec;
   spec.name = v.str("name");
@@ -85,6 +120,11 @@ VariantSpec decode_variant(const YamlView& v, const Architecture& arch, int rank
     if (text == "auto") spec.expert_slot = 0;
     else if (text.size() == 1 && text[0] >= '1' && text[0] <= '4' && s.raw().Tag() != "!") spec.expert_slot = text[0] - '0';
     else s.error("must be auto or an integer in [1, 4]", s.shown());
+  }
+  if (info && info->decode) {
+    static const Profile none;
+    const DecodeContext ctx{arch, profile ? *profile : none, mode, ranks};
+    spec.options = info->decode(v, ctx, spec.shown);
   }
   if (v.has("routing")) {
     Architecture a = arch;

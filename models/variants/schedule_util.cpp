@@ -59,14 +59,47 @@ const std::vector<int64_t>& LayerEmitter::expert_tokens_of(int layer, int rank) 
   return it->second[static_cast<std::size_t>(rank)];
 }
 
+OpPrecision op_precision(DType d) {
+  return d == DType::fp8 ? OpPrecision::fp8 : d == DType::fp4 ? OpPrecision::fp4 : OpPrecision::bf16;
+}
+
+const std::vector<int>& LayerEmitter::experts_of(int layer, int rank) const {
+  const LayerRouting& lr = in_.routing.layer(layer);
+  if (!lr.slot_experts.empty()) return lr.slot_experts.at(static_cast<std::size_t>(rank));
+  return in_.placement.experts_of_rank(rank);
+}
+
+DType LayerEmitter::precision(int layer, int rank) const {
+  return precision_ ? precision_(layer, rank) : in_.arch.dtype;
+}
+
+void LayerEmitter::tag(const Ids& ids, int layer) {
+  if (!precision_) return;
+  for (int r = 0; r < in_.ranks; ++r) {
+    const DType d = precision(layer, r);
+    if (d != in_.arch.dtype) g_.set_precision(ids[static_cast<std::size_t>(r)], op_precision(d));
+  }
+}
+
 LayerEmitter::Ids LayerEmitter::experts(int layer, Phase ph, const Deps& deps, int chunk, int parts) {
   if (parts == 1) chunk = -1;
-  return emit(layer, ph, OpClass::expert, deps, chunk, [&](int r) {
+  Ids ids = emit(layer, ph, OpClass::expert, deps, chunk, [&](int r) {
     std::vector<int64_t> tok = expert_tokens_of(layer, r);
     if (chunk >= 0)
       for (auto& t : tok) t = share(t, parts, chunk);
-    return in_.costs.experts(tok);
+    if (!precision_ && in_.arch.vision_experts == 0) return in_.costs.experts(tok);
+    return in_.costs.model().expert_group(tok, experts_of(layer, r), precision(layer, r));
   });
+  tag(ids, layer);
+  return ids;
+}
+
+LayerEmitter::Ids LayerEmitter::cast(int layer, Phase ph, const Deps& deps) {
+  Ids ids = emit(layer, ph, OpClass::cast, deps, -1, [&](int r) {
+    return in_.costs.model().weight_cast(experts_of(layer, r), precision(layer, r));
+  });
+  tag(ids, layer);
+  return ids;
 }
 
 LayerEmitter::Ids LayerEmitter::all_to_all(int layer, Phase ph, OpClass cls, Stream stream, const Deps& deps,
@@ -104,9 +137,10 @@ KernelCost shared_expert_cost(const StepInput& in, int64_t tokens) {
   return in.costs.model().ffn(tokens, in.arch.expert_ffn);
 }
 
-OpGraph build_layered(const StepInput& in, const MoeBlock& moe) {
+OpGraph build_layered(const StepInput& in, const MoeBlock& moe, const std::function<void(LayerEmitter&)>& setup) {
   OpGraph g(in.ranks);
   LayerEmitter em(g, in);
+  if (setup) setup(em);
   for (int layer : in.layers) {
     em.attention(layer, Phase::forward);
     if (in.arch.is_moe_layer(layer)) moe(em, layer, Phase::forward);

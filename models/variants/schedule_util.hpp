@@ -27,6 +27,13 @@ class LayerEmitter {
   // The shared expert, costed by shared_expert_cost: a model without one gets one sized like a routed expert,
   // so the caller decides whether the schedule has it.
   Ids shared_expert(int layer, Phase ph, const Deps& deps = {});
+  // The BF16 -> low-precision cast of each rank's local expert weights for this layer (OpClass::cast), at the
+  // rank's precision (see set_precision); a rank computing at the model dtype gets a zero-length op.
+  Ids cast(int layer, Phase ph, const Deps& deps = {});
+  // Per-rank precision of the expert GEMMs: f(layer, rank). Unset: the model dtype everywhere. Expert and cast
+  // ops of a rank whose precision differs from the model dtype carry it as their OpPrecision tag.
+  void set_precision(std::function<DType(int layer, int rank)> f) { precision_ = std::move(f); }
+  DType precision(int layer, int rank) const;
   // An all-to-all of the layer's routed tokens (or chunk of them). Forward dispatch and backward combine
   // carry token owner -> expert owner traffic; forward combine and backward dispatch the transpose.
   Ids all_to_all(int layer, Phase ph, OpClass cls, Stream stream, const Deps& deps = {}, int chunk = -1,
@@ -41,11 +48,18 @@ class LayerEmitter {
   // Tokens per local expert of every rank in a layer: computed once per layer, reused by every chunk and by
   // the backward pass.
   const std::vector<int64_t>& expert_tokens_of(int layer, int rank);
+  void tag(const Ids& ids, int layer);
+  // The experts rank `rank` holds in `layer` (the plan's per-layer slots after RoutingPlan::assign, else the
+  // placement's).
+  const std::vector<int>& experts_of(int layer, int rank) const;
   OpGraph& g_;
   const StepInput& in_;
+  std::function<DType(int, int)> precision_;
   int64_t tokens_;
   std::map<int, std::vector<std::vector<int64_t>>> expert_tokens_;
 };
+
+OpPrecision op_precision(DType d);
 
 // Per-rank deps {ids[r]} for each rank r (one event per rank), or the union of several such lists.
 LayerEmitter::Deps per_rank_deps(const std::vector<LayerEmitter::Ids>& lists);
@@ -59,7 +73,9 @@ KernelCost shared_expert_cost(const StepInput& in, int64_t tokens);
 // then the dense MLP (dense layer) or moe(em, layer, Phase::forward). Training adds the backward pass in
 // reverse layer order: the dense MLP or moe(em, layer, Phase::backward), then attention.
 using MoeBlock = std::function<void(LayerEmitter& em, int layer, Phase ph)>;
-OpGraph build_layered(const StepInput& in, const MoeBlock& moe);
+// `setup` (optional) prepares the emitter first (e.g. set_precision).
+OpGraph build_layered(const StepInput& in, const MoeBlock& moe,
+                      const std::function<void(LayerEmitter&)>& setup = {});
 
 // Time per Block-MLP + Block-MoE pair (seconds): 2 x step_time_s / simulated layers. With every other block
 // MoE this is step time / pairs; with every block MoE it is the per-layer time x 2 (two blocks' worth, so

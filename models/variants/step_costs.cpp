@@ -16,6 +16,7 @@ double StepCosts::bytes_per_token() const {
 
 std::vector<int64_t> expert_tokens(const RoutingPlan& plan, const Placement& pl, int layer, int rank) {
   const LayerRouting& lr = plan.layer(layer);
+  if (!lr.slot_tokens.empty()) return lr.slot_tokens.at(static_cast<size_t>(rank));  // RoutingPlan::assign
   const auto& mine = pl.experts_of_rank(rank);
   std::vector<int64_t> out(mine.size(), 0);
   std::vector<int64_t> per_rank(static_cast<std::size_t>(plan.ranks()), 0);

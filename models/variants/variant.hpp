@@ -5,10 +5,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "models/profile.hpp"
 #include "models/routing.hpp"
 #include "models/variants/step_costs.hpp"
 #include "sim/op_graph.hpp"
@@ -18,6 +21,12 @@ namespace moesim::models {
 
 enum class Mode { inference_prefill, decode, training };
 const char* mode_name(Mode m);
+
+// Options a schedule decodes itself (ScheduleInfo::decode), so VariantSpec does not grow a field per
+// schedule. Each schedule derives its own struct and reads it back with options_as<T>().
+struct ScheduleOptions {
+  virtual ~ScheduleOptions() = default;
+};
 
 // A variant as written in the scenario, with its schedule options decoded and checked.
 struct VariantSpec {
@@ -29,6 +38,23 @@ struct VariantSpec {
   int expert_slot = 0;                // scmoe: slot 1..4 of the expert GEMM on the compute stream, 0 = auto
   std::optional<RoutingSpec> routing; // overrides the workload routing for this variant
   std::map<std::string, std::string> shown;  // options as resolved, for reports
+  std::shared_ptr<const ScheduleOptions> options;  // decoded by the schedule itself (null: none)
+
+  template <class T>
+  const T& options_as() const {
+    const T* o = dynamic_cast<const T*>(options.get());
+    if (!o) throw std::logic_error("variant " + name + ": schedule options missing or of another schedule");
+    return *o;
+  }
+};
+
+// The routing plans of consecutive workload steps: steps [first, first + plans.size()); first < 0 when a
+// schedule asked for warm-up history (EPLB's window before step 0).
+struct StepSeries {
+  int first = 0;
+  std::vector<RoutingPlan> plans;
+  const RoutingPlan& at(int step) const { return plans.at(static_cast<std::size_t>(step - first)); }
+  bool has(int step) const { return step >= first && step < first + static_cast<int>(plans.size()); }
 };
 
 // Everything a schedule needs to build one step.
@@ -41,6 +67,16 @@ struct StepInput {
   int ranks;
   int64_t tokens_per_rank;
   std::vector<int> layers;  // model layers to simulate, ascending
+  int step;                   // workload step this graph is for (0 in one-step runs)
+  const StepSeries* series;   // every step's routing (plans of other steps, for schedules with history); may be null
+};
+
+// What a schedule's option decoder may look at.
+struct DecodeContext {
+  const Architecture& arch;
+  const Profile& profile;
+  Mode mode;
+  int ranks;
 };
 
 using VariantBuilder = std::function<OpGraph(const VariantSpec&, const StepInput&)>;
@@ -55,6 +91,16 @@ struct ScheduleInfo {
   std::function<std::vector<VariantSpec>(const VariantSpec&)> candidates;
   // Whether the schedule reads the routing plan's gate-score histograms (the runner skips them otherwise).
   bool uses_gate_scores = false;
+  // Optional: decodes the schedule's own keys (those in `keys`) from the variant entry v, filling `shown`
+  // with the resolved values for reports. Problems become diagnostics in v's sink.
+  std::function<std::shared_ptr<const ScheduleOptions>(const YamlView& v, const DecodeContext& ctx,
+                                                       std::map<std::string, std::string>& shown)>
+      decode = {};
+  // Optional: workload steps before step 0 whose routing the schedule reads (EPLB's window).
+  std::function<int(const VariantSpec&)> history_steps = {};
+  // Whether runs that include this schedule report the MoE-layer figures (MoE-layer time, per-step statistics,
+  // per-rank precision; ReaLB/EPLB comparisons) for every variant.
+  bool moe_metrics = false;
 };
 
 // All registered schedules, in a fixed order.
@@ -62,7 +108,9 @@ const std::vector<ScheduleInfo>& schedules();
 const ScheduleInfo* find_schedule(const std::string& name);
 std::vector<std::string> schedule_names();
 
-// Decodes one entry of the scenario's `variants:` list. Problems become diagnostics.
-VariantSpec decode_variant(const YamlView& v, const Architecture& arch, int ranks, const std::string& base_dir);
+// Decodes one entry of the scenario's `variants:` list. Problems become diagnostics. `profile` and `mode`
+// are for schedules whose options depend on them (null profile: such checks are skipped).
+VariantSpec decode_variant(const YamlView& v, const Architecture& arch, int ranks, const std::string& base_dir,
+                           const Profile* profile = nullptr, Mode mode = Mode::inference_prefill);
 
 }  // namespace moesim::models

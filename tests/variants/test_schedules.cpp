@@ -59,7 +59,7 @@ struct Toy {
   Mode mode = Mode::inference_prefill;
   PlatformSpec platform;
   double bandwidth_Bps = 0;
-  StepInput input() const { return {arch, placement, *plan, *costs, mode, 2, kTokens, layers}; }
+  StepInput input() const { return {arch, placement, *plan, *costs, mode, 2, kTokens, layers, 0, nullptr}; }
 };
 
 Profile toy_profile() {
