@@ -22,7 +22,7 @@ TEST_CASE("every architecture preset loads with the REFERENCE.md shape", "[model
       {"mixtral-8x7b", 32, 4096, 14336, 8, 0, 2, 32},    {"deepseek-v2-lite", 27, 2048, 1408, 64, 2, 6, 26},
       {"deepseek-v3", 61, 7168, 2048, 256, 1, 8, 58},    {"olmoe-1b-7b", 16, 2048, 1024, 64, 0, 8, 16},
       {"qwen3-30b-a3b", 48, 2048, 768, 128, 0, 8, 48},   {"kimi-vl-a3b", 27, 2048, 1408, 64, 2, 6, 26},
-      {"qwen3-235b-a22b", 94, 4096, 1536, 128, 0, 8, 94},
+      {"qwen3-235b-a22b", 94, 4096, 1536, 128, 0, 8, 94}, {"qwen3-vl-30b-a3b", 48, 2048, 768, 128, 0, 8, 48},
   };
   REQUIRE(list_architecture_presets(kDataDir).size() == std::size(rows));
   for (const Row& r : rows) {
@@ -50,6 +50,12 @@ TEST_CASE("every architecture preset loads with the REFERENCE.md shape", "[model
   CHECK(mx.attention.heads == 32);
   CHECK(mx.attention.kv_heads == 8);
   CHECK(preset("qwen3-30b-a3b").attention.kv_heads == 4);
+  CHECK(preset("kimi-vl-a3b").dense_ffn == 11264);
+  CHECK(preset("kimi-vl-a3b").attention.q_lora_rank == 0);
+  Architecture vl = preset("qwen3-vl-30b-a3b");
+  CHECK(vl.attention.heads == 32);
+  CHECK(vl.attention.kv_heads == 4);
+  CHECK(vl.attention.head_dim == 128);
 }
 
 TEST_CASE("inline architecture overrides a preset; moe_every marks every n-th block", "[models][architecture]") {
@@ -81,7 +87,7 @@ TEST_CASE("architecture diagnostics", "[models][architecture][bad]") {
   decode_architecture(d.root.at("model"), kDataDir);
   CHECK(d.diags.str() ==
         "scenario.yaml:1:8: model: unknown model preset; presets: deepseek-v2-lite, deepseek-v3, kimi-vl-a3b, "
-        "mixtral-8x7b, olmoe-1b-7b, qwen3-235b-a22b, qwen3-30b-a3b; did you mean 'mixtral-8x7b'? (got mixtral-8x7)\n");
+        "mixtral-8x7b, olmoe-1b-7b, qwen3-235b-a22b, qwen3-30b-a3b, qwen3-vl-30b-a3b; did you mean 'mixtral-8x7b'? (got mixtral-8x7)\n");
 
   Doc k("model:\n  preset: mixtral-8x7b\n  top_k: 9\n");
   decode_architecture(k.root.at("model"), kDataDir);

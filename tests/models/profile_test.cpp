@@ -13,10 +13,12 @@ TEST_CASE("every shipped profile loads", "[models][profile]") {
     const char* id;
     double bw, bf16, fp8;
   };
-  // REFERENCE.md GPU table (dense, no sparsity); fp8 0 = no FP8 tensor cores.
+  // REFERENCE.md GPU table (dense, no sparsity; rtx5090 from the RTX Blackwell whitepaper, FP32 accumulate);
+  // fp8 0 = no FP8 tensor cores.
   const Row rows[] = {{"h200-sxm", 4.8e12, 989e12, 1979e12}, {"h100-sxm", 3.35e12, 989e12, 1979e12},
                       {"a100-sxm", 2039e9, 312e12, 0},       {"a800-sxm", 2039e9, 312e12, 0},
-                      {"a30-pcie", 933e9, 165e12, 0},        {"b200", 8e12, 2250e12, 4500e12}};
+                      {"a30-pcie", 933e9, 165e12, 0},        {"b200", 8e12, 2250e12, 4500e12},
+                      {"h20", 4.0e12, 148e12, 296e12},        {"rtx5090", 1792e9, 209.5e12, 419e12}};
   for (const Row& r : rows) {
     INFO(r.id);
     Profile p = load_profile(r.id, kDataDir);
@@ -30,6 +32,12 @@ TEST_CASE("every shipped profile loads", "[models][profile]") {
     CHECK(p.confidence == "low");
     CHECK(p.sources.size() >= 2);
   }
+  // FP4 (NVFP4) peaks exist only on Blackwell: dense, FP32 accumulate.
+  CHECK(load_profile("b200", kDataDir).peak_fp4 == Approx(9000e12));
+  CHECK(load_profile("rtx5090", kDataDir).peak_fp4 == Approx(1676e12));
+  CHECK(load_profile("h20", kDataDir).peak_fp4 == 0.0);
+  CHECK(load_profile("rtx5090", kDataDir).sms == 170);
+  CHECK(load_profile("h20", kDataDir).sms == 78);
   for (const std::string& id : list_profiles(kDataDir)) CHECK_NOTHROW(load_profile(id, kDataDir));
 }
 
@@ -38,7 +46,7 @@ TEST_CASE("profile diagnostics", "[models][profile][bad]") {
   CHECK_FALSE(resolve_profile(d.root.at("gpu").at("profile"), kDataDir));
   CHECK(d.diags.str() ==
         "scenario.yaml:1:16: gpu.profile: unknown GPU profile; profiles: a100-sxm, a30-pcie, a800-sxm, b200, "
-        "h100-sxm, h200-sxm; did you mean 'h200-sxm'? (got h200-sx)\n");
+        "h100-sxm, h20, h200-sxm, rtx5090; did you mean 'h200-sxm'? (got h200-sx)\n");
 
   Doc b(R"(schema: moesim-profile/1
 id: x
