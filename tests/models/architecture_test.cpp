@@ -23,6 +23,7 @@ TEST_CASE("every architecture preset loads with the REFERENCE.md shape", "[model
       {"deepseek-v3", 61, 7168, 2048, 256, 1, 8, 58},    {"olmoe-1b-7b", 16, 2048, 1024, 64, 0, 8, 16},
       {"qwen3-30b-a3b", 48, 2048, 768, 128, 0, 8, 48},   {"kimi-vl-a3b", 27, 2048, 1408, 64, 2, 6, 26},
       {"qwen3-235b-a22b", 94, 4096, 1536, 128, 0, 8, 94}, {"qwen3-vl-30b-a3b", 48, 2048, 768, 128, 0, 8, 48},
+      {"ernie-4.5-vl-28b-a3b", 28, 2560, 1536, 128, 2, 6, 27},
   };
   REQUIRE(list_architecture_presets(kDataDir).size() == std::size(rows));
   for (const Row& r : rows) {
@@ -56,6 +57,14 @@ TEST_CASE("every architecture preset loads with the REFERENCE.md shape", "[model
   CHECK(vl.attention.heads == 32);
   CHECK(vl.attention.kv_heads == 4);
   CHECK(vl.attention.head_dim == 128);
+  // ERNIE-4.5-VL: modality-isolated; the last 64 of the 128 routed experts are vision experts of FFN 512.
+  Architecture er = preset("ernie-4.5-vl-28b-a3b");
+  CHECK(er.vision_experts == 64);
+  CHECK(!er.is_vision_expert(63));
+  CHECK(er.is_vision_expert(64));
+  CHECK(er.ffn_of_expert(63) == 1536);
+  CHECK(er.ffn_of_expert(127) == 512);
+  CHECK(preset("qwen3-vl-30b-a3b").vision_experts == 0);
 }
 
 TEST_CASE("inline architecture overrides a preset; moe_every marks every n-th block", "[models][architecture]") {
@@ -86,8 +95,8 @@ TEST_CASE("architecture diagnostics", "[models][architecture][bad]") {
   Doc d("model: mixtral-8x7\n");
   decode_architecture(d.root.at("model"), kDataDir);
   CHECK(d.diags.str() ==
-        "scenario.yaml:1:8: model: unknown model preset; presets: deepseek-v2-lite, deepseek-v3, kimi-vl-a3b, "
-        "mixtral-8x7b, olmoe-1b-7b, qwen3-235b-a22b, qwen3-30b-a3b, qwen3-vl-30b-a3b; did you mean 'mixtral-8x7b'? (got mixtral-8x7)\n");
+        "scenario.yaml:1:8: model: unknown model preset; presets: deepseek-v2-lite, deepseek-v3, ernie-4.5-vl-28b-a3b, "
+        "kimi-vl-a3b, mixtral-8x7b, olmoe-1b-7b, qwen3-235b-a22b, qwen3-30b-a3b, qwen3-vl-30b-a3b; did you mean 'mixtral-8x7b'? (got mixtral-8x7)\n");
 
   Doc k("model:\n  preset: mixtral-8x7b\n  top_k: 9\n");
   decode_architecture(k.root.at("model"), kDataDir);
