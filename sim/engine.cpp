@@ -151,14 +151,13 @@ class Runner {
     // their latencies: max-min sharing never binds on the wider of two constraints with identical flows, and
     // every route keeps its total latency, so results are unchanged while SimGrid's solver sees fewer
     // constraints (a GPU's PCIe link to its own NIC and the NIC's port, for example). Exact for CM02 and L07.
-    const std::size_t n = platform_.gpu_count();
     const int R = graph_.ranks();
     auto channel = [&](const LinkUse& u) {
       return 2 * static_cast<std::size_t>(u.link) + (platform_.links[u.link].full_duplex && !u.forward ? 1 : 0);
     };
     // Only the GPUs that carry a rank need routes; this keeps big clusters with small EP groups cheap.
     auto gpu_route = [&](int s, int d) -> const std::vector<LinkUse>& {
-      return platform_.routes[static_cast<std::size_t>(rank_gpu_[s]) * n + rank_gpu_[d]];
+      return platform_.route(static_cast<std::size_t>(rank_gpu_[s]), static_cast<std::size_t>(rank_gpu_[d]));
     };
     struct Signature {
       uint64_t a = 0, b = 0, count = 0;
