@@ -145,7 +145,13 @@ class Runner {
     // Two speeds (pstates) when interference is modelled: 0 = alone, 1 = slowed by a concurrent comm kernel.
     std::vector<double> speeds = {kHostSpeed};
     if (opt_.overlap_interference > 1.0) speeds.push_back(kHostSpeed / opt_.overlap_interference);
-    for (const auto& name : platform_.gpu_names) hosts_.push_back(zone->create_host(name, speeds));
+    // Hosts only for the GPUs that carry ranks (in GPU id order): a full zone's routing table has hosts^2
+    // entries, 34 GB for a 65,536-GPU cluster however few ranks it runs.
+    std::vector<char> has_rank(platform_.gpu_count(), 0);
+    for (int g : rank_gpu_) has_rank[static_cast<std::size_t>(g)] = 1;
+    hosts_.assign(platform_.gpu_count(), nullptr);
+    for (std::size_t g = 0; g < platform_.gpu_count(); ++g)
+      if (has_rank[g]) hosts_[g] = zone->create_host(platform_.gpu_names[g], speeds);
     // Links are lowered as directed channels (a full-duplex link is two, one per direction). Channels that
     // carry exactly the same set of routes are merged into the one of least bandwidth, carrying the sum of
     // their latencies: max-min sharing never binds on the wider of two constraints with identical flows, and
