@@ -168,3 +168,29 @@ TEST_CASE("killing moesim run does not orphan its variant processes", "[scenario
       if (alive(k)) ::kill(k, SIGKILL);  // do not leave a runaway process behind a failed check
   }
 }
+
+TEST_CASE("a 65,536-GPU cluster with 8 ranks validates, runs and is described in linear memory",
+          "[scenario][hardening][cli]") {
+  // Routes, hosts and the unreachable-pair check used to be built for every GPU pair (validate took 47 s, run
+  // was killed at 22 GB). ulimit -v (4 GiB) turns a quadratic regression into a failure; not under ASan, which
+  // reserves terabytes of address space.
+  TempDir tmp;
+  const fs::path file = tmp.path / "big.yaml";
+  std::ofstream(file) << "version: 1\nname: big\nmodel: olmoe-1b-7b\ncluster:\n  family: multi_node\n  gpu: h100-sxm\n"
+                         "  nodes: 8192\n  node: {family: nvswitch_node, gpus: 8, nvlink_bandwidth: 370GB/s}\n"
+                         "  nic_bandwidth: 400Gbps\n  fabric: {type: fat_tree, nics_per_leaf: 32}\n"
+                         "parallelism: {ep: 8}\nworkload: {mode: inference_prefill, tokens_per_rank: 64}\n"
+                         "variants:\n  - {name: base, schedule: topk}\n";
+#if defined(__SANITIZE_ADDRESS__)
+  const std::string limit;
+#else
+  const std::string limit = "ulimit -v 4194304; ";
+#endif
+  const std::string q = "'" + file.string() + "'";
+  CHECK(run_shell(limit + "'" + kBin + "' validate " + q + " >/dev/null", tmp.path).exit_code == 0);
+  CHECK(run_shell(limit + "'" + kBin + "' run --quiet " + q, tmp.path).exit_code == 0);
+  const Run topo = run_shell(limit + "'" + kBin + "' topo " + q + " > '" + (tmp.path / "topo.txt").string() + "'", tmp.path);
+  CHECK(topo.exit_code == 0);
+  CHECK(read_text(tmp.path / "topo.txt").find("diameter and all-to-all bottleneck: not computed (65536 GPUs") !=
+        std::string::npos);
+}
