@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <map>
 
+#include "sim/limits.hpp"
+
 namespace moesim::models {
 
 std::vector<int> Architecture::moe_layer_indices() const {
@@ -37,9 +39,10 @@ struct Draft {
   std::vector<int> dense_list;
   int moe_every = 1;
   std::map<std::string, YamlView> where;
+  std::size_t errors_at_start = 0;  // cross-key rules run only when no key failed its own rule
 };
 
-int positive_int(const YamlView& m, std::string_view key, Range r = Range::at_least(1)) {
+int positive_int(const YamlView& m, std::string_view key, Range r) {
   return static_cast<int>(m.at(key).as_integer(r));
 }
 
@@ -47,28 +50,28 @@ void decode_attention(const YamlView& v, Attention& at) {
   if (!v.expect_map()) return;
   std::string kind = v.choice("kind", {"mha", "gqa", "mla"});
   at = Attention{};
-  at.heads = static_cast<int>(v.integer("heads", Range::at_least(1)));
+  at.heads = static_cast<int>(v.integer("heads", Range::between(1, limits::kMaxHeadWidth)));
   if (kind == "mla") {
     v.check_keys({"kind", "heads", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
                   "v_head_dim"});
     at.kind = AttentionKind::mla;
-    at.q_lora_rank = static_cast<int>(v.integer_or("q_lora_rank", 0, Range::non_negative()));
-    at.kv_lora_rank = static_cast<int>(v.integer("kv_lora_rank", Range::at_least(1)));
-    at.qk_nope_head_dim = static_cast<int>(v.integer("qk_nope_head_dim", Range::at_least(1)));
-    at.qk_rope_head_dim = static_cast<int>(v.integer("qk_rope_head_dim", Range::at_least(1)));
-    at.v_head_dim = static_cast<int>(v.integer("v_head_dim", Range::at_least(1)));
+    at.q_lora_rank = static_cast<int>(v.integer_or("q_lora_rank", 0, Range::between(0, limits::kMaxHeadWidth)));
+    at.kv_lora_rank = static_cast<int>(v.integer("kv_lora_rank", Range::between(1, limits::kMaxHeadWidth)));
+    at.qk_nope_head_dim = static_cast<int>(v.integer("qk_nope_head_dim", Range::between(1, limits::kMaxHeadWidth)));
+    at.qk_rope_head_dim = static_cast<int>(v.integer("qk_rope_head_dim", Range::between(1, limits::kMaxHeadWidth)));
+    at.v_head_dim = static_cast<int>(v.integer("v_head_dim", Range::between(1, limits::kMaxHeadWidth)));
     at.kv_heads = at.heads;
     at.head_dim = at.qk_nope_head_dim + at.qk_rope_head_dim;
     return;
   }
   v.check_keys({"kind", "heads", "kv_heads", "head_dim"});
   at.kind = kind == "gqa" ? AttentionKind::gqa : AttentionKind::mha;
-  at.head_dim = static_cast<int>(v.integer("head_dim", Range::at_least(1)));
+  at.head_dim = static_cast<int>(v.integer("head_dim", Range::between(1, limits::kMaxHeadWidth)));
   if (at.kind == AttentionKind::mha) {
-    at.kv_heads = static_cast<int>(v.integer_or("kv_heads", at.heads, Range::at_least(1)));
+    at.kv_heads = static_cast<int>(v.integer_or("kv_heads", at.heads, Range::between(1, limits::kMaxHeadWidth)));
     if (at.kv_heads != at.heads) v.error_at("kv_heads", "must equal heads for mha (use kind: gqa)");
   } else {
-    at.kv_heads = static_cast<int>(v.integer("kv_heads", Range::at_least(1)));
+    at.kv_heads = static_cast<int>(v.integer("kv_heads", Range::between(1, limits::kMaxHeadWidth)));
     if (at.heads % at.kv_heads != 0) v.error_at("kv_heads", fmt::format("must divide heads ({})", at.heads));
   }
 }
@@ -82,17 +85,17 @@ void apply_keys(const YamlView& m, Draft& d) {
     YamlView v = m.at(key);
     if (key == "name") a.name = v.as_str();
     else if (key == "source") a.source = v.as_str();
-    else if (key == "layers") a.layers = positive_int(m, key);
-    else if (key == "hidden") a.hidden = positive_int(m, key);
-    else if (key == "expert_ffn") a.expert_ffn = positive_int(m, key);
-    else if (key == "dense_ffn") a.dense_ffn = positive_int(m, key, Range::non_negative());
-    else if (key == "routed_experts") a.routed_experts = positive_int(m, key);
-    else if (key == "shared_experts") a.shared_experts = positive_int(m, key, Range::non_negative());
-    else if (key == "shared_expert_ffn") a.shared_expert_ffn = positive_int(m, key, Range::non_negative());
-    else if (key == "top_k") a.top_k = positive_int(m, key);
-    else if (key == "moe_every") d.moe_every = positive_int(m, key);
-    else if (key == "vision_experts") a.vision_experts = positive_int(m, key, Range::non_negative());
-    else if (key == "vision_expert_ffn") a.vision_expert_ffn = positive_int(m, key);
+    else if (key == "layers") a.layers = positive_int(m, key, Range::between(1, limits::kMaxLayers));
+    else if (key == "hidden") a.hidden = positive_int(m, key, Range::between(1, limits::kMaxWidth));
+    else if (key == "expert_ffn") a.expert_ffn = positive_int(m, key, Range::between(1, limits::kMaxWidth));
+    else if (key == "dense_ffn") a.dense_ffn = positive_int(m, key, Range::between(0, limits::kMaxWidth));
+    else if (key == "routed_experts") a.routed_experts = positive_int(m, key, Range::between(1, limits::kMaxExperts));
+    else if (key == "shared_experts") a.shared_experts = positive_int(m, key, Range::between(0, limits::kMaxSharedExperts));
+    else if (key == "shared_expert_ffn") a.shared_expert_ffn = positive_int(m, key, Range::between(0, limits::kMaxWidth));
+    else if (key == "top_k") a.top_k = positive_int(m, key, Range::between(1, limits::kMaxTopK));
+    else if (key == "moe_every") d.moe_every = positive_int(m, key, Range::between(1, limits::kMaxLayers));
+    else if (key == "vision_experts") a.vision_experts = positive_int(m, key, Range::between(0, limits::kMaxExperts));
+    else if (key == "vision_expert_ffn") a.vision_expert_ffn = positive_int(m, key, Range::between(1, limits::kMaxWidth));
     else if (key == "dtype") a.dtype = v.as_choice({"bf16", "fp8"}) == "fp8" ? DType::fp8 : DType::bf16;
     else if (key == "attention") decode_attention(v, a.attention);
     else if (key == "dense_layers") {
@@ -100,9 +103,9 @@ void apply_keys(const YamlView& m, Draft& d) {
       d.first_dense = 0;
       d.dense_list.clear();
       if (v.is_sequence()) {
-        for (const YamlView& it : v.items()) d.dense_list.push_back(static_cast<int>(it.as_integer(Range::non_negative())));
+        for (const YamlView& it : v.items()) d.dense_list.push_back(static_cast<int>(it.as_integer(Range::between(0, limits::kMaxLayers))));
       } else {
-        d.first_dense = static_cast<int>(v.as_integer(Range::non_negative()));
+        d.first_dense = static_cast<int>(v.as_integer(Range::between(0, limits::kMaxLayers)));
       }
     }
   }
@@ -122,7 +125,7 @@ void finish(Draft& d, const YamlView& fallback) {
       complete = false;
     }
   }
-  if (!complete) return;
+  if (!complete || fallback.diagnostic_count() != d.errors_at_start) return;
   if (a.top_k > a.routed_experts)
     at("top_k").error_at("top_k", fmt::format("must be <= routed_experts ({})", a.routed_experts));
   if (a.vision_experts > 0 && a.routed_experts - a.vision_experts < a.top_k)
@@ -171,6 +174,7 @@ bool load_preset(const YamlView& ref, const std::string& name, const std::string
 
 Architecture decode_architecture(const YamlView& v, const std::string& data_dir) {
   Draft d;
+  d.errors_at_start = v.diagnostic_count();
   if (v.is_scalar()) {
     if (load_preset(v, v.as_str(), data_dir, d)) finish(d, v);
     return d.a;

@@ -18,10 +18,12 @@ Placement::Placement(int experts, int ranks, PlacementScheme scheme, bool replic
   for (int i = 0; i < slots * ranks; ++i) {
     const int e = i % experts;
     const int r = scheme == PlacementScheme::contiguous ? i / slots : i % ranks;
+    // (e, r) is new exactly when r is not yet among e's (few) replicas, so rank r's list never needs a
+    // search: the build is linear in the slots.
     auto& rs = replicas_[static_cast<size_t>(e)];
-    if (std::find(rs.begin(), rs.end(), r) == rs.end()) rs.push_back(r);
-    auto& es = experts_of_[static_cast<size_t>(r)];
-    if (std::find(es.begin(), es.end(), e) == es.end()) es.push_back(e);
+    if (std::find(rs.begin(), rs.end(), r) != rs.end()) continue;
+    rs.push_back(r);
+    experts_of_[static_cast<size_t>(r)].push_back(e);
   }
   for (auto& rs : replicas_) std::sort(rs.begin(), rs.end());
   for (auto& es : experts_of_) std::sort(es.begin(), es.end());

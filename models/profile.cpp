@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fmt/format.h>
 
+#include "sim/limits.hpp"
+
 namespace moesim::models {
 
 const char* profile_kind_name(ProfileKind k) {
@@ -42,8 +44,8 @@ ProfileTable decode_table(const YamlView& v) {
   t.kernel = v.choice("kernel", {"expert_gate_up", "expert_down", "grouped_gemm", "cast_fp8", "permute", "unpermute",
                                  "swiglu", "router_topk", "copy", "launch"});
   t.dtype = v.choice("dtype", {"bf16", "fp8_tensor", "fp8_block_1x128", "fp8_block_128x128", "fp4"});
-  t.n = v.integer("n", Range::non_negative());
-  t.k = v.integer("k", Range::non_negative());
+  t.n = v.integer("n", Range::between(0, limits::kMaxTableDim));
+  t.k = v.integer("k", Range::between(0, limits::kMaxTableDim));
   t.provenance = v.choice("provenance", {"measured", "derived"}) == "derived" ? Provenance::derived
                                                                              : Provenance::measured;
   if (v.require("points")) {
@@ -95,7 +97,7 @@ Profile decode_profile(const YamlView& v) {
     if (g.expect_map()) {
       g.check_keys({"name", "sms", "memory", "memory_bandwidth"});
       p.gpu_name = g.str("name");
-      p.sms = static_cast<int>(g.integer("sms", Range::at_least(1)));
+      p.sms = static_cast<int>(g.integer("sms", Range::between(1, limits::kMaxSms)));
       p.memory_bytes = g.quantity("memory", Dim::bytes);
       p.memory_bandwidth = g.quantity("memory_bandwidth", Dim::bandwidth);
     }
@@ -147,7 +149,10 @@ std::optional<Profile> resolve_profile(const YamlView& ref, const std::string& d
   Diagnostics* diags = ref.diagnostics();
   const size_t before = ref.diagnostic_count();
   const std::string name = ref.as_str();
-  if (name.empty()) return std::nullopt;
+  if (name.empty()) {
+    if (ref.diagnostic_count() == before) ref.error("must name a GPU profile (an id or a path), not be empty", ref.shown());
+    return std::nullopt;
+  }
   std::string path;
   const bool is_path = name.find('/') != std::string::npos || name.ends_with(".yaml");
   if (is_path) {

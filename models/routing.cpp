@@ -5,8 +5,12 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include "sim/input_file.hpp"
+#include "sim/limits.hpp"
 
 namespace moesim::models {
 
@@ -80,11 +84,13 @@ std::vector<TraceToken> load_trace(const std::string& path, const Architecture& 
                                    const YamlView& at) {
   Diagnostics* diags = at.diagnostics();
   std::vector<TraceToken> rows;
-  std::ifstream in(path);
-  if (!in) {
-    at.error("cannot open trace file", at.shown());
+  std::string why;
+  const std::optional<std::string> content = read_input_file(path, kMaxTraceFileBytes, &why);
+  if (!content) {
+    at.error("trace file: " + why, at.shown());
     return rows;
   }
+  std::istringstream in(*content);
   auto report = [&](int line, int col, const std::string& field, const std::string& rule, const std::string& got) {
     if (diags) diags->add({path, line, col, field, rule, got});
   };
@@ -232,7 +238,7 @@ RoutingSpec decode_routing(const YamlView& v, const Architecture& arch, int rank
   s.keep_scores = v.boolean_or("keep_scores", false);
   s.histogram_bins = static_cast<int>(v.integer_or("histogram_bins", 64, Range::between(1, 4096)));
   if (v.has("capacity_factor")) s.capacity_factor = v.number("capacity_factor", Range::positive());
-  if (s.distribution == RoutingDistribution::zipf) s.zipf_s = v.number_or("s", 1.0, Range::non_negative());
+  if (s.distribution == RoutingDistribution::zipf) s.zipf_s = v.number_or("s", 1.0, Range::between(0, limits::kMaxZipfS));
   if (s.distribution == RoutingDistribution::hot) {
     s.hot_share = v.number("hot_share", Range::between(0, 1));
     int h = 0;

@@ -5,9 +5,26 @@
 
 namespace moesim {
 
+std::string escape_control(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += ch;
+  }
+  return out;
+}
+
 std::string Diagnostic::str() const {
-  std::string s = fmt::format("{}:{}:{}: {}: {}", file, line, column, key_path.empty() ? "<root>" : key_path, rule);
-  if (!got.empty()) s += fmt::format(" (got {})", got);
+  // One line per diagnostic, whatever the input held: control characters (a newline, a terminal escape) in a
+  // file name, key or value are shown escaped, so a value cannot forge another diagnostic line.
+  std::string s = fmt::format("{}:{}:{}: {}: {}", escape_control(file), line, column,
+                              key_path.empty() ? "<root>" : escape_control(key_path), escape_control(rule));
+  if (!got.empty()) s += fmt::format(" (got {})", escape_control(got));
   return s;
 }
 

@@ -45,6 +45,10 @@ class InputError : public std::runtime_error {
   Diagnostics diags_;
 };
 
+// `text` with control characters (bytes < 0x20 and 0x7f) written as \n, \t, \r or \xNN; other bytes (UTF-8)
+// unchanged. Used for every echoed file name, key and value.
+std::string escape_control(std::string_view text);
+
 // Closest candidate by edit distance (for "did you mean"), or "" if nothing is close enough.
 std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
 

@@ -145,20 +145,25 @@ class Runner {
     // Two speeds (pstates) when interference is modelled: 0 = alone, 1 = slowed by a concurrent comm kernel.
     std::vector<double> speeds = {kHostSpeed};
     if (opt_.overlap_interference > 1.0) speeds.push_back(kHostSpeed / opt_.overlap_interference);
-    for (const auto& name : platform_.gpu_names) hosts_.push_back(zone->create_host(name, speeds));
+    // Hosts only for the GPUs that carry ranks (in GPU id order): a full zone's routing table has hosts^2
+    // entries, 34 GB for a 65,536-GPU cluster however few ranks it runs.
+    std::vector<char> has_rank(platform_.gpu_count(), 0);
+    for (int g : rank_gpu_) has_rank[static_cast<std::size_t>(g)] = 1;
+    hosts_.assign(platform_.gpu_count(), nullptr);
+    for (std::size_t g = 0; g < platform_.gpu_count(); ++g)
+      if (has_rank[g]) hosts_[g] = zone->create_host(platform_.gpu_names[g], speeds);
     // Links are lowered as directed channels (a full-duplex link is two, one per direction). Channels that
     // carry exactly the same set of routes are merged into the one of least bandwidth, carrying the sum of
     // their latencies: max-min sharing never binds on the wider of two constraints with identical flows, and
     // every route keeps its total latency, so results are unchanged while SimGrid's solver sees fewer
     // constraints (a GPU's PCIe link to its own NIC and the NIC's port, for example). Exact for CM02 and L07.
-    const std::size_t n = platform_.gpu_count();
     const int R = graph_.ranks();
     auto channel = [&](const LinkUse& u) {
       return 2 * static_cast<std::size_t>(u.link) + (platform_.links[u.link].full_duplex && !u.forward ? 1 : 0);
     };
     // Only the GPUs that carry a rank need routes; this keeps big clusters with small EP groups cheap.
     auto gpu_route = [&](int s, int d) -> const std::vector<LinkUse>& {
-      return platform_.routes[static_cast<std::size_t>(rank_gpu_[s]) * n + rank_gpu_[d]];
+      return platform_.route(static_cast<std::size_t>(rank_gpu_[s]), static_cast<std::size_t>(rank_gpu_[d]));
     };
     struct Signature {
       uint64_t a = 0, b = 0, count = 0;

@@ -9,10 +9,13 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "models/architecture.hpp"
 #include "models/profile.hpp"
 #include "reports/reports.hpp"
+#include "sim/budget.hpp"
+#include "sim/output_file.hpp"
 #include "sim/runner.hpp"
 #include "sim/scenario.hpp"
 #include "topologies/analysis.hpp"
@@ -23,16 +26,31 @@ using namespace moesim;
 
 namespace {
 
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw std::runtime_error("cannot write " + path);
-  out << text;
+void write_file(const std::string& path, const std::string& text) { write_output_file(path, text); }
+
+// Checks every output path before any work starts; prints the first problem and returns false.
+bool outputs_writable(const std::string& cmd, const std::vector<std::pair<const char*, std::string>>& outputs) {
+  for (const auto& [option, path] : outputs) {
+    if (path.empty()) continue;
+    if (auto why = output_path_problem(path)) {
+      std::cerr << fmt::format("moesim {}: {} {}: cannot write ({})\n", cmd, option, escape_control(path), *why);
+      return false;
+    }
+  }
+  return true;
 }
 
 int cmd_run(const std::string& file, const std::string& json, const std::string& csv, const std::string& trace,
             const std::string& html, const std::vector<std::string>& only, const std::string& fidelity, int jobs,
-            bool quiet, bool show_wall) {
+            bool quiet, bool show_wall, bool force) {
   Scenario sc = load_scenario(file);
+  if (const ResourceEstimate est = estimate_resources(sc); est.routing_draws > kMaxDrawsWithoutForce && !force) {
+    std::cerr << fmt::format("moesim run: {}: workload.tokens_per_rank: about {:.3g} routing draws per variant "
+                             "(more than {:.0e}, likely hours); lower tokens_per_rank or simulation.layers, or "
+                             "pass --force\n",
+                             escape_control(file), est.routing_draws, kMaxDrawsWithoutForce);
+    return 2;
+  }
   for (const auto& name : only) {
     std::vector<std::string> names;
     for (const auto& v : sc.variants) names.push_back(v.name);
@@ -44,6 +62,7 @@ int cmd_run(const std::string& file, const std::string& json, const std::string&
     std::cerr << "\n";
     return 2;
   }
+  if (!outputs_writable("run", {{"--json", json}, {"--csv", csv}, {"--trace", trace}, {"--html", html}})) return 2;
   RunOptions opt;
   opt.only = only;
   opt.jobs = jobs;
@@ -51,7 +70,10 @@ int cmd_run(const std::string& file, const std::string& json, const std::string&
   if (fidelity == "exact") opt.fidelity = Fidelity::exact;
   if (fidelity == "fast") opt.fidelity = Fidelity::fast;
   RunResult rr = run_scenario(sc, opt);
-  if (!quiet) std::cout << reports::console_report(rr, show_wall) << std::flush;
+  if (!quiet) {
+    std::cout << reports::console_report(rr, show_wall);
+    flush_stdout();
+  }
   if (!json.empty()) write_file(json, reports::json_report(rr, false, show_wall));
   if (!csv.empty()) write_file(csv, reports::csv_report(rr));
   if (!trace.empty()) write_file(trace, reports::perfetto_trace(rr));
@@ -69,12 +91,14 @@ int cmd_topo(const std::string& file, const std::string& dot, bool settings) {
     }
     if (file.empty()) return 0;
   }
+  if (!outputs_writable("topo", {{"--dot", dot}})) return 2;
   topo::Cluster c = topo::load_cluster_file(file, data_dir());
-  std::cout << topo::describe(c) << std::flush;
+  std::cout << topo::describe(c);
+  flush_stdout();
   if (!dot.empty()) {
-    std::ofstream out(dot);
-    if (!out) throw std::runtime_error("cannot write " + dot);
+    std::ostringstream out;
     topo::write_dot(c, out);
+    write_file(dot, out.str());
   }
   return 0;
 }
@@ -103,7 +127,7 @@ int main(int argc, char** argv) {
   std::string file, json, csv, trace, html, dot, fidelity = "scenario";
   std::vector<std::string> only;
   int jobs = 2;
-  bool quiet = false, show_wall = false, settings = false;
+  bool quiet = false, show_wall = false, settings = false, force = false;
 
   auto* run = app.add_subcommand("run", "simulate every variant of a scenario and report");
   run->add_option("FILE", file, "scenario YAML")->required();
@@ -117,6 +141,7 @@ int main(int argc, char** argv) {
   run->add_option("--jobs", jobs, "variants simulated at once (child processes)")->check(CLI::Range(1, 64));
   run->add_flag("--quiet", quiet, "print nothing on success");
   run->add_flag("--show-wall", show_wall, "include host wall time in the table and JSON");
+  run->add_flag("--force", force, "run even when the estimated work is very long (never overrides the memory check)");
 
   auto* topo_cmd = app.add_subcommand("topo", "describe a cluster: links, bisection, diameter, bottleneck");
   topo_cmd->add_option("FILE", file, "scenario or cluster YAML");
@@ -135,21 +160,25 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;      // usage errors are bad input, like a bad scenario
   }
   try {
-    if (run->parsed()) return cmd_run(file, json, csv, trace, html, only, fidelity, jobs, quiet, show_wall);
-    if (topo_cmd->parsed()) {
-      if (file.empty() && !settings) {
-        std::cerr << "moesim topo: FILE is required\n";
-        return 2;
+    const int rc = [&] {
+      if (run->parsed()) return cmd_run(file, json, csv, trace, html, only, fidelity, jobs, quiet, show_wall, force);
+      if (topo_cmd->parsed()) {
+        if (file.empty() && !settings) {
+          std::cerr << "moesim topo: FILE is required\n";
+          return 2;
+        }
+        return cmd_topo(file, dot, settings);
       }
-      return cmd_topo(file, dot, settings);
-    }
-    if (validate->parsed()) {
-      Scenario sc = load_scenario(file);
-      std::cout << fmt::format("{}: ok ({} variants, {} GPUs, EP {})\n", file, sc.variants.size(),
-                               sc.cluster.gpu_count(), sc.ep);
-      return 0;
-    }
-    return cmd_list();
+      if (validate->parsed()) {
+        Scenario sc = load_scenario(file);
+        std::cout << fmt::format("{}: ok ({} variants, {} GPUs, EP {})\n", file, sc.variants.size(),
+                                 sc.cluster.gpu_count(), sc.ep);
+        return 0;
+      }
+      return cmd_list();
+    }();
+    flush_stdout();  // a full disk under standard output fails the command
+    return rc;
   } catch (const InputError& e) {
     std::cerr << e.diagnostics().str() << fmt::format("{} error(s)\n", e.diagnostics().size());
     return 2;

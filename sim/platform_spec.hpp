@@ -29,11 +29,19 @@ struct PlatformSpec {
   std::vector<int> gpu_node;           // node (server) index of each GPU
   std::vector<PlatformLink> links;
   // routes[src * gpu_count + dst]: the links of the single route from src to dst (empty when src == dst).
+  // When route_slot is not empty, routes were built only among some GPUs (Cluster::lower(used)):
+  // route_slot[gpu] is the GPU's row/column among them (-1: none) and routes has routed^2 entries.
   std::vector<std::vector<LinkUse>> routes;
+  std::vector<int> route_slot;
+  std::size_t routed = 0;
 
   std::size_t gpu_count() const { return gpu_names.size(); }
   const std::vector<LinkUse>& route(std::size_t src, std::size_t dst) const {
-    return routes[src * gpu_names.size() + dst];
+    if (route_slot.empty()) return routes[src * gpu_names.size() + dst];
+    static const std::vector<LinkUse> none;
+    const int a = route_slot[src], b = route_slot[dst];
+    if (a < 0 || b < 0) return none;
+    return routes[static_cast<std::size_t>(a) * routed + static_cast<std::size_t>(b)];
   }
 };
 

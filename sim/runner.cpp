@@ -5,9 +5,11 @@
 #include <cstdio>
 #include <chrono>
 #include <fmt/format.h>
+#include <csignal>
 #include <map>
 #include <optional>
 #include <stdexcept>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,7 +115,7 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
     graph = std::move(all);
   }
   clock.mark("op-graph", spec.name);
-  const PlatformSpec platform = sc.cluster.lower();
+  const PlatformSpec platform = sc.cluster.lower(sc.rank_gpu);
   clock.mark("lower", spec.name);
 
   EngineOptions eo;
@@ -191,6 +193,25 @@ void drain(Child& c) {
   ::close(c.fd);
 }
 
+// In a freshly forked child: die with the parent. PR_SET_PDEATHSIG sends SIGKILL when the parent exits or is
+// killed (SIGTERM, SIGINT, SIGKILL), so no variant keeps simulating under init; the getppid check covers a
+// parent that died before the prctl.
+void die_with_parent(pid_t parent) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(1);
+}
+
+// The result a child sends back, checked: a non-finite time (serialised as JSON null) is a model error named
+// after the variant, not a JSON library exception.
+VariantResult checked_result(const std::string& json_text) {
+  try {
+    return variant_from_json(nlohmann::json::parse(json_text));
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(fmt::format("model error: the simulation returned a non-finite or malformed result "
+                                         "({})", e.what()));
+  }
+}
+
 }  // namespace
 
 RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
@@ -243,6 +264,7 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
   std::size_t next = 0, done = 0;
   std::string failures;
   std::fflush(nullptr);
+  const pid_t parent = ::getpid();
   while (done < jobs.size()) {
     while (next < jobs.size() && static_cast<int>(running.size()) < std::max(1, opt.jobs)) {
       int fds[2];
@@ -250,6 +272,7 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
       pid_t pid = ::fork();
       if (pid < 0) throw std::runtime_error("fork() failed");
       if (pid == 0) {
+        die_with_parent(parent);
         ::close(fds[0]);
         std::string payload;
         int code = 0;
@@ -289,7 +312,11 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
     ++done;
     const std::string& name = jobs[c.index].spec.name;
     if (c.out.rfind("OK", 0) == 0) {
-      results[c.index] = variant_from_json(nlohmann::json::parse(c.out.substr(2)));
+      try {
+        results[c.index] = checked_result(c.out.substr(2));
+      } catch (const std::exception& e) {
+        failures += fmt::format("variant '{}': {}\n", name, e.what());
+      }
     } else if (c.out.rfind("ER", 0) == 0) {
       failures += fmt::format("variant '{}': {}\n", name, c.out.substr(2));
     } else {

@@ -7,6 +7,9 @@
 #include <set>
 #include <sstream>
 
+#include "sim/budget.hpp"
+#include "sim/input_file.hpp"
+#include "sim/limits.hpp"
 #include "sim/sha256.hpp"
 #include "topologies/topology_spec.hpp"
 
@@ -28,9 +31,17 @@ Fidelity Scenario::resolved_fidelity() const {
   switch (fidelity) {
     case FidelityRequest::exact: return Fidelity::exact;
     case FidelityRequest::fast: return Fidelity::fast;
-    case FidelityRequest::auto_: return ep <= 64 ? Fidelity::exact : Fidelity::fast;
+    case FidelityRequest::auto_: return expected_exact_flows() <= kExactFlowBudget ? Fidelity::exact : Fidelity::fast;
   }
   return Fidelity::exact;
+}
+
+double Scenario::expected_exact_flows() const {
+  double moe = 0;
+  for (int l : simulated_layers())
+    if (static_cast<std::size_t>(l) < arch.moe_layer.size() && arch.moe_layer[static_cast<std::size_t>(l)]) ++moe;
+  const double passes = mode == models::Mode::training ? 2.0 : 1.0;  // backward repeats both all-to-alls
+  return moe * 2.0 * passes * static_cast<double>(ep) * static_cast<double>(std::max(0, ep - 1));
 }
 
 namespace {
@@ -41,6 +52,19 @@ models::Mode mode_from(const std::string& s) {
   if (s == "decode") return models::Mode::decode;
   if (s == "training") return models::Mode::training;
   return models::Mode::inference_prefill;
+}
+
+// Refuses a scenario whose routing plan cannot fit in this machine's memory (sim/budget.hpp).
+void check_memory(const Scenario& sc, const YamlView& wl) {
+  const ResourceEstimate est = estimate_resources(sc);
+  const double have = physical_memory_bytes();
+  if (have <= 0 || est.bytes <= have) return;
+  const bool records = sc.routing.keep_scores;
+  wl.at("tokens_per_rank").error(
+      fmt::format("needs about {} of memory for the routing plan{}, more than this machine has; lower "
+                  "tokens_per_rank or simulation.layers",
+                  format_bytes(est.bytes), records ? " (keep_scores keeps 9 bytes per token and expert)" : ""),
+      wl.at("tokens_per_rank").shown());
 }
 
 Scenario decode(const YamlView& root, const std::string& file, const std::string& text, Diagnostics& diags) {
@@ -57,8 +81,11 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
   sc.description = root.str_or("description", "");
   const std::string dd = data_dir();
 
-  // model
+  // model. Later checks that read the model (placement, routing, trace rows, variants) run only when it
+  // decoded cleanly: a failed model leaves fields (top_k, moe layers) unset.
+  const std::size_t errors_before_model = diags.size();
   if (root.require("model")) sc.arch = models::decode_architecture(root.at("model"), dd);
+  const bool model_ok = diags.size() == errors_before_model && root.has("model");
 
   // cluster
   if (root.require("cluster")) {
@@ -120,7 +147,7 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
         par.at("ep").error(fmt::format("more EP ranks than GPUs in the cluster ({})", gpus), par.at("ep").shown());
       for (int r = 0; r < std::min(sc.ep, gpus); ++r) sc.rank_gpu.push_back(r);
     }
-    if (diags.size() == errors_before_par && sc.arch.routed_experts > 0)
+    if (diags.size() == errors_before_par && model_ok && sc.arch.routed_experts > 0)
       sc.placement = models::decode_placement(par.at("placement"), sc.arch.routed_experts, sc.ep, par.at("ep"));
   }
 
@@ -135,8 +162,8 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
     else
       sc.context_tokens = wl.integer_or("context_tokens", sc.tokens_per_rank, Range::between(1, 1e8));
     sc.seed = static_cast<uint64_t>(wl.integer_or("seed", 1, Range::between(0, 9.0e18)));
-    sc.steps = static_cast<int>(wl.integer_or("steps", 1, Range::between(1, 100000)));
-    if (sc.arch.routed_experts > 0 && sc.ep > 0) {
+    sc.steps = static_cast<int>(wl.integer_or("steps", 1, Range::between(1, limits::kMaxSteps)));
+    if (model_ok && sc.arch.routed_experts > 0 && sc.ep > 0) {
       sc.routing = models::decode_routing(wl.at("routing"), sc.arch, sc.ep, sc.base_dir);
       sc.routing.drift = models::decode_drift(wl.at("drift"));
       if (wl.has("modalities")) models::decode_modalities(wl.at("modalities"), sc.arch, sc.ep, sc.base_dir, sc.routing);
@@ -163,7 +190,7 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
     auto items = root.at("variants").items();
     if (items.empty() && root.at("variants").is_sequence()) root.at("variants").error("must list at least one variant");
     for (const YamlView& v : items) {
-      if (sc.arch.routed_experts <= 0 || sc.ep <= 0) break;  // model or parallelism already reported broken
+      if (!model_ok || sc.arch.routed_experts <= 0 || sc.ep <= 0) break;  // model or parallelism already reported broken
       models::VariantSpec spec = models::decode_variant(v, sc.arch, sc.ep, sc.base_dir, &sc.profile, sc.mode);
       if (spec.routing) {
         if (sc.routing.requests) v.error_at("routing", "cannot override the routing of a multimodal workload (set "
@@ -193,6 +220,7 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
     sc.precision_s = sim.quantity_or("precision", Dim::seconds, 1e-9, Range::between(1e-12, 1e-3));
     sc.layers_limit = static_cast<int>(sim.integer_or("layers", 0, Range::between(1, 100000)));
   }
+  if (diags.empty()) check_memory(sc, wl);
   return sc;
 }
 
@@ -208,15 +236,14 @@ Scenario load_scenario_text(const std::string& text, const std::string& name) {
 }
 
 Scenario load_scenario(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::string why;
+  std::optional<std::string> text = read_input_file(path, kMaxYamlFileBytes, &why);
+  if (!text) {
     Diagnostics d;
-    d.add({path, 0, 0, "", "cannot open file", ""});
+    d.add({path, 1, 1, "", why, ""});
     throw InputError(std::move(d));
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return load_scenario_text(ss.str(), path);
+  return load_scenario_text(*text, path);
 }
 
 }  // namespace moesim

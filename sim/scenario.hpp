@@ -51,9 +51,15 @@ struct Scenario {
 
   // The layers simulated (first layers_limit, or all).
   std::vector<int> simulated_layers() const;
-  // auto -> exact up to 64 ranks, fast above (DESIGN rule 3).
+  // auto -> exact while the expected number of SimGrid flows of the exact level stays within
+  // kExactFlowBudget (a run of a few seconds at ~40 us a flow on a 2-core machine), fast above.
   Fidelity resolved_fidelity() const;
+  // Flows the exact level simulates: one per ordered rank pair in each dispatch and combine all-to-all of each
+  // simulated MoE layer (twice in training). Chunked schedules split bytes, not pairs; the estimate is per chunk.
+  double expected_exact_flows() const;
 };
+
+inline constexpr double kExactFlowBudget = 100000;
 
 // Directory holding shipped presets/profiles: $MOESIM_DATA_DIR, else the source tree it was built from.
 std::string data_dir();

@@ -105,7 +105,7 @@ std::optional<double> parse_quantity(std::string_view text, Dim dim, std::string
   }
   if (!factor)
     return fail(fmt::format("unknown unit '{}' for {}; use e.g. {}", unit, dim_name(dim), dim_examples(dim)));
-  if (!std::isfinite(v)) return fail("the number is not finite");
+  if (!std::isfinite(v) || !std::isfinite(v * *factor)) return fail("the number is not finite");
   return v * *factor;
 }
 

@@ -9,6 +9,10 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <yaml-cpp/depthguard.h>
+
+#include "sim/input_file.hpp"
+#include "sim/limits.hpp"
 
 namespace moesim {
 
@@ -36,40 +40,120 @@ std::string Range::describe() const {
   return "must be a number";
 }
 
+Range quantity_span(Dim dim) {
+  switch (dim) {
+    case Dim::bytes: return Range::between(limits::kMinBytes, limits::kMaxBytes);
+    case Dim::seconds: return Range::between(limits::kMinSeconds, limits::kMaxSeconds);
+    case Dim::bandwidth: return Range::between(limits::kMinBandwidth, limits::kMaxBandwidth);
+    case Dim::flop_rate: return Range::between(limits::kMinFlopRate, limits::kMaxFlopRate);
+  }
+  return Range::any();
+}
+
+std::string quantity_span_text(Dim dim) {
+  switch (dim) {
+    case Dim::bytes: return "[1B, 1000TB]";
+    case Dim::seconds: return "[1e-12s, 1000s]";
+    case Dim::bandwidth: return "[1KB/s, 1e21B/s]";
+    case Dim::flop_rate: return "[1GFLOP/s, 1e24FLOP/s]";
+  }
+  return "";
+}
+
 YamlView::YamlView(YAML::Node node, std::shared_ptr<const std::string> file, std::string path,
                    Diagnostics* diags, YAML::Mark mark)
     : node_(std::move(node)), file_(std::move(file)), path_(std::move(path)), diags_(diags), mark_(mark) {}
 
+namespace {
+// Deepest nesting of flow collections ([ and {) outside quotes and comments. yaml-cpp recurses once per level
+// (and gives up at 2000 with a generic message); nothing in the format nests more than a few levels.
+int flow_depth(const std::string& text) {
+  int depth = 0, deepest = 0;
+  char quote = 0;
+  bool comment = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (comment) {
+      comment = c != '\n';
+    } else if (quote) {
+      if (c == quote) quote = 0;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t' || text[i - 1] == '\n')) {
+      comment = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+// Deepest nesting of the parsed tree, counted up to `limit` + 1 (block collections nest by indentation).
+int tree_depth(const YAML::Node& n, int limit) {
+  if (limit < 0 || !(n.IsMap() || n.IsSequence())) return 0;
+  int deepest = 0;
+  for (auto it = n.begin(); it != n.end() && deepest <= limit; ++it)
+    deepest = std::max(deepest, tree_depth(n.IsMap() ? it->second : *it, limit - 1));
+  return deepest + 1;
+}
+
+constexpr int kMaxNesting = 64;
+}  // namespace
+
 YamlView YamlView::load_string(const std::string& text, const std::string& name, Diagnostics* diags) {
   auto file = std::make_shared<const std::string>(name);
+  auto fail = [&](int line, int column, const std::string& rule) {
+    diags->add({name, line, column, "", rule, ""});
+    return YamlView(YAML::Node(), file, "", diags, YAML::Mark());
+  };
+  if (flow_depth(text) > kMaxNesting)
+    return fail(1, 1, fmt::format("nesting too deep (more than {} levels of brackets)", kMaxNesting));
   try {
-    YAML::Node n = YAML::Load(text);
+    std::vector<YAML::Node> docs = YAML::LoadAll(text);
+    if (docs.size() > 1) {
+      const YAML::Mark m = docs[1].Mark();
+      return fail(m.line >= 0 ? m.line + 1 : 1, m.column >= 0 ? m.column + 1 : 1,
+                  "a second YAML document (after ---) is not allowed; put one scenario per file");
+    }
+    if (docs.empty() || docs[0].IsNull()) return fail(1, 1, "the file is empty (no YAML document)");
+    YAML::Node n = docs[0];
+    if (tree_depth(n, kMaxNesting) > kMaxNesting)
+      return fail(1, 1, fmt::format("nesting too deep (more than {} levels)", kMaxNesting));
     return YamlView(n, file, "", diags, n.Mark());
+  } catch (const YAML::DeepRecursion& e) {
+    return fail(e.mark.line + 1, e.mark.column + 1, "nesting too deep");
   } catch (const YAML::Exception& e) {
-    diags->add({name, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg, ""});
-    return YamlView(YAML::Node(), file, "", diags, e.mark);
+    return fail(e.mark.line + 1, e.mark.column + 1, "YAML syntax error: " + e.msg);
   }
 }
 
 YamlView YamlView::load_file(const std::string& path, Diagnostics* diags) {
-  std::ifstream in(path);
-  if (!in) {
-    diags->add({path, 0, 0, "", "cannot open file", ""});
+  std::string why;
+  std::optional<std::string> text = read_input_file(path, kMaxYamlFileBytes, &why);
+  if (!text) {
+    diags->add({path, 1, 1, "", why, ""});
     return YamlView(YAML::Node(), std::make_shared<const std::string>(path), "", diags, YAML::Mark());
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return load_string(ss.str(), path, diags);
+  return load_string(*text, path, diags);
 }
 
-int YamlView::line() const { return mark_.line >= 0 ? mark_.line + 1 : 0; }
-int YamlView::column() const { return mark_.column >= 0 ? mark_.column + 1 : 0; }
+int YamlView::line() const { return mark_.line >= 0 ? mark_.line + 1 : 1; }
+int YamlView::column() const { return mark_.column >= 0 ? mark_.column + 1 : 1; }
 
 std::string YamlView::shown() const {
   if (!node_.IsDefined() || node_.IsNull()) return "nothing";
   if (node_.IsMap()) return "a mapping";
   if (node_.IsSequence()) return "a list";
-  const std::string& s = node_.Scalar();
+  // A long scalar (say, a whole file read as one value) is shown by its first characters only.
+  constexpr std::size_t kShown = 60;
+  std::string s = node_.Scalar();
+  if (s.size() > kShown) {
+    std::size_t cut = kShown;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 sequence
+    s = s.substr(0, cut) + fmt::format("... ({} characters)", node_.Scalar().size());
+  }
   return node_.Tag() == "!" ? "\"" + s + "\"" : s;
 }
 
@@ -176,6 +260,8 @@ std::string YamlView::as_choice(const std::vector<std::string>& allowed) const {
 }
 
 int64_t YamlView::as_integer(Range r) const {
+  // A key without an explicit upper bound still fits the int its caller stores it in.
+  if (!std::isfinite(r.hi)) r.hi = static_cast<double>(limits::kMaxInt), r.hi_open = false;
   if (!node_.IsScalar() || node_.Tag() == "!") {
     error("must be an integer", shown());
     return static_cast<int64_t>(std::isfinite(r.lo) ? r.lo + (r.lo_open ? 1 : 0) : 0);
@@ -229,6 +315,10 @@ double YamlView::as_quantity(Dim dim, Range r) const {
   }
   if (!r.contains(*v)) {
     error(r.describe() + " (in base units)", shown());
+    return fallback();
+  }
+  if (*v != 0.0 && !quantity_span(dim).contains(*v)) {
+    error(fmt::format("must be {}in {}", r.contains(0.0) ? "0 or " : "", quantity_span_text(dim)), shown());
     return fallback();
   }
   return *v;

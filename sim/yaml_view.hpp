@@ -40,6 +40,11 @@ struct Range {
   std::string describe() const;  // "must be > 0", "must be in [1, 8]"
 };
 
+// The range of values of a dimension that the engine handles exactly (sim/limits.hpp); every quantity key is
+// checked against it besides its own rule (0 stays allowed where the key's rule allows it).
+Range quantity_span(Dim dim);
+std::string quantity_span_text(Dim dim);  // "[1e-12s, 1000s]"
+
 class YamlView {
  public:
   YamlView() = default;

@@ -137,7 +137,11 @@ AllToAllBottleneck all_to_all_bottleneck(const PlatformSpec& p) {
 }
 
 std::string describe(const Cluster& c, double bytes_per_gpu) {
-  const PlatformSpec p = c.lower();
+  // The diameter and the all-to-all bottleneck need every GPU pair's route (n^2 of them: 4,096 GPUs took
+  // 1 GB), so they are computed only up to kMaxPairAnalysisGpus GPUs.
+  constexpr std::size_t kMaxPairAnalysisGpus = 1024;
+  const bool pairs = c.gpu_count() <= kMaxPairAnalysisGpus;
+  const PlatformSpec p = pairs ? c.lower() : PlatformSpec{};
   std::string s;
   s += fmt::format("cluster: {} (family {})\n", c.name.empty() ? "(unnamed)" : c.name, c.family);
   if (!c.description.empty()) s += fmt::format("  {}\n", c.description);
@@ -160,6 +164,11 @@ std::string describe(const Cluster& c, double bytes_per_gpu) {
         "bisection bandwidth: {} (min cut between GPUs 0..{} and {}..{} by id; each full-duplex link counted in "
         "one direction)\n",
         format_bandwidth(bisection_bandwidth(c)), n / 2 - 1, n / 2, n - 1);
+    if (!pairs) {
+      s += fmt::format("diameter and all-to-all bottleneck: not computed ({} GPUs; they need every pair's route, "
+                       "computed up to {} GPUs)\n", n, kMaxPairAnalysisGpus);
+      return s;
+    }
     const Diameter d = diameter(p);
     s += fmt::format("diameter: {} hops ({} -> {}); route latency max {} ({} -> {}), min {}\n", d.hops,
                      p.gpu_names[d.hops_src], p.gpu_names[d.hops_dst], format_seconds(d.latency_s),

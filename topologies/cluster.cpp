@@ -1,6 +1,7 @@
 #include "topologies/cluster.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 
 #include "topologies/cluster_graph.hpp"
@@ -122,7 +123,11 @@ struct Bfs {
 
 }  // namespace
 
-PlatformSpec Cluster::lower() const {
+PlatformSpec Cluster::lower() const { return lower_impl(nullptr); }
+
+PlatformSpec Cluster::lower(const std::vector<int>& used) const { return lower_impl(&used); }
+
+PlatformSpec Cluster::lower_impl(const std::vector<int>* used) const {
   PlatformSpec ps;
   const std::size_t n = gpus_.size();
   ps.gpu_names.reserve(n);
@@ -136,12 +141,28 @@ PlatformSpec Cluster::lower() const {
     const LinkInfo& li = link(l);
     ps.links.push_back({li.name, li.kind, li.bandwidth_Bps, li.latency_s, li.full_duplex});
   }
-  ps.routes.resize(n * n);
+  // The GPUs routed: all, or the used ones in the order given (route_slot maps GPU id -> position).
+  std::vector<std::size_t> routed;
+  if (used) {
+    ps.route_slot.assign(n, -1);
+    for (int g : *used) {
+      if (g < 0 || static_cast<std::size_t>(g) >= n || ps.route_slot[static_cast<std::size_t>(g)] >= 0) continue;
+      ps.route_slot[static_cast<std::size_t>(g)] = static_cast<int>(routed.size());
+      routed.push_back(static_cast<std::size_t>(g));
+    }
+  } else {
+    for (std::size_t g = 0; g < n; ++g) routed.push_back(g);
+  }
+  const std::size_t m = routed.size();
+  ps.routed = m;
+  ps.routes.resize(m * m);
   Bfs bfs;
   std::vector<LinkUse> rev;
-  for (std::size_t s = 0; s < n; ++s) {
+  for (std::size_t si = 0; si < m; ++si) {
+    const std::size_t s = routed[si];
     bfs.run(*g_, gpus_[s]);
-    for (std::size_t d = 0; d < n; ++d) {
+    for (std::size_t di = 0; di < m; ++di) {
+      const std::size_t d = routed[di];
       if (d == s) continue;
       std::size_t v = gpus_[d];
       if (bfs.dist[v] < 0) continue;  // unreachable: the decoder reports it; lower() leaves the route empty
@@ -152,13 +173,37 @@ PlatformSpec Cluster::lower() const {
         rev.push_back({static_cast<uint32_t>(bfs.parent_link[v]), prev == li.a});
         v = prev;
       }
-      ps.routes[s * n + d].assign(rev.rbegin(), rev.rend());
+      ps.routes[si * m + di].assign(rev.rbegin(), rev.rend());
     }
   }
   return ps;
 }
 
 std::optional<std::pair<std::size_t, std::size_t>> Cluster::first_unreachable_pair() const {
+  // Linear fast path: a GPU never forwards, so two GPUs have a route when both touch one connected component
+  // of the non-GPU vertices. When one component touches every GPU (every built-in family), all pairs do.
+  const BglGraph& g = g_->g;
+  const std::size_t nv = boost::num_vertices(g), n = gpus_.size();
+  std::vector<std::size_t> parent(nv);
+  for (std::size_t v = 0; v < nv; ++v) parent[v] = v;
+  auto find = [&](std::size_t v) {
+    while (parent[v] != v) v = parent[v] = parent[parent[v]];
+    return v;
+  };
+  for (const auto& e : g_->edges) {
+    const std::size_t a = boost::source(e, g), b = boost::target(e, g);
+    if (g[a].kind != VertexKind::gpu && g[b].kind != VertexKind::gpu) parent[find(a)] = find(b);
+  }
+  std::vector<std::size_t> touched(nv, 0), last(nv, static_cast<std::size_t>(-1));
+  for (std::size_t s = 0; s < n; ++s)
+    for (auto [it, end] = boost::out_edges(gpus_[s], g); it != end; ++it) {
+      const std::size_t w = boost::target(*it, g);
+      if (g[w].kind == VertexKind::gpu) continue;
+      const std::size_t r = find(w);
+      if (last[r] != s) last[r] = s, ++touched[r];
+    }
+  if (n <= 1 || std::find(touched.begin(), touched.end(), n) != touched.end()) return std::nullopt;
+  // Otherwise (an explicit topology with several islands), the first pair in (source, destination) order.
   Bfs bfs;
   for (std::size_t s = 0; s < gpus_.size(); ++s) {
     bfs.run(*g_, gpus_[s]);

@@ -81,6 +81,9 @@ class Cluster {
   // end points may be GPUs (a GPU never forwards traffic). Ties go to the path BFS discovers first, which
   // follows vertex and link insertion order, so the result is deterministic.
   PlatformSpec lower() const;
+  // The same, with routes only among `used` GPU ids (the GPUs that carry ranks): a 65,536-GPU cluster with an
+  // EP group of 8 lowers 56 routes, not 4 billion (see PlatformSpec::route_slot).
+  PlatformSpec lower(const std::vector<int>& used) const;
   // The first ordered GPU pair (by source id, then destination id) with no route, or nullopt.
   std::optional<std::pair<std::size_t, std::size_t>> first_unreachable_pair() const;
 
@@ -90,6 +93,7 @@ class Cluster {
   std::string default_gpu_profile;  // GPU profile id (models/ resolves it); may be empty
 
  private:
+  PlatformSpec lower_impl(const std::vector<int>* used) const;
   std::unique_ptr<Graph> g_;
   std::vector<Vertex> gpus_;  // GPU id -> vertex
 };

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -157,6 +158,12 @@ class YamlNode {
 // Writes `text` to `path` through a temporary file and a rename, so a run killed mid-write leaves the
 // previous complete file rather than a truncated one.
 inline void write_file_atomic(const std::string& path, const std::string& text) {
+  // Only a regular file (or a new one) is replaced: renaming over a device such as /dev/full (as root) would
+  // destroy it, and a directory or FIFO is never what -o meant.
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
+    throw std::runtime_error("'" + path + "' is not a regular file; outputs are written only to regular files");
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);

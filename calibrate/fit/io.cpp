@@ -23,6 +23,12 @@ class Reader {
   explicit Reader(std::string file) : file_(std::move(file)) {}
 
   [[noreturn]] void fail(const std::string& key, const std::string& msg) const { throw FitError(file_, key, msg); }
+  // The same, located at node n's line and column in the file.
+  [[noreturn]] void fail_at(const YAML::Node& n, const std::string& key, const std::string& msg) const {
+    const YAML::Mark m = n.Mark();
+    throw FitError(m.line >= 0 ? file_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) : file_,
+                   key, msg);
+  }
 
   static std::string join(const std::string& path, const std::string& key) {
     return path.empty() ? key : path + "." + key;
@@ -221,6 +227,13 @@ RawRun parse_raw(const std::string& text, const std::string& file_label) {
       rp.min_s = r.as<double>(pt[2], pp + "[2]", "a number");
       rp.max_s = r.as<double>(pt[3], pp + "[3]", "a number");
       rp.samples = r.as<int>(pt[4], pp + "[4]", "an integer");
+      // A point the fit cannot use is the raw file's fault, reported at its line (not later, at the output).
+      // x counts SMs held (0 = none) on the interference axis, tokens/rows/blocks (> 0) on every other.
+      if (out.axis == "sms" ? !(rp.x >= 0) : !(rp.x > 0)) r.fail_at(pt[0], pp + "[0]", out.axis == "sms" ? "x must be a finite number >= 0" : "x must be a finite number > 0");
+      if (!std::isfinite(rp.x)) r.fail_at(pt[0], pp + "[0]", "x must be a finite number");
+      for (int c = 1; c <= 3; ++c)
+        if (!std::isfinite(c == 1 ? rp.median_s : c == 2 ? rp.min_s : rp.max_s))
+          r.fail_at(pt[c], pp + "[" + std::to_string(c) + "]", "times must be finite");
       if (!(rp.median_s > 0) || !(rp.min_s <= rp.median_s) || !(rp.median_s <= rp.max_s)) {
         r.fail(pp, "times must satisfy 0 < min_s <= median_s <= max_s");
       }

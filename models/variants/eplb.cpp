@@ -23,6 +23,7 @@
 #include <numeric>
 
 #include "models/variants/schedule_util.hpp"
+#include "sim/limits.hpp"
 
 namespace moesim::models {
 
@@ -219,7 +220,7 @@ int eplb_history(const VariantSpec& spec) { return spec.options_as<EplbOptions>(
 std::shared_ptr<const ScheduleOptions> decode_eplb(const YamlView& v, const DecodeContext& c,
                                                    std::map<std::string, std::string>& shown) {
   auto o = std::make_shared<EplbOptions>();
-  o->redundant = static_cast<int>(v.integer_or("redundant_experts", 0, Range::between(0, 1 << 20)));
+  o->redundant = static_cast<int>(v.integer_or("redundant_experts", 0, Range::between(0, limits::kMaxExperts)));
   o->window = static_cast<int>(v.integer_or("window", 10, Range::between(1, 10000)));
   o->interval = static_cast<int>(v.integer_or("interval", 10, Range::between(1, 10000)));
   o->least_loaded = v.choice_or("split", {"even", "least_loaded"}, "even") == "least_loaded";

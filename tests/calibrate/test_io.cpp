@@ -1,10 +1,13 @@
 // The tiny YAML writer the CUDA binary uses, the raw format round trip through the fitter's reader, bad
 // input, profile reading/writing and the fitter end to end. All data is SYNTHETIC.
 #include <catch2/catch.hpp>
+#include <limits>
 
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/raw_format.hpp"
 #include "common/yaml_writer.hpp"
@@ -137,6 +140,34 @@ TEST_CASE("bad raw input names the file and the key") {
   CHECK_THROWS_WITH(parse_raw("schema: [unclosed\n", "f.yaml"), Catch::StartsWith("f.yaml: malformed YAML at line"));
   CHECK_THROWS_WITH(parse_raw("schema: other/1\n", "f.yaml"),
                     "f.yaml: key 'schema': expected 'moesim-calibrate-raw/1', got 'other/1'");
+}
+
+TEST_CASE("raw points with x <= 0 or infinite times are rejected at their line") {
+  for (const double x : {0.0, -1.0}) {
+    RawRun run = small_run();
+    run.measurements[0].points[0].x = x;
+    CHECK_THROWS_WITH(parse_raw(to_yaml(run), "f.yaml"),
+                      Catch::Matches("f\\.yaml:[0-9]+:[0-9]+: key 'measurements\\[0\\]\\.points\\[0\\]\\[0\\]': x must be "
+                                     "a finite number > 0"));
+  }
+  RawRun run = small_run();
+  run.measurements[0].points[2].max_s = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH(parse_raw(to_yaml(run), "f.yaml"),
+                    Catch::Matches("f\\.yaml:[0-9]+:[0-9]+: key 'measurements\\[0\\]\\.points\\[2\\]\\[3\\]': times must be "
+                                   "finite"));
+}
+
+TEST_CASE("write_file_atomic replaces only regular files") {
+  // A FIFO stands in for a device (a regression must not be able to replace a real /dev node).
+  const std::string fifo = "/tmp/moesim-test-io-fifo-" + std::to_string(::getpid());
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH(write_file_atomic(fifo, "x"),
+                    "'" + fifo + "' is not a regular file; outputs are written only to regular files");
+  struct stat st {};
+  CHECK((::stat(fifo.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)));  // still the FIFO, not a replaced file
+  ::unlink(fifo.c_str());
+  CHECK_THROWS_WITH(write_file_atomic("/tmp", "x"),
+                    "'/tmp' is not a regular file; outputs are written only to regular files");
 }
 
 TEST_CASE("units of profile quantities") {

@@ -192,7 +192,7 @@ TEST_CASE("routing rejects bad input", "[models][routing][bad]") {
 
   Doc z("routing: {distribution: zipf, s: -1}\n");
   decode_routing(z.root.at("routing"), a, 2, ".");
-  CHECK(z.diags.str() == "scenario.yaml:1:34: routing.s: must be >= 0 (got -1)\n");
+  CHECK(z.diags.str() == "scenario.yaml:1:34: routing.s: must be in [0, 8] (got -1)\n");
 
   Doc h("routing: {distribution: uniform, hot_share: 0.5}\n");
   decode_routing(h.root.at("routing"), a, 2, ".");

@@ -13,7 +13,12 @@ namespace {
 // Route as "link_id+" (forward) / "link_id-" (backward) tokens, for compact comparisons.
 std::string route_str(const PlatformSpec& p, std::size_t s, std::size_t d) {
   std::string out;
-  for (const LinkUse& u : p.route(s, d)) out += (out.empty() ? "" : " ") + std::to_string(u.link) + (u.forward ? "+" : "-");
+  // Appended piece by piece: GCC 12 at -O3 warns (-Wrestrict, a false positive) on `"literal" + std::string&&`.
+  for (const LinkUse& u : p.route(s, d)) {
+    if (!out.empty()) out += ' ';
+    out += std::to_string(u.link);
+    out += u.forward ? '+' : '-';
+  }
   return out;
 }
 }  // namespace

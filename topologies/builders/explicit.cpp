@@ -26,6 +26,7 @@
 #include <map>
 #include <set>
 
+#include "sim/limits.hpp"
 #include "topologies/builders/builders.hpp"
 
 namespace moesim::topo {
@@ -45,7 +46,7 @@ void decode_build_explicit(const YamlView& v, Cluster& c) {
       const std::string name = item.str("name");
       const std::string kind = item.choice("kind", vertex_kind_names());
       const bool is_gpu = kind == "gpu";
-      const int node = static_cast<int>(item.integer_or("node", is_gpu ? 0 : -1, Range::non_negative()));
+      const int node = static_cast<int>(item.integer_or("node", is_gpu ? 0 : -1, Range::between(0, limits::kMaxNodes - 1)));
       if (v.diagnostic_count() != before) {
         broken.insert(name);  // already reported; links to it should not add "unknown vertex" noise
         continue;

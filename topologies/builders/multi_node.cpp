@@ -39,6 +39,7 @@
 #include <algorithm>
 #include <fmt/format.h>
 
+#include "sim/limits.hpp"
 #include "topologies/builders/builders.hpp"
 
 namespace moesim::topo {
@@ -71,7 +72,7 @@ FabricParams decode_fabric(const YamlView& v) {
   if (f.type == "rail_optimized") keys.push_back("oversubscription");
   v.check_keys(keys);
   f.link_kind = v.choice_or("link_kind", {"infiniband", "ethernet"}, "infiniband");
-  if (f.type == "fat_tree") f.nics_per_leaf = static_cast<int>(v.integer("nics_per_leaf", Range::at_least(1)));
+  if (f.type == "fat_tree") f.nics_per_leaf = static_cast<int>(v.integer("nics_per_leaf", Range::between(1, limits::kMaxNicsPerLeaf)));
   if (f.type != "single_switch") f.oversubscription = v.number_or("oversubscription", 1.0, Range::at_least(1.0));
   return f;
 }
@@ -82,7 +83,7 @@ void decode_build_multi_node(const YamlView& v, Cluster& c) {
   const std::size_t before = v.diagnostic_count();
   v.check_keys(with_keys(kCommonKeys, {"nodes", "node", "nics_per_node", "nic_bandwidth", "nic_link_bandwidth",
                                        "nic_latency", "fabric"}));
-  const int nodes = static_cast<int>(v.integer("nodes", Range::at_least(1)));
+  const int nodes = static_cast<int>(v.integer("nodes", Range::between(1, limits::kMaxNodes)));
 
   // The server: one of the single-node families, decoded once and built `nodes` times.
   std::string node_family;
@@ -105,7 +106,10 @@ void decode_build_multi_node(const YamlView& v, Cluster& c) {
       }
     }
   }
-  const int nics_per_node = static_cast<int>(v.integer_or("nics_per_node", gpus_per_node, Range::at_least(1)));
+  const int nics_per_node = static_cast<int>(v.integer_or("nics_per_node", gpus_per_node, Range::between(1, limits::kMaxGpusPerNode)));
+  if (int64_t{nodes} * gpus_per_node > limits::kMaxGpus)
+    v.error_at("nodes", fmt::format("gives {} x {} = {} GPUs; a cluster has at most {}", nodes, gpus_per_node,
+                                    int64_t{nodes} * gpus_per_node, limits::kMaxGpus));
   if (gpus_per_node % nics_per_node != 0)
     v.error_at("nics_per_node", fmt::format("must divide the GPUs per node ({})", gpus_per_node));
   const double nic_bw = v.quantity("nic_bandwidth", Dim::bandwidth);

@@ -15,6 +15,7 @@
 //   nvlink_latency    duration ("0.5us"), default 0s, >= 0
 #include <fmt/format.h>
 
+#include "sim/limits.hpp"
 #include "topologies/builders/builders.hpp"
 
 namespace moesim::topo {
@@ -22,7 +23,7 @@ namespace moesim::topo {
 NvswitchNodeParams decode_nvswitch_node(const YamlView& v, const std::vector<std::string>& other_keys) {
   v.check_keys(with_keys(other_keys, {"gpus", "nvlink_bandwidth", "nvlink_latency"}));
   NvswitchNodeParams p;
-  p.gpus = static_cast<int>(v.integer("gpus", Range::at_least(1)));
+  p.gpus = static_cast<int>(v.integer("gpus", Range::between(1, limits::kMaxGpusPerNode)));
   p.nvlink_bandwidth_Bps = v.quantity("nvlink_bandwidth", Dim::bandwidth);
   p.nvlink_latency_s = v.quantity_or("nvlink_latency", Dim::seconds, 0.0, Range::non_negative());
   return p;

@@ -24,6 +24,7 @@
 //   inter_socket_bandwidth  bandwidth per direction of the socket-socket link, required when sockets = 2
 #include <fmt/format.h>
 
+#include "sim/limits.hpp"
 #include "topologies/builders/builders.hpp"
 
 namespace moesim::topo {
@@ -32,8 +33,9 @@ PcieNodeParams decode_pcie_node(const YamlView& v, const std::vector<std::string
   v.check_keys(with_keys(other_keys, {"gpus", "gpus_per_switch", "sockets", "pcie_bandwidth", "pcie_latency",
                                       "uplink_bandwidth", "inter_socket_bandwidth"}));
   PcieNodeParams p;
-  p.gpus = static_cast<int>(v.integer("gpus", Range::at_least(1)));
-  p.gpus_per_switch = static_cast<int>(v.integer("gpus_per_switch", Range::at_least(1)));
+  const std::size_t before = v.diagnostic_count();
+  p.gpus = static_cast<int>(v.integer("gpus", Range::between(1, limits::kMaxGpusPerNode)));
+  p.gpus_per_switch = static_cast<int>(v.integer("gpus_per_switch", Range::between(1, limits::kMaxGpusPerNode)));
   p.sockets = static_cast<int>(v.integer_or("sockets", 2, Range::between(1, 2)));
   p.pcie_bandwidth_Bps = v.quantity("pcie_bandwidth", Dim::bandwidth);
   p.pcie_latency_s = v.quantity_or("pcie_latency", Dim::seconds, 0.0, Range::non_negative());
@@ -42,6 +44,7 @@ PcieNodeParams decode_pcie_node(const YamlView& v, const std::vector<std::string
     p.inter_socket_bandwidth_Bps = v.quantity("inter_socket_bandwidth", Dim::bandwidth);
   else if (v.has("inter_socket_bandwidth"))
     v.error_at("inter_socket_bandwidth", "only allowed with sockets: 2");
+  if (v.diagnostic_count() != before) return p;  // the counts below divide by values that failed their rule
   if (v.has("gpus") && v.has("gpus_per_switch") && p.gpus % p.gpus_per_switch != 0)
     v.error_at("gpus_per_switch", fmt::format("must divide gpus ({})", p.gpus));
   else if (v.has("gpus_per_switch") && (p.gpus / p.gpus_per_switch) % p.sockets != 0)

@@ -1,0 +1,42 @@
+// `auto` fidelity is chosen by the exact level's expected flow count (issue 12): the shipped 8/16-GPU
+// scenarios stay exact, the 64-GPU training bench goes fast, and fast stays within 1 % of exact there.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+
+#include "sim/runner.hpp"
+#include "sim/scenario.hpp"
+
+using namespace moesim;
+namespace fs = std::filesystem;
+
+namespace {
+const fs::path kSource = MOESIM_SOURCE_DIR;
+}
+
+TEST_CASE("auto fidelity: exact within the flow budget, fast beyond it", "[fidelity]") {
+  for (const auto& e : fs::directory_iterator(kSource / "scenarios")) {
+    if (e.path().extension() != ".yaml") continue;
+    const Scenario sc = load_scenario(e.path().string());
+    INFO(e.path().string() << ": " << sc.expected_exact_flows() << " expected flows");
+    CHECK(sc.expected_exact_flows() <= kExactFlowBudget);
+    CHECK(sc.resolved_fidelity() == Fidelity::exact);
+  }
+  const Scenario bench = load_scenario((kSource / "scenarios" / "bench" / "dsv3-train-64.yaml").string());
+  // 58 MoE layers x (dispatch + combine) x (forward + backward) x 64 x 63 ordered rank pairs.
+  CHECK(bench.expected_exact_flows() == 58.0 * 2 * 2 * 64 * 63);
+  CHECK(bench.resolved_fidelity() == Fidelity::fast);
+}
+
+TEST_CASE("fast stays within 1 % of exact on the 64-GPU training bench", "[fidelity][slow]") {
+  const Scenario sc = load_scenario((kSource / "scenarios" / "bench" / "dsv3-train-64.yaml").string());
+  RunOptions exact, fast;
+  exact.fidelity = Fidelity::exact;
+  fast.fidelity = Fidelity::fast;
+  const RunResult re = run_scenario(sc, exact), rf = run_scenario(sc, fast);
+  REQUIRE(re.variants.size() == rf.variants.size());
+  for (std::size_t i = 0; i < re.variants.size(); ++i) {
+    INFO(re.variants[i].name << ": exact " << re.variants[i].step_time_s << " s, fast " << rf.variants[i].step_time_s);
+    CHECK(std::fabs(rf.variants[i].step_time_s / re.variants[i].step_time_s - 1.0) <= 0.01);
+  }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer harness of BUILD for SECONDS each, seeded from tests/bad and the shipped files.
+# A crash leaves crash-* in build-fuzz/findings/<target>/; turn each into a tests/bad case with its message.
+set -euo pipefail
+BUILD=${1:-build-fuzz}
+SECONDS_PER=${2:-60}
+root=$(cd "$(dirname "$0")/.." && pwd)
+declare -A seeds=(
+  [scenario]="$root/tests/bad $root/scenarios $root/scenarios/bench"
+  [profile]="$root/models/profiles $root/tests/data $root/tests/bad/inputs"
+  [trace]="$root/tests/bad $root/tests/data"
+  [raw]="$root/tests/calibrate"
+)
+for t in scenario profile trace raw; do
+  bin="$BUILD/tests/fuzz/fuzz_$t"
+  [ -x "$bin" ] || continue
+  corpus="$BUILD/findings/$t/corpus"
+  mkdir -p "$corpus"
+  for d in ${seeds[$t]}; do
+    [ -d "$d" ] && find "$d" -maxdepth 1 -type f \( -name '*.yaml' -o -name '*.csv' \) -exec cp -t "$corpus" {} +
+  done
+  echo "fuzz: $t for ${SECONDS_PER}s"
+  (cd "$BUILD/findings/$t" && ASAN_OPTIONS=detect_leaks=0 "$OLDPWD/$bin" -max_total_time="$SECONDS_PER" \
+     -max_len=65536 -timeout=10 -rss_limit_mb=2048 corpus)
+done
