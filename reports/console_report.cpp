@@ -18,7 +18,49 @@ std::string provenance_text(const VariantResult& v) {
   return s.empty() ? "-" : s;
 }
 
+// A variant-specific metric as "12.5%" (percent = true, from a fraction) or "1.234x"; "-" when absent.
+std::string extra_or_dash(const VariantResult& v, const char* key, bool percent, int digits) {
+  auto it = v.extra.find(key);
+  if (it == v.extra.end()) return "-";
+  return percent ? fmt::format("{:.{}f}%", 100.0 * it->second, digits) : fmt::format("{:.{}f}x", it->second, digits);
+}
+
 }  // namespace
+
+SummaryTable moe_table(const RunResult& r) {
+  SummaryTable t;
+  bool any = false;
+  for (const auto& v : r.variants) any = any || !v.step_stats.empty();
+  if (!any) return t;
+  auto col = [&](const char* h, bool right) { t.headers.emplace_back(h); t.right_aligned.push_back(right); };
+  col("variant", false);
+  col("MoE layer (mean)", true);
+  col("MoE speedup", true);
+  col("step p50", true);
+  col("step p99", true);
+  col("step max", true);
+  col("low-prec pairs", true);
+  col("cast (hidden)", true);
+  col("slowest rank changes", true);
+  col("EPLB extra mem/rank", true);
+  for (const auto& v : r.variants) {
+    auto stat = [&](const char* name, double Distribution::*f) {
+      auto it = v.step_stats.find(name);
+      return it == v.step_stats.end() ? std::string("-") : format_seconds(it->second.*f);
+    };
+    std::string cast = "-";
+    if (auto it = v.extra.find("cast_s"); it != v.extra.end())
+      cast = fmt::format("{} ({})", format_seconds(it->second), extra_or_dash(v, "cast_hidden_frac", true, 0));
+    std::string changes = extra_or_dash(v, "slowest_rank_change_frac", true, 0);
+    const auto mem = v.extra.find("eplb_extra_weight_bytes_per_rank");
+    t.rows.push_back({v.name, stat("moe_layer_time_s", &Distribution::mean),
+                      extra_or_dash(v, "moe_layer_speedup_vs_baseline", false, 3),
+                      stat("step_time_s", &Distribution::p50), stat("step_time_s", &Distribution::p99),
+                      stat("step_time_s", &Distribution::max), extra_or_dash(v, "lowp_pair_frac", true, 1), cast,
+                      changes, mem == v.extra.end() ? std::string("-") : format_bytes(mem->second)});
+  }
+  return t;
+}
 
 std::string settings_text(const RunContext& c) {
   std::string s;
@@ -63,6 +105,29 @@ SummaryTable summary_table(const RunResult& r) {
   return t;
 }
 
+// Widths from the widest cell; every line (header, rule, rows) padded to the same length.
+std::string table_text(const SummaryTable& t) {
+  std::vector<std::size_t> w(t.headers.size());
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    w[i] = t.headers[i].size();
+    for (const auto& row : t.rows) w[i] = std::max(w[i], row[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string s;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      if (i) s += "  ";
+      s += t.right_aligned[i] ? fmt::format("{:>{}}", cells[i], w[i]) : fmt::format("{:<{}}", cells[i], w[i]);
+    }
+    return s + '\n';
+  };
+  std::string out = line(t.headers);
+  std::vector<std::string> rule;
+  for (auto n : w) rule.emplace_back(n, '-');
+  out += line(rule);
+  for (const auto& row : t.rows) out += line(row);
+  return out;
+}
+
 std::string console_report(const RunResult& r, bool show_wall) {
   const RunContext& c = r.context;
   std::string out;
@@ -81,29 +146,18 @@ std::string console_report(const RunResult& r, bool show_wall) {
                                 : std::string());
   kv("profiles", profiles.empty() ? "(none)" : profiles);
   if (!r.baseline.empty()) kv("baseline", r.baseline);
+  if (!r.variants.empty() && r.variants.front().steps > 1)
+    kv("steps", fmt::format("{} consecutive batches; the table's times are means per step", r.variants.front().steps));
   out += '\n';
-
-  // Table: widths from the widest cell; every line (header, rule, rows) padded to the same length.
-  const SummaryTable t = summary_table(r);
-  std::vector<std::size_t> w(t.headers.size());
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    w[i] = t.headers[i].size();
-    for (const auto& row : t.rows) w[i] = std::max(w[i], row[i].size());
+  out += table_text(summary_table(r));
+  out += '\n';
+  if (const SummaryTable m = moe_table(r); !m.rows.empty()) {
+    out += "MoE metrics: MoE layer = gate to end of combine, mean over steps and MoE layers; low-prec pairs = share "
+           "of routed token-expert computations done in low precision; slowest rank changes = share of consecutive "
+           "MoE layers whose slowest rank differs\n";
+    out += table_text(m);
+    out += '\n';
   }
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string s;
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-      if (i) s += "  ";
-      s += t.right_aligned[i] ? fmt::format("{:>{}}", cells[i], w[i]) : fmt::format("{:<{}}", cells[i], w[i]);
-    }
-    return s + '\n';
-  };
-  out += line(t.headers);
-  std::vector<std::string> rule;
-  for (auto n : w) rule.emplace_back(n, '-');
-  out += line(rule);
-  for (const auto& row : t.rows) out += line(row);
-  out += '\n';
 
   // Per-variant breakdown: time by op class, options, counters, variant-specific metrics.
   for (const auto& v : r.variants) {

@@ -19,13 +19,35 @@ std::string csv_field(const std::string& s) {
 
 }  // namespace
 
+// Columns step, precision and vision_share are added only when some variant has them (multi-step runs,
+// precision-switching schedules, multimodal workloads), so existing CSVs keep their bytes. A variant without
+// a column's value leaves it empty.
 std::string csv_report(const RunResult& r) {
-  std::string out = "variant,schedule,layer,rank,tokens_received,compute_s,comm_s,start_s,end_s\n";
+  bool has_step = false, has_precision = false, has_vision = false;
+  for (const auto& v : r.variants) {
+    has_step = has_step || v.steps > 1;
+    for (const auto& row : v.rows) {
+      has_precision = has_precision || !row.precision.empty();
+      has_vision = has_vision || row.vision_share >= 0;
+    }
+  }
+  std::string out = "variant,schedule,";
+  if (has_step) out += "step,";
+  out += "layer,rank,tokens_received,compute_s,comm_s,start_s,end_s";
+  if (has_precision) out += ",precision";
+  if (has_vision) out += ",vision_share";
+  out += '\n';
   for (const auto& v : r.variants) {
     const std::string prefix = csv_field(v.name) + ',' + csv_field(v.schedule);
-    for (const auto& row : v.rows)
-      out += fmt::format("{},{},{},{},{:.9g},{:.9g},{:.9g},{:.9g}\n", prefix, row.layer, row.rank,
-                         row.tokens_received, row.compute_s, row.comm_s, row.start_s, row.end_s);
+    for (const auto& row : v.rows) {
+      out += prefix + ',';
+      if (has_step) out += fmt::format("{},", row.step);
+      out += fmt::format("{},{},{},{:.9g},{:.9g},{:.9g},{:.9g}", row.layer, row.rank, row.tokens_received,
+                         row.compute_s, row.comm_s, row.start_s, row.end_s);
+      if (has_precision) out += ',' + row.precision;
+      if (has_vision) out += row.vision_share >= 0 ? fmt::format(",{:.6g}", row.vision_share) : std::string(",");
+      out += '\n';
+    }
   }
   return out;
 }

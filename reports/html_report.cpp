@@ -1,5 +1,6 @@
 // Self-contained HTML report: inline CSS and SVG only (no scripts, no network), so it opens offline.
 #include <algorithm>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -63,6 +64,56 @@ std::string step_chart(const RunResult& r) {
   return s + "</svg>\n";
 }
 
+// Heat map, MoE layers down, ranks across; cell colour from white (0) to `rgb` (1). Each cell's tooltip gives
+// the layer, rank and value. grid[i][r] is the value of layers[i], rank r, in [0, 1].
+std::string heat_map(const std::vector<int>& layers, const std::vector<std::vector<double>>& grid, const char* what,
+                     int rgb_r, int rgb_g, int rgb_b) {
+  if (layers.empty() || grid.empty()) return {};
+  const std::size_t ranks = grid.front().size();
+  constexpr double kCellW = 26, kCellH = 9, kLeft = 60, kTop = 22;
+  const double w = kLeft + kCellW * static_cast<double>(ranks) + 10;
+  const double h = kTop + kCellH * static_cast<double>(layers.size()) + 10;
+  std::string s = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" "
+      "font-family=\"sans-serif\" font-size=\"10\">\n",
+      w, h);
+  for (std::size_t r = 0; r < ranks; ++r)
+    s += fmt::format("<text x=\"{:.1f}\" y=\"14\" text-anchor=\"middle\">r{}</text>\n",
+                     kLeft + kCellW * (static_cast<double>(r) + 0.5), r);
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const double y = kTop + kCellH * static_cast<double>(i);
+    if (i % 4 == 0)
+      s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">L{}</text>\n", kLeft - 4, y + kCellH,
+                       layers[i]);
+    for (std::size_t r = 0; r < ranks && r < grid[i].size(); ++r) {
+      const double v = std::clamp(grid[i][r], 0.0, 1.0);
+      auto mix = [&](int c) { return static_cast<int>(255.0 - (255.0 - c) * v + 0.5); };
+      s += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" "
+                       "fill=\"rgb({},{},{})\" stroke=\"#eee\"><title>layer {} rank {}: {} {:.1f}%</title></rect>\n",
+                       kLeft + kCellW * static_cast<double>(r), y, kCellW, kCellH, mix(rgb_r), mix(rgb_g), mix(rgb_b),
+                       layers[i], r, what, 100.0 * grid[i][r]);
+    }
+  }
+  return s + "</svg>\n";
+}
+
+// Mean over steps of each (MoE layer, rank)'s vision share, from the rows (multimodal runs only).
+void vision_grid(const VariantResult& v, std::vector<int>& layers, std::vector<std::vector<double>>& grid) {
+  std::map<int, std::map<int, std::pair<double, int>>> acc;  // layer -> rank -> (sum, count)
+  for (const auto& row : v.rows)
+    if (row.vision_share >= 0) {
+      auto& a = acc[row.layer][row.rank];
+      a.first += row.vision_share;
+      ++a.second;
+    }
+  for (const auto& [layer, ranks] : acc) {
+    layers.push_back(layer);
+    std::vector<double> line;
+    for (const auto& [rank, a] : ranks) line.push_back(a.second ? a.first / a.second : 0.0);
+    grid.push_back(std::move(line));
+  }
+}
+
 }  // namespace
 
 std::string html_report(const RunResult& r) {
@@ -97,7 +148,36 @@ std::string html_report(const RunResult& r) {
       s += (t.right_aligned[i] ? "<td class=\"num\">" : "<td>") + esc(row[i]) + "</td>";
     s += "</tr>\n";
   }
-  s += "</table>\n<h2>Time by op class</h2>\n<ul>\n";
+  s += "</table>\n";
+  if (const SummaryTable m = moe_table(r); !m.rows.empty()) {
+    s += "<h2>MoE metrics</h2>\n<p>MoE layer = gate to end of combine (mean over steps and MoE layers); low-prec "
+         "pairs = share of routed token-expert computations done in low precision; slowest rank changes = share of "
+         "consecutive MoE layers whose slowest rank differs.</p>\n<table>\n<tr>";
+    for (const auto& h : m.headers) s += "<th>" + esc(h) + "</th>";
+    s += "</tr>\n";
+    for (const auto& row : m.rows) {
+      s += "<tr>";
+      for (std::size_t i = 0; i < row.size(); ++i)
+        s += (m.right_aligned[i] ? "<td class=\"num\">" : "<td>") + esc(row[i]) + "</td>";
+      s += "</tr>\n";
+    }
+    s += "</table>\n";
+  }
+  for (const auto& v : r.variants) {
+    std::vector<int> vl;
+    std::vector<std::vector<double>> vg;
+    vision_grid(v, vl, vg);
+    if (v.map_layers.empty() && vl.empty()) continue;
+    s += "<h3>" + esc(v.name) + ": per MoE layer and rank</h3>\n<div style=\"display:flex;gap:2em\">\n";
+    if (!v.map_layers.empty())
+      s += "<div><p>share of steps in low precision</p>\n" +
+           heat_map(v.map_layers, v.lowp_share, "low precision in", 214, 39, 40) + "</div>\n";
+    if (!vl.empty())
+      s += "<div><p>vision share of pairs received (mean over steps)</p>\n" +
+           heat_map(vl, vg, "vision share", 78, 121, 167) + "</div>\n";
+    s += "</div>\n";
+  }
+  s += "<h2>Time by op class</h2>\n<ul>\n";
   for (const auto& v : r.variants) {
     std::string classes = class_times_text(v);
     for (const auto& [k, val] : v.extra) classes += fmt::format("{}{}={:.6g}", classes.empty() ? "" : "; ", k, val);

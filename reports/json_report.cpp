@@ -64,15 +64,35 @@ Json variant_json(const VariantResult& v, bool include_events, bool include_wall
             {"ops", v.ops},
             {"simgrid_activities", v.simgrid_activities}};
   if (include_wall) j["wall_s"] = v.wall_s;
+  // Multi-step and MoE-metric fields appear only when the run has them, so single-step reports of the
+  // existing schedules keep their bytes.
+  if (v.steps > 1) {
+    j["steps"] = v.steps;
+    j["step_times_s"] = v.step_times_s;
+  }
+  if (!v.step_stats.empty()) {
+    Json stats = Json::object();
+    for (const auto& [name, d] : v.step_stats)
+      stats[name] = {{"mean", d.mean}, {"p50", d.p50}, {"p99", d.p99}, {"max", d.max}, {"count", d.count}};
+    j["step_stats"] = std::move(stats);
+  }
+  if (!v.map_layers.empty())
+    j["precision_map"] = {{"layers", v.map_layers}, {"lowp_share", v.lowp_share}};
   Json rows = Json::array();
-  for (const auto& r : v.rows)
-    rows.push_back({{"layer", r.layer},
-                    {"rank", r.rank},
-                    {"tokens_received", r.tokens_received},
-                    {"compute_s", r.compute_s},
-                    {"comm_s", r.comm_s},
-                    {"start_s", r.start_s},
-                    {"end_s", r.end_s}});
+  for (const auto& r : v.rows) {
+    Json row = Json::object();
+    if (v.steps > 1) row["step"] = r.step;
+    row["layer"] = r.layer;
+    row["rank"] = r.rank;
+    row["tokens_received"] = r.tokens_received;
+    row["compute_s"] = r.compute_s;
+    row["comm_s"] = r.comm_s;
+    row["start_s"] = r.start_s;
+    row["end_s"] = r.end_s;
+    if (!r.precision.empty()) row["precision"] = r.precision;
+    if (r.vision_share >= 0) row["vision_share"] = r.vision_share;
+    rows.push_back(std::move(row));
+  }
   j["rows"] = std::move(rows);
   if (include_events) {
     Json events = Json::array();

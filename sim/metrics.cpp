@@ -121,12 +121,13 @@ void summarize_moe(const OpGraph& graph, const Trace& trace, const std::string& 
     row.precision = it->second;
     auto& v = share[row.layer];
     v.resize(static_cast<std::size_t>(R), 0.0);
-    if (row.precision != model_dtype) v[static_cast<std::size_t>(row.rank)] += 1.0 / out.steps;
+    if (row.precision != model_dtype) v[static_cast<std::size_t>(row.rank)] += 1.0;  // counted, divided below
   }
   out.map_layers.clear();
   out.lowp_share.clear();
   for (auto& [l, v] : share) {
     out.map_layers.push_back(l);
+    for (double& x : v) x /= out.steps;
     out.lowp_share.push_back(std::move(v));
   }
 }

@@ -57,6 +57,7 @@ void OpGraph::note_sum(const std::string& key, double v) {
 
 void OpGraph::append(const OpGraph& next, int step) {
   for (const auto& [k, v] : next.notes_) v.second ? note_sum(k, v.first) : note_max(k, v.first);
+  for (const auto& [key, r] : next.received_) received_[{step, key.second}] = r;
   if (next.ranks_ != ranks_) throw std::invalid_argument("OpGraph::append: rank counts differ");
   const OpId base = static_cast<OpId>(ops_.size());
   const int32_t cbase = static_cast<int32_t>(collectives_.size());

@@ -92,6 +92,15 @@ class OpGraph {
   void note_sum(const std::string& key, double v);
   const std::map<std::string, std::pair<double, bool>>& notes() const { return notes_; }  // value, summed
 
+  // Token-expert pairs (and vision pairs; empty when not multimodal) each rank receives in MoE layer `layer`
+  // when the schedule routes them elsewhere than the routing plan's placement (EPLB's replicas). Reports use
+  // these instead of the plan's. Keyed by (step, layer); append() moves next's entries to its step.
+  struct Received {
+    std::vector<int64_t> pairs, vision;
+  };
+  void set_received(int layer, Received r) { received_[{0, layer}] = std::move(r); }
+  const std::map<std::pair<int, int>, Received>& received() const { return received_; }
+
   // Sets the precision tag of an op (schedules that choose a precision per rank).
   void set_precision(OpId id, OpPrecision p) { ops_.at(id).precision = p; }
 
@@ -105,6 +114,7 @@ class OpGraph {
   std::vector<Collective> collectives_;
   std::vector<int64_t> last_;  // per (rank, stream)
   std::map<std::string, std::pair<double, bool>> notes_;
+  std::map<std::pair<int, int>, Received> received_;
 };
 
 }  // namespace moesim

@@ -132,7 +132,9 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   summarize(graph, trace, static_cast<int>(layers.size()), keep_events, v);
   if (moe_metrics) summarize_moe(graph, trace, models::dtype_name(arch.dtype), v);
   v.extra["pair_time_s"] = models::pair_time_s(v.step_time_s, static_cast<int>(layers.size()));
-  // Routing-derived figures: tokens received per (step, layer, rank), imbalance, drops, vision shares.
+  // Routing-derived figures: tokens received per (step, layer, rank), imbalance (mean over steps and MoE
+  // layers), drops (summed over steps), vision shares. A schedule that moves tokens off the plan's placement
+  // (EPLB) records what each rank received in the graph; those counts win.
   double imb_sum = 0;
   int moe_layers = 0;
   // Per step and simulated layer (empty for dense ones): pairs received, vision pairs received.
@@ -141,15 +143,20 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
     const models::RoutingPlan& plan = series.at(s);
     for (int l : layers) {
       if (!arch.is_moe_layer(l)) continue;
-      if (s == 0) {
-        ++moe_layers;
-        const double imb = plan.load_imbalance(l);
-        imb_sum += imb;
-        v.load_imbalance_max = std::max(v.load_imbalance_max, imb);
-        v.dropped_tokens += plan.dropped(l);
+      auto& rx = recv[{s, l}];
+      if (auto it = graph.received().find({s, l}); it != graph.received().end()) {
+        rx = {it->second.pairs, it->second.vision};
+      } else {
+        rx = {plan.tokens_per_rank_received(l),
+              plan.multimodal() ? plan.vision_per_rank_received(l) : std::vector<int64_t>{}};
       }
-      recv[{s, l}] = {plan.tokens_per_rank_received(l),
-                      plan.multimodal() ? plan.vision_per_rank_received(l) : std::vector<int64_t>{}};
+      int64_t mx = 0, sum = 0;
+      for (int64_t x : rx.first) mx = std::max(mx, x), sum += x;
+      const double imb = sum > 0 ? static_cast<double>(mx) / (static_cast<double>(sum) / sc.ep) : 0.0;
+      ++moe_layers;
+      imb_sum += imb;
+      v.load_imbalance_max = std::max(v.load_imbalance_max, imb);
+      v.dropped_tokens += plan.dropped(l);
     }
   }
   int64_t pairs = 0, low_pairs = 0;

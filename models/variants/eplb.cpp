@@ -192,6 +192,9 @@ OpGraph build_eplb(const VariantSpec& spec, const StepInput& in) {
   double per_expert = 0;
   for (int e = 0; e < E; ++e) per_expert = std::max(per_expert, in.costs.model().expert_weight_bytes(e, in.arch.dtype));
   OpGraph g(R);
+  for (const auto& [l, pl] : placed)
+    g.set_received(l, {plan.tokens_per_rank_received(l),
+                       plan.multimodal() ? plan.vision_per_rank_received(l) : std::vector<int64_t>{}});
   g.note_max("eplb_extra_weight_bytes_per_rank", extra_slots * per_expert * in.arch.moe_layer_count());
   if (!before.empty()) {
     // New replicas travel from the expert's home rank.
