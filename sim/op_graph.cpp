@@ -64,7 +64,9 @@ void OpGraph::append(const OpGraph& next, int step) {
   // The last op of each rank before the append (either stream), for the first op of each (rank, stream).
   const std::vector<int64_t> before = last_;
   std::vector<bool> started(last_.size(), false);
-  ops_.reserve(ops_.size() + next.ops_.size());
+  // Geometric growth: an exact reserve per append would copy the whole graph at every step (quadratic).
+  if (ops_.capacity() < ops_.size() + next.ops_.size())
+    ops_.reserve(std::max(ops_.size() + next.ops_.size(), 2 * ops_.capacity()));
   for (const Op& o : next.ops_) {
     Op op = o;
     op.step = step;

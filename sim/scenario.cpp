@@ -31,7 +31,10 @@ Fidelity Scenario::resolved_fidelity() const {
   switch (fidelity) {
     case FidelityRequest::exact: return Fidelity::exact;
     case FidelityRequest::fast: return Fidelity::fast;
-    case FidelityRequest::auto_: return expected_exact_flows() <= kExactFlowBudget ? Fidelity::exact : Fidelity::fast;
+    case FidelityRequest::auto_:
+      for (const auto& v : variants)
+        if (const auto* info = models::find_schedule(v.schedule); info && info->needs_exact) return Fidelity::exact;
+      return expected_exact_flows() <= kExactFlowBudget ? Fidelity::exact : Fidelity::fast;
   }
   return Fidelity::exact;
 }
@@ -41,7 +44,9 @@ double Scenario::expected_exact_flows() const {
   for (int l : simulated_layers())
     if (static_cast<std::size_t>(l) < arch.moe_layer.size() && arch.moe_layer[static_cast<std::size_t>(l)]) ++moe;
   const double passes = mode == models::Mode::training ? 2.0 : 1.0;  // backward repeats both all-to-alls
-  return moe * 2.0 * passes * static_cast<double>(ep) * static_cast<double>(std::max(0, ep - 1));
+  // Every workload step repeats them.
+  return moe * 2.0 * passes * static_cast<double>(ep) * static_cast<double>(std::max(0, ep - 1)) *
+         static_cast<double>(std::max(1, steps));
 }
 
 namespace {

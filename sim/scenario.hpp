@@ -52,10 +52,12 @@ struct Scenario {
   // The layers simulated (first layers_limit, or all).
   std::vector<int> simulated_layers() const;
   // auto -> exact while the expected number of SimGrid flows of the exact level stays within
-  // kExactFlowBudget (a run of a few seconds at ~40 us a flow on a 2-core machine), fast above.
+  // kExactFlowBudget (a run of a few seconds at ~40 us a flow on a 2-core machine), fast above; always exact
+  // when a variant's schedule needs per-rank all-to-all finish times (ScheduleInfo::needs_exact: realb).
   Fidelity resolved_fidelity() const;
   // Flows the exact level simulates: one per ordered rank pair in each dispatch and combine all-to-all of each
-  // simulated MoE layer (twice in training). Chunked schedules split bytes, not pairs; the estimate is per chunk.
+  // simulated MoE layer (twice in training), for every workload step. Chunked schedules split bytes, not pairs;
+  // the estimate is per chunk.
   double expected_exact_flows() const;
 };
 

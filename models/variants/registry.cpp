@@ -24,8 +24,9 @@ int eplb_history(const VariantSpec&);
 
 namespace {
 ScheduleInfo with_options(ScheduleInfo s, std::function<OptionDecoder> decode,
-                          std::function<int(const VariantSpec&)> history = {}) {
+                          std::function<int(const VariantSpec&)> history = {}, bool needs_exact = false) {
   s.decode = std::move(decode);
+  s.needs_exact = needs_exact;
   s.history_steps = std::move(history);
   s.moe_metrics = true;
   return s;
@@ -63,10 +64,10 @@ const std::vector<ScheduleInfo>& schedules() {
                     "ReaLB: overloaded, vision-heavy ranks run their expert GEMMs in `precision` (fp4/fp8), the weight "
                     "cast hidden under the dispatch",
                     {"precision", "load_threshold", "modality_threshold", "batch_threshold"}, build_realb, {}},
-                   decode_realb),
+                   decode_realb, {}, true),
       with_options({"realb_seq", "ReaLB's policy with the weight cast before the dispatch (nothing hidden)",
                     {"precision", "load_threshold", "modality_threshold", "batch_threshold"}, build_realb_seq, {}},
-                   decode_realb),
+                   decode_realb, {}, true),
       with_options({"lowp_all", "every rank and layer in `precision`, weights quantised offline (no cast)",
                     {"precision"}, build_lowp_all, {}},
                    decode_lowp_all),

@@ -101,6 +101,11 @@ struct ScheduleInfo {
   // Whether runs that include this schedule report the MoE-layer figures (MoE-layer time, per-step statistics,
   // per-rank precision; ReaLB/EPLB comparisons) for every variant.
   bool moe_metrics = false;
+  // Whether `auto` fidelity must pick exact for this schedule whatever the flow count: its result rests on
+  // per-rank finish times inside an all-to-all, which the fast level (one task per all-to-all) merges. ReaLB:
+  // fast put the step of scenarios/realb-qwen3-vl-rtx5090-8k.yaml 10 % above exact (125.2 vs 113.8 ms) while
+  // topk and eplb stayed within 0.4 %.
+  bool needs_exact = false;
 };
 
 // All registered schedules, in a fixed order.
