@@ -64,6 +64,19 @@ std::string step_chart(const RunResult& r) {
   return s + "</svg>\n";
 }
 
+std::string table_html(const SummaryTable& t) {
+  std::string s = "<table>\n<tr>";
+  for (const auto& h : t.headers) s += "<th>" + esc(h) + "</th>";
+  s += "</tr>\n";
+  for (const auto& row : t.rows) {
+    s += "<tr>";
+    for (std::size_t i = 0; i < row.size(); ++i)
+      s += (t.right_aligned[i] ? "<td class=\"num\">" : "<td>") + esc(row[i]) + "</td>";
+    s += "</tr>\n";
+  }
+  return s + "</table>\n";
+}
+
 // Heat map, MoE layers down, ranks across; cell colour from white (0) to `rgb` (1). Each cell's tooltip gives
 // the layer, rank and value. grid[i][r] is the value of layers[i], rank r, in [0, 1].
 std::string heat_map(const std::vector<int>& layers, const std::vector<std::vector<double>>& grid, const char* what,
@@ -138,31 +151,12 @@ std::string html_report(const RunResult& r) {
                             p.confidence);
   item("profiles", profiles.empty() ? "(none)" : profiles);
   if (!r.baseline.empty()) item("baseline", r.baseline);
-  s += "</dl>\n<h2>Step time</h2>\n" + step_chart(r) + "<h2>Variants</h2>\n<table>\n<tr>";
-  const SummaryTable t = summary_table(r);
-  for (const auto& h : t.headers) s += "<th>" + esc(h) + "</th>";
-  s += "</tr>\n";
-  for (const auto& row : t.rows) {
-    s += "<tr>";
-    for (std::size_t i = 0; i < row.size(); ++i)
-      s += (t.right_aligned[i] ? "<td class=\"num\">" : "<td>") + esc(row[i]) + "</td>";
-    s += "</tr>\n";
-  }
-  s += "</table>\n";
-  if (const SummaryTable m = moe_table(r); !m.rows.empty()) {
+  s += "</dl>\n<h2>Step time</h2>\n" + step_chart(r) + "<h2>Variants</h2>\n" + table_html(summary_table(r));
+  if (const SummaryTable m = moe_table(r); !m.rows.empty())
     s += "<h2>MoE metrics</h2>\n<p>MoE layer = gate to end of combine (mean over steps and MoE layers); low-prec "
          "pairs = share of routed token-expert computations done in low precision; slowest rank changes = share of "
-         "consecutive MoE layers whose slowest rank differs.</p>\n<table>\n<tr>";
-    for (const auto& h : m.headers) s += "<th>" + esc(h) + "</th>";
-    s += "</tr>\n";
-    for (const auto& row : m.rows) {
-      s += "<tr>";
-      for (std::size_t i = 0; i < row.size(); ++i)
-        s += (m.right_aligned[i] ? "<td class=\"num\">" : "<td>") + esc(row[i]) + "</td>";
-      s += "</tr>\n";
-    }
-    s += "</table>\n";
-  }
+         "consecutive MoE layers whose slowest rank differs.</p>\n" +
+         table_html(m);
   for (const auto& v : r.variants) {
     std::vector<int> vl;
     std::vector<std::vector<double>> vg;
