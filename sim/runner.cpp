@@ -138,7 +138,14 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   // Per step and simulated layer (empty for dense ones): pairs received, vision pairs received.
   std::map<std::pair<int, int>, std::pair<std::vector<int64_t>, std::vector<int64_t>>> recv;
   for (int s = 0; s < sc.steps; ++s) {
-    const models::RoutingPlan& plan = series.at(s);
+    // The per-rank loads as executed: a schedule that re-splits pairs over other ranks (EPLB) says how.
+    std::optional<models::RoutingPlan> executed;
+    if (info->executed_routing) {
+      const models::StepInput in{arch, sc.placement, series.at(s), costs, sc.mode, sc.ep, sc.tokens_per_rank,
+                                 layers, s, &series};
+      executed = info->executed_routing(spec, in);
+    }
+    const models::RoutingPlan& plan = executed ? *executed : series.at(s);
     for (int l : layers) {
       if (!arch.is_moe_layer(l)) continue;
       if (s == 0) {

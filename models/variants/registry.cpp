@@ -21,6 +21,7 @@ using OptionDecoder = std::shared_ptr<const ScheduleOptions>(const YamlView&, co
                                                              std::map<std::string, std::string>&);
 OptionDecoder decode_realb, decode_lowp_all, decode_eplb;
 int eplb_history(const VariantSpec&);
+RoutingPlan eplb_routing(const VariantSpec&, const StepInput&);
 
 namespace {
 ScheduleInfo with_options(ScheduleInfo s, std::function<OptionDecoder> decode,
@@ -70,11 +71,16 @@ const std::vector<ScheduleInfo>& schedules() {
       with_options({"lowp_all", "every rank and layer in `precision`, weights quantised offline (no cast)",
                     {"precision"}, build_lowp_all, {}},
                    decode_lowp_all),
-      with_options({"eplb",
-                    "EPLB: `redundant_experts` replica slots for hot experts, chosen from the last `window` steps "
-                    "every `interval` steps; tokens split `even` or `least_loaded`",
-                    {"redundant_experts", "window", "interval", "split"}, build_eplb, {}},
-                   decode_eplb, eplb_history),
+      [] {
+        ScheduleInfo s = with_options(
+            {"eplb",
+             "EPLB: `redundant_experts` replica slots for hot experts, chosen from the last `window` steps every "
+             "`interval` steps; tokens split `even` or `least_loaded`",
+             {"redundant_experts", "window", "interval", "split"}, build_eplb, {}},
+            decode_eplb, eplb_history);
+        s.executed_routing = eplb_routing;
+        return s;
+      }(),
   };
   return all;
 }

@@ -101,6 +101,10 @@ struct ScheduleInfo {
   // Whether runs that include this schedule report the MoE-layer figures (MoE-layer time, per-step statistics,
   // per-rank precision; ReaLB/EPLB comparisons) for every variant.
   bool moe_metrics = false;
+  // Optional: the step's routing as the schedule executes it, for schedules that move token-expert pairs to
+  // other ranks than the drawn plan's placement (EPLB's replicas). The runner reports per-rank loads (tokens
+  // received, vision shares, load imbalance) from it. Empty: the step's plan as drawn.
+  std::function<RoutingPlan(const VariantSpec&, const StepInput&)> executed_routing = {};
 };
 
 // All registered schedules, in a fixed order.
