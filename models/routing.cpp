@@ -409,10 +409,15 @@ struct AliasTable {
     }
     for (uint32_t i : large) prob[i] = 1.0, alias[i] = i;
     for (uint32_t i : small) prob[i] = 1.0, alias[i] = i;  // rounding leftovers
-    // A zero-weight expert must never be drawn, whatever the rounding did.
+    // A zero-weight expert must never be drawn, whatever the rounding did: its column always yields its alias.
+    // The alias Vose gave it carries that expert's mass and is kept; only a leftover column aliased to itself
+    // needs another (any expert of positive weight; its mass there is a rounding remnant).
     const uint32_t heaviest = static_cast<uint32_t>(std::max_element(w.begin(), w.end()) - w.begin());
     for (size_t i = 0; i < n; ++i)
-      if (w[i] <= 0.0) prob[i] = 0.0, alias[i] = heaviest;
+      if (w[i] <= 0.0) {
+        prob[i] = 0.0;
+        if (alias[i] == i) alias[i] = heaviest;
+      }
     entries.resize(n);
     for (size_t i = 0; i < n; ++i)
       entries[i] = {static_cast<uint64_t>(std::ceil(prob[i] * 0x1.0p32)), {static_cast<uint32_t>(i), alias[i]}};

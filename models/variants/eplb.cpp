@@ -119,18 +119,26 @@ std::vector<double> water_fill(const std::vector<int>& rs, const std::vector<dou
 
 }  // namespace
 
-OpGraph build_eplb(const VariantSpec& spec, const StepInput& in) {
-  const auto& o = spec.options_as<EplbOptions>();
-  const int R = in.ranks, E = in.arch.routed_experts, s = in.step;
-  if (o.redundant == 0) return build_sequential(in, false);
+namespace {
+
+// The last re-placement step at or before step s.
+int replacement_step(const EplbOptions& o, int s) { return s - ((s % o.interval) + o.interval) % o.interval; }
+
+// One step under EPLB: the per-layer placements (home experts + replicas) and the step's routing re-split over
+// them (RoutingPlan::assign), as the expert GEMMs and all-to-alls of the step use it.
+struct EplbStep {
+  std::map<int, Placement> placed;
+  RoutingPlan plan;
+};
+
+EplbStep eplb_step(const EplbOptions& o, const StepInput& in) {
+  const int R = in.ranks, E = in.arch.routed_experts;
   if (!in.series) throw std::logic_error("eplb needs the routing of earlier steps");
-  const int s0 = s - ((s % o.interval) + o.interval) % o.interval;  // the last re-placement step
-  std::map<int, Placement> placed, before;
+  const int s0 = replacement_step(o, in.step);
+  std::map<int, Placement> placed;
   for (int l : in.layers) {
     if (!in.arch.is_moe_layer(l)) continue;
     placed.emplace(l, Placement::from_slots(E, eplb_slots(in.placement, window_load(*in.series, l, s0 - o.window, s0, E, R), o.redundant)));
-    if (s == s0 && s > 0)
-      before.emplace(l, Placement::from_slots(E, eplb_slots(in.placement, window_load(*in.series, l, s0 - o.interval - o.window, s0 - o.interval, E, R), o.redundant)));
   }
   // Least-loaded split: per layer, per replicated expert, the share of each replica rank.
   std::map<std::pair<int, int>, std::vector<double>> shares;
@@ -184,6 +192,23 @@ OpGraph build_eplb(const VariantSpec& spec, const StepInput& in) {
                 std::sort(rem.begin(), rem.end());
                 for (int64_t i = 0; i < c - given; ++i) per[rs[static_cast<std::size_t>(rem[static_cast<std::size_t>(i % n)].second)]] += 1;
               });
+  return {std::move(placed), std::move(plan)};
+}
+
+}  // namespace
+
+OpGraph build_eplb(const VariantSpec& spec, const StepInput& in) {
+  const auto& o = spec.options_as<EplbOptions>();
+  const int R = in.ranks, E = in.arch.routed_experts, s = in.step;
+  if (o.redundant == 0) return build_sequential(in, false);
+  EplbStep st = eplb_step(o, in);
+  const std::map<int, Placement>& placed = st.placed;
+  const RoutingPlan& plan = st.plan;
+  const int s0 = replacement_step(o, s);
+  std::map<int, Placement> before;  // the previous placement, at a re-placement step after step 0
+  if (s == s0 && s > 0)
+    for (const auto& [l, pl] : placed)
+      before.emplace(l, Placement::from_slots(E, eplb_slots(in.placement, window_load(*in.series, l, s0 - o.interval - o.window, s0 - o.interval, E, R), o.redundant)));
   const StepInput in2{in.arch, in.placement, plan, in.costs, in.mode, in.ranks, in.tokens_per_rank, in.layers, in.step,
                       in.series};
   OpGraph body = build_sequential(in2, false);
