@@ -211,6 +211,13 @@ std::vector<TraceToken> load_trace(const std::string& path, const Architecture& 
   return rows;
 }
 
+// A per-step trace's file: the first "{step}" in the name becomes the step number. Built by concatenation, not
+// std::string::replace, whose inlined copy GCC 12 at -O3 flags with a false -Wrestrict (GCC PR 105651).
+std::string step_trace_path(const std::string& pattern, int step) {
+  const std::size_t at = pattern.find("{step}");
+  if (at == std::string::npos) return pattern;
+  return pattern.substr(0, at) + std::to_string(step) + pattern.substr(at + 6);
+}
 }  // namespace
 
 RoutingSpec decode_routing(const YamlView& v, const Architecture& arch, int ranks, const std::string& base_dir) {
@@ -273,9 +280,8 @@ RoutingSpec decode_routing(const YamlView& v, const Architecture& arch, int rank
     if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
     s.trace_file = p.string();
     // A per-step trace ("{step}" in the name): step 0's file here, the others with load_step_traces.
-    std::string first = s.trace_file;
-    if (auto at = first.find("{step}"); at != std::string::npos) first.replace(at, 6, "0");
-    s.trace = std::make_shared<const std::vector<TraceToken>>(load_trace(first, arch, ranks, f));
+    s.trace =
+        std::make_shared<const std::vector<TraceToken>>(load_trace(step_trace_path(s.trace_file, 0), arch, ranks, f));
   }
   return s;
 }
@@ -284,9 +290,8 @@ void load_step_traces(const YamlView& file_at, const Architecture& arch, int ran
   s.step_traces.clear();
   s.step_traces.push_back(s.trace);
   for (int st = 1; st < steps; ++st) {
-    std::string path = s.trace_file;
-    path.replace(path.find("{step}"), 6, std::to_string(st));
-    s.step_traces.push_back(std::make_shared<const std::vector<TraceToken>>(load_trace(path, arch, ranks, file_at)));
+    s.step_traces.push_back(std::make_shared<const std::vector<TraceToken>>(
+        load_trace(step_trace_path(s.trace_file, st), arch, ranks, file_at)));
   }
 }
 

@@ -76,8 +76,10 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
   Scenario sc;
   sc.file = file;
   sc.sha256 = sha256_hex(text);
-  sc.base_dir = std::filesystem::path(file).parent_path().string();
-  if (sc.base_dir.empty()) sc.base_dir = ".";
+  // Assigned whole, not `base_dir = "."` on an empty string: GCC 12 at -O3 flags that with a false
+  // -Wrestrict (GCC PR 105651).
+  std::string base_dir = std::filesystem::path(file).parent_path().string();
+  sc.base_dir = base_dir.empty() ? std::string(".") : std::move(base_dir);
   if (!root.expect_map()) return sc;
   root.check_keys({"version", "name", "description", "model", "cluster", "gpu", "parallelism", "workload",
                    "variants", "baseline", "simulation"});

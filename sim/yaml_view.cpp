@@ -7,9 +7,12 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 
 #include "sim/input_file.hpp"
 #include "sim/limits.hpp"
@@ -100,6 +103,49 @@ int tree_depth(const YAML::Node& n, int limit) {
 }
 
 constexpr int kMaxNesting = 64;
+
+// Records where each document starts (its first token, and its first node for messages); the events
+// themselves are not needed.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts, first_nodes;
+  void OnDocumentStart(const YAML::Mark& m) override { starts.push_back(m); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { node(m); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { node(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { node(m); }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(m);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(m);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void node(const YAML::Mark& m) {
+    if (first_nodes.size() < starts.size()) first_nodes.push_back(m);
+  }
+};
+
+// The documents of `text`, up to three. yaml-cpp 0.7's LoadAll loops forever, allocating, on a stray flow
+// indicator (`,` `]` `}`) at the top level: the parser returns an empty document without consuming the token
+// (fixed upstream in yaml-cpp PR 1319, not in Debian 12's 0.7). Two documents starting at the same place are
+// that stuck token, returned as `stuck`.
+DocumentStarts document_starts(const std::string& text, std::optional<YAML::Mark>* stuck) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts h;
+  while (h.starts.size() < 3 && parser.HandleNextDocument(h)) {
+    const std::size_t n = h.starts.size();
+    if (n >= 2 && h.starts[n - 1].pos == h.starts[n - 2].pos) {
+      *stuck = h.starts[n - 1];
+      break;
+    }
+  }
+  return h;
+}
 }  // namespace
 
 YamlView YamlView::load_string(const std::string& text, const std::string& name, Diagnostics* diags) {
@@ -111,14 +157,22 @@ YamlView YamlView::load_string(const std::string& text, const std::string& name,
   if (flow_depth(text) > kMaxNesting)
     return fail(1, 1, fmt::format("nesting too deep (more than {} levels of brackets)", kMaxNesting));
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(text);
-    if (docs.size() > 1) {
-      const YAML::Mark m = docs[1].Mark();
+    std::optional<YAML::Mark> stuck;
+    const DocumentStarts docs = document_starts(text, &stuck);
+    if (stuck) {
+      const auto at = static_cast<std::size_t>(std::max(stuck->pos, 0));
+      const unsigned char c = at < text.size() ? static_cast<unsigned char>(text[at]) : 0;
+      return fail(stuck->line + 1, stuck->column + 1,
+                  c > 32 && c < 127 ? fmt::format("YAML syntax error: unexpected '{}'", static_cast<char>(c))
+                                    : std::string("YAML syntax error: unexpected character"));
+    }
+    if (docs.starts.size() > 1) {
+      const YAML::Mark m = docs.first_nodes.size() > 1 ? docs.first_nodes[1] : docs.starts[1];
       return fail(m.line >= 0 ? m.line + 1 : 1, m.column >= 0 ? m.column + 1 : 1,
                   "a second YAML document (after ---) is not allowed; put one scenario per file");
     }
-    if (docs.empty() || docs[0].IsNull()) return fail(1, 1, "the file is empty (no YAML document)");
-    YAML::Node n = docs[0];
+    YAML::Node n = docs.starts.empty() ? YAML::Node() : YAML::Load(text);
+    if (n.IsNull() || !n.IsDefined()) return fail(1, 1, "the file is empty (no YAML document)");
     if (tree_depth(n, kMaxNesting) > kMaxNesting)
       return fail(1, 1, fmt::format("nesting too deep (more than {} levels)", kMaxNesting));
     return YamlView(n, file, "", diags, n.Mark());

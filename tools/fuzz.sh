@@ -11,6 +11,7 @@ declare -A seeds=(
   [trace]="$root/tests/bad $root/tests/data"
   [raw]="$root/tests/calibrate"
 )
+failed=()
 for t in scenario profile trace raw; do
   bin="$BUILD/tests/fuzz/fuzz_$t"
   [ -x "$bin" ] || continue
@@ -20,6 +21,15 @@ for t in scenario profile trace raw; do
     [ -d "$d" ] && find "$d" -maxdepth 1 -type f \( -name '*.yaml' -o -name '*.csv' \) -exec cp -t "$corpus" {} +
   done
   echo "fuzz: $t for ${SECONDS_PER}s"
-  (cd "$BUILD/findings/$t" && ASAN_OPTIONS=detect_leaks=0 "$OLDPWD/$bin" -max_total_time="$SECONDS_PER" \
-     -max_len=65536 -timeout=10 -rss_limit_mb=2048 corpus)
+  # Every target runs even when an earlier one found something; the script fails at the end.
+  # The full log stays in findings/<target>/log; its end (the final stats, or the finding's report) is shown.
+  if ! (cd "$BUILD/findings/$t" && ASAN_OPTIONS=detect_leaks=0 "$OLDPWD/$bin" -max_total_time="$SECONDS_PER" \
+          -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 corpus >log 2>&1); then
+    failed+=("$t")
+  fi
+  tail -n 60 "$BUILD/findings/$t/log"
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz: findings in ${failed[*]} (see $BUILD/findings/<target>/crash-*, timeout-*, oom-*)" >&2
+  exit 1
+fi
