@@ -267,7 +267,7 @@ baseline: base
 }
 
 TEST_CASE("precision: fp4 is rejected on a GPU without an fp4 peak, fp8 is accepted", "[scenario][realb]") {
-  // The bad-input catalogue has the file:line:col form (tests/bad/54-fp4-without-peak); here the message
+  // The bad-input catalogue has the file:line:col form (tests/bad/56-fp4-without-peak); here the message
   // names the profile and the default precision on that GPU is fp8.
   const std::string base = R"(version: 1
 name: fp4
