@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs moesim's build and test dependencies from Debian 12 packages.
 # Idempotent: packages already present are not touched; apt-get runs only when something is missing.
+# Usage: tools/install-deps.sh [--clang]   (--clang adds clang 14 and its libFuzzer/sanitizer runtimes, for
+# `make fuzz` and `make test-clang`; `make test` and `make demo` do not need them)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git
       libsimgrid-dev libyaml-cpp-dev libfmt-dev libboost-graph-dev
       catch2 libcli11-dev nlohmann-json3-dev time)
+if [ "${1:-}" = --clang ]; then pkgs+=(clang libclang-rt-14-dev); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

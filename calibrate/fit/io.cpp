@@ -41,10 +41,17 @@ class Reader {
   void expect_seq(const YAML::Node& n, const std::string& path) const {
     if (!n.IsSequence()) fail(path, "expected a sequence");
   }
+  // A mapping key must be a plain scalar ("{{}}: 1" has a mapping as key; yaml-cpp's as<string> would throw
+  // its own exception past the FitError contract: fuzz finding, tests/calibrate/test_io.cpp).
+  std::string key_of(const YAML::Node& key, const std::string& path) const {
+    if (!key.IsScalar()) fail_at(key, path, "keys must be plain scalars (got a " +
+                                                std::string(key.IsMap() ? "mapping" : key.IsSequence() ? "sequence" : "null") + ")");
+    return key.Scalar();
+  }
   // Unknown keys are errors (a typo must not silently drop a value).
   void only_keys(const YAML::Node& n, const std::string& path, const std::set<std::string>& allowed) const {
     for (const auto& kv : n) {
-      const auto key = kv.first.as<std::string>();
+      const auto key = key_of(kv.first, path);
       if (!allowed.count(key)) fail(join(path, key), "unknown key");
     }
   }
@@ -213,7 +220,7 @@ RawRun parse_raw(const std::string& text, const std::string& file_label) {
     out.bytes_per_unit = r.num(m, path, "bytes_per_unit");
     const YAML::Node params = r.req_map(m, path, "params");
     for (const auto& kv : params) {
-      const auto key = kv.first.as<std::string>();
+      const auto key = r.key_of(kv.first, path + ".params");
       out.params.emplace_back(key, r.as<double>(kv.second, path + ".params." + key, "a number"));
     }
     const YAML::Node points = r.req_seq(m, path, "points");

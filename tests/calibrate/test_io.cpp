@@ -142,6 +142,13 @@ TEST_CASE("bad raw input names the file and the key") {
                     "f.yaml: key 'schema': expected 'moesim-calibrate-raw/1', got 'other/1'");
 }
 
+TEST_CASE("raw mapping keys that are not scalars are a FitError at their position (fuzz finding)") {
+  // libFuzzer's fuzz_raw found "{{}}": a mapping used as a key made yaml-cpp throw past the FitError contract.
+  CHECK_THROWS_WITH(parse_raw("{{}}", "f.yaml"), "f.yaml:1:2: keys must be plain scalars (got a mapping)");
+  CHECK_THROWS_WITH(parse_raw("? [a]\n: 1\n", "f.yaml"),
+                    Catch::Matches("f\\.yaml:1:3: .*keys must be plain scalars \\(got a sequence\\)"));
+}
+
 TEST_CASE("raw points with x <= 0 or infinite times are rejected at their line") {
   for (const double x : {0.0, -1.0}) {
     RawRun run = small_run();
