@@ -193,7 +193,9 @@ void dualsparse_metrics(std::map<std::string, double>& x) {
   x["ds_drop_rate"] = drop;
   x["ds_half_rate"] = half;
   // The expert work left if every computation cost the same: a half pair counts half (1t: 1 / (1 - drop)).
-  x["ds_ideal_speedup"] = 1.0 / (1.0 - drop - 0.5 * half);
+  // 0 (undefined) when nothing is left to compute (T = 1 drops every pair of a top-k > 1 model).
+  const double left = 1.0 - drop - 0.5 * half;
+  x["ds_ideal_speedup"] = left > 0 ? 1.0 / left : 0.0;
   const double ma = x["ds_max_rank_work_after_pairs"];
   x["ds_max_rank_ideal_speedup"] = ma > 0 ? x["ds_max_rank_work_before_pairs"] / ma : 0.0;
 }

@@ -387,3 +387,23 @@ TEST_CASE("dualsparse rejects bad options with the key and the rule", "[variants
              Catch::Contains("policy: keeps half of an expert's neurons: model.expert_ffn must be even"));
   CHECK(decode("{name: d, schedule: dualsparse, policy: 2t, threshold: 0.1, partition: 32}", a).second.empty());
 }
+
+TEST_CASE("dualsparse with T = 1 drops every routed pair and still simulates", "[variants][dualsparse]") {
+  auto toy = make_toy();
+  // Every top-2 score is < 1: all 16 routed pairs dropped; only the 8 shared computations are left. Sent before
+  // the dispatch, the all-to-alls carry nothing at all (empty pairs are skipped, the step still finishes).
+  const Sim s = simulate(*toy, spec("{name: d, schedule: dualsparse, policy: 1t, threshold: 1, "
+                                    "drop_before_dispatch: true}", *toy));
+  CHECK(s.v.extra.at("ds_drop_rate") == Approx(16.0 / 24.0));
+  CHECK(s.v.extra.at("ds_ideal_speedup") == Approx(3.0));
+  CHECK(s.a2a_bytes == std::vector<double>(4, 0.0));
+  CHECK(s.expert_s == std::vector<double>{0.0, 0.0});
+  // Without shared experts nothing is left: the ideal speed-up is undefined and reported as 0, not infinity.
+  std::map<std::string, double> x{{"ds_routed_pairs", 16}, {"ds_shared_pairs", 0}, {"ds_dropped_pairs", 16},
+                                  {"ds_half_pairs", 0}, {"ds_max_rank_work_before_pairs", 9},
+                                  {"ds_max_rank_work_after_pairs", 0}};
+  find_schedule("dualsparse")->derive_metrics(x);
+  CHECK(x.at("ds_drop_rate") == 1.0);
+  CHECK(x.at("ds_ideal_speedup") == 0.0);
+  CHECK(x.at("ds_max_rank_ideal_speedup") == 0.0);
+}
