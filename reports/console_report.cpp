@@ -43,6 +43,13 @@ SummaryTable moe_table(const RunResult& r) {
   col("cast (hidden)", true);
   col("slowest rank changes", true);
   col("EPLB extra mem/rank", true);
+  // DualSparse columns only when a variant dropped computations, so other runs print as before.
+  bool drops = false;
+  for (const auto& v : r.variants) drops = drops || v.extra.count("ds_drop_rate") > 0;
+  if (drops) {
+    col("dropped (half)", true);
+    col("ideal speedup", true);
+  }
   for (const auto& v : r.variants) {
     auto stat = [&](const char* name, double Distribution::*f) {
       auto it = v.step_stats.find(name);
@@ -58,6 +65,13 @@ SummaryTable moe_table(const RunResult& r) {
                       stat("step_time_s", &Distribution::p50), stat("step_time_s", &Distribution::p99),
                       stat("step_time_s", &Distribution::max), extra_or_dash(v, "lowp_pair_frac", true, 1), cast,
                       changes, mem == v.extra.end() ? std::string("-") : format_bytes(mem->second)});
+    if (drops) {
+      const bool ds = v.extra.count("ds_drop_rate") > 0;
+      t.rows.back().push_back(ds ? fmt::format("{} ({})", extra_or_dash(v, "ds_drop_rate", true, 1),
+                                               extra_or_dash(v, "ds_half_rate", true, 1))
+                                 : std::string("-"));
+      t.rows.back().push_back(extra_or_dash(v, "ds_ideal_speedup", false, 3));
+    }
   }
   return t;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <unistd.h>
 
+#include "models/variants/variant.hpp"
 #include "sim/scenario.hpp"
 
 namespace moesim {
@@ -18,7 +19,11 @@ ResourceEstimate estimate_resources(const Scenario& sc) {
   const double tokens = is_trace && sc.routing.trace ? static_cast<double>(sc.routing.trace->size()) / std::max(1.0, R)
                                                      : static_cast<double>(sc.tokens_per_rank);
   double per_layer = 8.0 * R * E + 8.0 * R * R + 4.0 * R * sc.routing.histogram_bins;
-  if (sc.routing.keep_scores || is_trace) per_layer += 9.0 * tokens * R * k;
+  // A schedule that reads per-token scores (dualsparse) has its plans routed with keep_scores.
+  bool records = sc.routing.keep_scores || is_trace;
+  for (const auto& v : sc.variants)
+    if (const auto* info = models::find_schedule(v.schedule); info && info->uses_token_scores) records = true;
+  if (records) per_layer += 9.0 * tokens * R * k;
   // Multi-step runs keep every step's routing plan (the EPLB window reads past steps) and one op graph of
   // all steps: about 16 ops per layer and rank, each with its SimGrid activity, ~512 B together.
   const double steps = std::max(1, sc.steps);

@@ -71,6 +71,7 @@ models::StepSeries make_series(const Scenario& sc, const models::VariantSpec& sp
   const models::ScheduleInfo* info = models::find_schedule(spec.schedule);
   models::RoutingSpec rspec = spec.routing ? *spec.routing : sc.routing;
   rspec.score_histograms = info && info->uses_gate_scores;
+  if (info && info->uses_token_scores) rspec.keep_scores = true;
   const models::Architecture routed = routed_arch(sc, spec);
   models::StepSeries series;
   series.first = -history;
@@ -97,8 +98,10 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   const std::vector<int> layers = sc.simulated_layers();
   const int history = info->history_steps ? info->history_steps(spec) : 0;
   models::StepSeries own;
-  if (!shared || shared->first > -history || spec.routing) own = make_series(sc, spec, history);
-  const models::StepSeries& series = (shared && shared->first <= -history && !spec.routing) ? *shared : own;
+  // The shared series carries no per-token records, so a schedule that reads them routes its own.
+  const bool use_shared = shared && shared->first <= -history && !spec.routing && !info->uses_token_scores;
+  if (!use_shared) own = make_series(sc, spec, history);
+  const models::StepSeries& series = use_shared ? *shared : own;
   clock.mark("routing", spec.name);
   models::CostModel cost(sc.profile, arch);
   models::StepCosts costs(cost, sc.mode == models::Mode::decode, sc.context_tokens);
@@ -131,6 +134,7 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   v.options = spec.shown;
   summarize(graph, trace, static_cast<int>(layers.size()), keep_events, v);
   if (moe_metrics) summarize_moe(graph, trace, models::dtype_name(arch.dtype), v);
+  if (info->derive_metrics) info->derive_metrics(v.extra);
   v.extra["pair_time_s"] = models::pair_time_s(v.step_time_s, static_cast<int>(layers.size()));
   // Routing-derived figures: tokens received per (step, layer, rank), imbalance (mean over steps and MoE
   // layers), drops (summed over steps), vision shares. A schedule that moves tokens off the plan's placement
@@ -252,7 +256,7 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
     int history = 0, users = 0;
     for (const auto& j : jobs) {
       const models::ScheduleInfo* info = models::find_schedule(j.spec.schedule);
-      if (j.spec.routing || !info || info->uses_gate_scores) continue;
+      if (j.spec.routing || !info || info->uses_gate_scores || info->uses_token_scores) continue;
       ++users;
       if (info->history_steps) history = std::max(history, info->history_steps(j.spec));
     }

@@ -27,7 +27,6 @@
 
 namespace moesim::models {
 
-OpGraph build_sequential(const StepInput& in, bool force_shared);  // topk.cpp
 
 struct EplbOptions : ScheduleOptions {
   int redundant = 0;  // extra expert slots over the EP group

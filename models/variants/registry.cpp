@@ -17,9 +17,11 @@ OpGraph build_realb(const VariantSpec&, const StepInput&);
 OpGraph build_realb_seq(const VariantSpec&, const StepInput&);
 OpGraph build_lowp_all(const VariantSpec&, const StepInput&);
 OpGraph build_eplb(const VariantSpec&, const StepInput&);
+OpGraph build_dualsparse(const VariantSpec&, const StepInput&);
+void dualsparse_metrics(std::map<std::string, double>&);
 using OptionDecoder = std::shared_ptr<const ScheduleOptions>(const YamlView&, const DecodeContext&,
                                                              std::map<std::string, std::string>&);
-OptionDecoder decode_realb, decode_lowp_all, decode_eplb;
+OptionDecoder decode_realb, decode_lowp_all, decode_eplb, decode_dualsparse;
 int eplb_history(const VariantSpec&);
 
 namespace {
@@ -29,6 +31,13 @@ ScheduleInfo with_options(ScheduleInfo s, std::function<OptionDecoder> decode,
   s.needs_exact = needs_exact;
   s.history_steps = std::move(history);
   s.moe_metrics = true;
+  return s;
+}
+
+// DualSparse reads each token's gate scores and turns its summed counts into rates after the run.
+ScheduleInfo with_token_scores(ScheduleInfo s, std::function<void(std::map<std::string, double>&)> derive) {
+  s.uses_token_scores = true;
+  s.derive_metrics = std::move(derive);
   return s;
 }
 }  // namespace
@@ -76,6 +85,14 @@ const std::vector<ScheduleInfo>& schedules() {
                     "every `interval` steps; tokens split `even` or `least_loaded`",
                     {"redundant_experts", "window", "interval", "split"}, build_eplb, {}},
                    decode_eplb, eplb_history),
+      with_token_scores(
+          with_options({"dualsparse",
+                        "DualSparse-MoE: experts split into `partition` sub-experts; token-expert pairs with a low "
+                        "gate score dropped (`policy` 1t), halved (2t) or dropped less on lightly loaded ranks "
+                        "(load_aware)",
+                        {"policy", "threshold", "delta", "drop_before_dispatch", "partition"}, build_dualsparse, {}},
+                       decode_dualsparse),
+          dualsparse_metrics),
   };
   return all;
 }

@@ -84,6 +84,7 @@ void LayerEmitter::tag(const Ids& ids, int layer) {
 LayerEmitter::Ids LayerEmitter::experts(int layer, Phase ph, const Deps& deps, int chunk, int parts) {
   if (parts == 1) chunk = -1;
   Ids ids = emit(layer, ph, OpClass::expert, deps, chunk, [&](int r) {
+    if (chunk < 0 && expert_cost_) return expert_cost_(layer, r);
     std::vector<int64_t> tok = expert_tokens_of(layer, r);
     if (chunk >= 0)
       for (auto& t : tok) t = share(t, parts, chunk);
@@ -106,6 +107,8 @@ LayerEmitter::Ids LayerEmitter::all_to_all(int layer, Phase ph, OpClass cls, Str
                                            int chunk, int parts) {
   if (parts == 1) chunk = -1;
   const LayerRouting& lr = in_.routing.layer(layer);
+  const std::vector<int64_t>* own = pairs_ ? pairs_(layer) : nullptr;
+  const std::vector<int64_t>& matrix = own ? *own : lr.rank_tokens;
   const int R = in_.ranks;
   const double bpt = in_.costs.bytes_per_token();
   // Token owner -> expert owner, or the transpose.
@@ -113,7 +116,7 @@ LayerEmitter::Ids LayerEmitter::all_to_all(int layer, Phase ph, OpClass cls, Str
   std::vector<double> bytes(static_cast<std::size_t>(R) * R, 0.0);
   for (int s = 0; s < R; ++s)
     for (int d = 0; d < R; ++d) {
-      int64_t pairs = lr.rank_tokens[static_cast<std::size_t>(s) * R + d];
+      int64_t pairs = matrix[static_cast<std::size_t>(s) * R + d];
       if (chunk >= 0) pairs = share(pairs, parts, chunk);
       const std::size_t at = forward_dir ? static_cast<std::size_t>(s) * R + d : static_cast<std::size_t>(d) * R + s;
       bytes[at] = static_cast<double>(pairs) * bpt;

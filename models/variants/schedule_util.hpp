@@ -34,6 +34,12 @@ class LayerEmitter {
   // ops of a rank whose precision differs from the model dtype carry it as their OpPrecision tag.
   void set_precision(std::function<DType(int layer, int rank)> f) { precision_ = std::move(f); }
   DType precision(int layer, int rank) const;
+  // Schedules that change a layer's expert work or all-to-all traffic (DualSparse's dropping). Unset: the
+  // routing plan's. expert_cost(layer, rank) is the forward cost of the rank's whole expert GEMM op (used for
+  // unchunked expert ops only); pairs(layer) gives the ranks x ranks token-expert pairs src -> dst the
+  // all-to-alls carry (row-major, like LayerRouting::rank_tokens), or null for the plan's.
+  void set_expert_cost(std::function<KernelCost(int layer, int rank)> f) { expert_cost_ = std::move(f); }
+  void set_pairs(std::function<const std::vector<int64_t>*(int layer)> f) { pairs_ = std::move(f); }
   // An all-to-all of the layer's routed tokens (or chunk of them). Forward dispatch and backward combine
   // carry token owner -> expert owner traffic; forward combine and backward dispatch the transpose.
   Ids all_to_all(int layer, Phase ph, OpClass cls, Stream stream, const Deps& deps = {}, int chunk = -1,
@@ -55,6 +61,8 @@ class LayerEmitter {
   OpGraph& g_;
   const StepInput& in_;
   std::function<DType(int, int)> precision_;
+  std::function<KernelCost(int, int)> expert_cost_;
+  std::function<const std::vector<int64_t>*(int)> pairs_;
   int64_t tokens_;
   std::map<int, std::vector<std::vector<int64_t>>> expert_tokens_;
 };
@@ -76,6 +84,12 @@ using MoeBlock = std::function<void(LayerEmitter& em, int layer, Phase ph)>;
 // `setup` (optional) prepares the emitter first (e.g. set_precision).
 OpGraph build_layered(const StepInput& in, const MoeBlock& moe,
                       const std::function<void(LayerEmitter&)>& setup = {});
+
+// The sequential EP step of topk, shared_expert, eplb and dualsparse (topk.cpp): gate, permute, dispatch,
+// experts, combine, unpermute [, shared expert] on one stream. force_shared: a shared expert in every MoE layer
+// even when the model has none. `setup` (optional) prepares the emitter, as in build_layered.
+OpGraph build_sequential(const StepInput& in, bool force_shared,
+                         const std::function<void(LayerEmitter&)>& setup = {});
 
 // Time per Block-MLP + Block-MoE pair (seconds): 2 x step_time_s / simulated layers. With every other block
 // MoE this is step time / pairs; with every block MoE it is the per-layer time x 2 (two blocks' worth, so

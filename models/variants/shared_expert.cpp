@@ -18,7 +18,6 @@
 
 namespace moesim::models {
 
-OpGraph build_sequential(const StepInput& in, bool force_shared);  // topk.cpp
 
 OpGraph build_shared_expert(const VariantSpec&, const StepInput& in) { return build_sequential(in, true); }
 

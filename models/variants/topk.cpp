@@ -12,7 +12,7 @@ namespace moesim::models {
 // The sequential EP step shared by `topk` and `shared_expert`. With force_shared, every MoE layer ends with a
 // shared expert even when the model has none (shared_expert_cost sizes it like one routed expert); otherwise
 // the model's own shared experts run, if any.
-OpGraph build_sequential(const StepInput& in, bool force_shared) {
+OpGraph build_sequential(const StepInput& in, bool force_shared, const std::function<void(LayerEmitter&)>& setup) {
   const bool shared = force_shared || in.arch.shared_experts > 0;
   return build_layered(in, [&](LayerEmitter& em, int layer, Phase ph) {
     if (ph == Phase::forward) {
@@ -30,7 +30,7 @@ OpGraph build_sequential(const StepInput& in, bool force_shared) {
     em.experts(layer, ph);
     em.all_to_all(layer, ph, OpClass::dispatch, Stream::compute);
     em.gate_permute(layer, ph);
-  });
+  }, setup);
 }
 
 OpGraph build_topk(const VariantSpec&, const StepInput& in) { return build_sequential(in, false); }

@@ -91,6 +91,12 @@ struct ScheduleInfo {
   std::function<std::vector<VariantSpec>(const VariantSpec&)> candidates;
   // Whether the schedule reads the routing plan's gate-score histograms (the runner skips them otherwise).
   bool uses_gate_scores = false;
+  // Whether the schedule reads each token's experts and gate scores (LayerRouting::tokens): the runner routes
+  // its variants with keep_scores on (the draws, and so the counts, are the same either way).
+  bool uses_token_scores = false;
+  // Optional: turns the summed figures the schedule noted in the graph (OpGraph::note_sum, over steps) into
+  // the ratios it reports (e.g. DualSparse's drop rate), in the variant's `extra`.
+  std::function<void(std::map<std::string, double>& extra)> derive_metrics = {};
   // Optional: decodes the schedule's own keys (those in `keys`) from the variant entry v, filling `shown`
   // with the resolved values for reports. Problems become diagnostics in v's sink.
   std::function<std::shared_ptr<const ScheduleOptions>(const YamlView& v, const DecodeContext& ctx,

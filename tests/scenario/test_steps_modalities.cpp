@@ -405,3 +405,38 @@ TEST_CASE("each step draws its own routing and the same seed gives the same plan
   CHECK(std::set<double>(times.begin(), times.end()).size() > 1);
   CHECK(reports::json_report(r1) == reports::json_report(r2));
 }
+
+TEST_CASE("dualsparse through the runner: keep_scores draws the same routing, so no dropping is topk",
+          "[scenario][dualsparse]") {
+  // A generated (zipf) routing has per-token scores only because the runner routes dualsparse variants with
+  // keep_scores; the draws must be those of topk's plan (the shared multi-step series, which has no records),
+  // so dualsparse without dropping gives topk's step times over 3 training steps, with replicated experts.
+  const Scenario sc = load(R"(version: 1
+name: ds-runner
+model: mixtral-8x7b
+cluster: h200-hgx-8
+parallelism:
+  ep: 6
+  placement: {scheme: contiguous, replicate: true}
+workload: {mode: training, tokens_per_rank: 256, steps: 3, routing: {distribution: zipf, s: 1.2}}
+variants:
+  - {name: a, schedule: topk}
+  - {name: b, schedule: topk, k: 2}
+  - {name: ds0, schedule: dualsparse}
+  - {name: ds, schedule: dualsparse, policy: 1t, threshold: 0.3, drop_before_dispatch: true}
+baseline: a
+simulation: {layers: 2, fidelity: exact}
+)");
+  const RunResult rr = run_scenario(sc, {});
+  const VariantResult& a = variant(rr, "a");
+  const VariantResult& ds0 = variant(rr, "ds0");
+  const VariantResult& ds = variant(rr, "ds");
+  CHECK(ds0.step_times_s == a.step_times_s);
+  CHECK(ds0.extra.at("ds_drop_rate") == 0.0);
+  // Mixtral has no shared expert: every dropped computation is a routed pair; 3 steps x 2 MoE layers x 6 ranks
+  // x 256 tokens x top-2 routed pairs in all.
+  CHECK(ds.extra.at("ds_routed_pairs") == 3.0 * 2 * 6 * 256 * 2);
+  CHECK(ds.extra.at("ds_drop_rate") == ds.extra.at("ds_dropped_pairs") / ds.extra.at("ds_routed_pairs"));
+  CHECK(ds.extra.at("ds_drop_rate") > 0.0);
+  CHECK(ds.step_time_s < a.step_time_s);
+}

@@ -1,0 +1,236 @@
+// Schedule `dualsparse`: DualSparse-MoE's drop policies and expert partitioning on the sequential EP step.
+//
+// Partitioning (P): after training, each expert's FFN neurons are split into P sub-experts of expert_ffn / P
+// (top-k becomes top-k x P, mathematically unchanged). The P sub-experts of an expert are picked together and
+// live on its rank, so the all-to-all bytes per token are unchanged; the expert GEMMs become P GEMMs of
+// ffn / P over the same tokens (the same FLOPs, possibly more time: smaller shapes, more launches).
+//
+// Dropping, per token-expert pair of normalised gate score s (over the token's top-k):
+//   1t          s < T: dropped (not computed), else full
+//   2t          s < T - delta: dropped; T - delta <= s < T + delta: the major half only (ffn / 2 neurons);
+//               s >= T + delta: full
+//   load_aware  2t with a threshold per receiving rank r: T_r = T x load_r / max_r' load_r'
+//               (load = routed pairs the rank receives in the layer), so the most loaded rank keeps T and
+//               drops most; delta = 0 makes it load-aware 1t
+// Shared experts are never dropped. Dropped pairs are still dispatched and combined (the decision is made at
+// the expert) unless drop_before_dispatch: then the source decides and only full and half pairs travel.
+//
+// Op graph per MoE layer (as topk, one stream): gate -> permute -> dispatch -> experts -> combine ->
+// unpermute [-> shared expert]. The expert op of rank r costs, per local expert with f full and h half pairs:
+//   P = 1:  grouped GEMMs of f rows at expert_ffn, then (if any h) grouped GEMMs of h rows at expert_ffn / 2
+//   P >= 2: P sub-expert GEMMs of expert_ffn / P: the first P / 2 over f + h rows, the others over f rows
+// With nothing dropped and P = 1 this is exactly topk's expert op.
+#include "models/variants/dualsparse.hpp"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <map>
+#include <stdexcept>
+
+#include "models/variants/schedule_util.hpp"
+
+namespace moesim::models {
+
+const char* drop_policy_name(DropPolicy p) {
+  switch (p) {
+    case DropPolicy::none: return "none";
+    case DropPolicy::one_t: return "1t";
+    case DropPolicy::two_t: return "2t";
+    case DropPolicy::load_aware: return "load_aware";
+  }
+  return "?";
+}
+
+PairFate pair_fate(DropPolicy p, double s, double t, double delta) {
+  switch (p) {
+    case DropPolicy::none: return PairFate::full;
+    case DropPolicy::one_t: return s < t ? PairFate::dropped : PairFate::full;
+    case DropPolicy::two_t:
+    case DropPolicy::load_aware:
+      return s < t - delta ? PairFate::dropped : s < t + delta ? PairFate::half : PairFate::full;
+  }
+  return PairFate::full;
+}
+
+DualSparseLayer dualsparse_layer(const RoutingPlan& plan, const Architecture& arch, const Placement& placement,
+                                 int layer, const DualSparseOptions& o) {
+  const LayerRouting& L = plan.layer(layer);
+  const int R = plan.ranks(), E = plan.experts();
+  if (static_cast<int>(L.tokens.size()) != R)
+    throw std::logic_error("dualsparse: the routing plan has no per-token gate scores (keep_scores)");
+  DualSparseLayer out;
+  out.received = plan.tokens_per_rank_received(layer);
+  const int64_t max_load = out.received.empty() ? 0 : *std::max_element(out.received.begin(), out.received.end());
+  out.threshold.assign(static_cast<std::size_t>(R), o.threshold);
+  if (o.policy == DropPolicy::load_aware && max_load > 0)
+    for (int r = 0; r < R; ++r)
+      out.threshold[static_cast<std::size_t>(r)] =
+          o.threshold * static_cast<double>(out.received[static_cast<std::size_t>(r)]) / static_cast<double>(max_load);
+  // Position of expert e among rank r's local experts (-1: not there).
+  std::vector<std::vector<int>> pos(static_cast<std::size_t>(R), std::vector<int>(static_cast<std::size_t>(E), -1));
+  out.full.resize(static_cast<std::size_t>(R));
+  out.half.resize(static_cast<std::size_t>(R));
+  for (int r = 0; r < R; ++r) {
+    const auto& mine = placement.experts_of_rank(r);
+    for (std::size_t i = 0; i < mine.size(); ++i) pos[static_cast<std::size_t>(r)][static_cast<std::size_t>(mine[i])] = static_cast<int>(i);
+    out.full[static_cast<std::size_t>(r)].assign(mine.size(), 0);
+    out.half[static_cast<std::size_t>(r)].assign(mine.size(), 0);
+  }
+  out.kept_pairs.assign(static_cast<std::size_t>(R) * R, 0);
+  std::vector<int64_t> nth(static_cast<std::size_t>(E));
+  for (int src = 0; src < R; ++src) {
+    const TokenRoutes& tr = L.tokens[static_cast<std::size_t>(src)];
+    out.shared += L.src_tokens[static_cast<std::size_t>(src)] * arch.shared_experts;
+    std::fill(nth.begin(), nth.end(), 0);
+    for (std::size_t j = 0; j < tr.experts.size(); ++j) {
+      if (!tr.kept[j]) continue;  // dropped by the capacity factor: never sent, never computed
+      const int e = tr.experts[j];
+      const int dst = placement.dest_of_nth(src, e, nth[static_cast<std::size_t>(e)]++);
+      const auto d = static_cast<std::size_t>(dst);
+      ++out.routed;
+      const PairFate f = pair_fate(o.policy, tr.scores[j], out.threshold[d], o.delta);
+      if (f == PairFate::dropped) {
+        ++out.dropped;
+        continue;
+      }
+      const auto i = static_cast<std::size_t>(pos[d][static_cast<std::size_t>(e)]);
+      (f == PairFate::half ? out.half : out.full)[d][i] += 1;
+      if (f == PairFate::half) ++out.halves;
+      ++out.kept_pairs[static_cast<std::size_t>(src) * R + d];
+    }
+  }
+  return out;
+}
+
+std::vector<SubExpertGemm> sub_expert_gemms(const std::vector<int64_t>& full, const std::vector<int64_t>& half,
+                                            int64_t expert_ffn, int partition) {
+  std::vector<SubExpertGemm> out;
+  if (partition == 1) {
+    for (int64_t f : full) out.push_back({f, expert_ffn});
+    for (int64_t h : half) out.push_back({h, expert_ffn / 2});
+    return out;
+  }
+  for (std::size_t i = 0; i < full.size(); ++i)
+    for (int j = 0; j < partition; ++j)
+      out.push_back({full[i] + (j < partition / 2 ? half[i] : 0), expert_ffn / partition});
+  return out;
+}
+
+double sub_expert_flops(const std::vector<SubExpertGemm>& gemms, int64_t hidden) {
+  double flops = 0;
+  for (const auto& g : gemms)
+    flops += 6.0 * static_cast<double>(g.tokens) * static_cast<double>(hidden) * static_cast<double>(g.ffn);
+  return flops;
+}
+
+OpGraph build_dualsparse(const VariantSpec& spec, const StepInput& in) {
+  const auto& o = spec.options_as<DualSparseOptions>();
+  std::map<int, DualSparseLayer> layers;
+  const auto R = static_cast<std::size_t>(in.ranks);
+  double routed = 0, shared = 0, dropped = 0, halves = 0, flops = 0, max_before = 0, max_after = 0;
+  std::vector<double> before(R, 0.0), after(R, 0.0);
+  for (int l : in.layers) {
+    if (!in.arch.is_moe_layer(l)) continue;
+    DualSparseLayer d = dualsparse_layer(in.routing, in.arch, in.placement, l, o);
+    routed += static_cast<double>(d.routed);
+    shared += static_cast<double>(d.shared);
+    dropped += static_cast<double>(d.dropped);
+    halves += static_cast<double>(d.halves);
+    double mb = 0, ma = 0;
+    for (std::size_t r = 0; r < R; ++r) {
+      // Expert work in full-width pair equivalents: a half pair computes half the neurons.
+      double w = 0;
+      for (int64_t x : d.full[r]) w += static_cast<double>(x);
+      for (int64_t x : d.half[r]) w += 0.5 * static_cast<double>(x);
+      before[r] += static_cast<double>(d.received[r]);
+      after[r] += w;
+      mb = std::max(mb, static_cast<double>(d.received[r]));
+      ma = std::max(ma, w);
+      flops += sub_expert_flops(sub_expert_gemms(d.full[r], d.half[r], in.arch.expert_ffn, o.partition), in.arch.hidden);
+    }
+    max_before += mb;
+    max_after += ma;
+    layers.emplace(l, std::move(d));
+  }
+  const StepCosts& costs = in.costs;
+  auto expert_cost = [&](int l, int r) {
+    const DualSparseLayer& d = layers.at(l);
+    const auto& full = d.full[static_cast<std::size_t>(r)];
+    const auto& half = d.half[static_cast<std::size_t>(r)];
+    if (o.partition == 1) {
+      KernelCost c = costs.experts(full);
+      if (std::any_of(half.begin(), half.end(), [](int64_t h) { return h > 0; }))
+        c += costs.model().grouped_experts(half, 2);
+      return c;
+    }
+    std::vector<int64_t> rows;
+    for (const auto& g : sub_expert_gemms(full, half, in.arch.expert_ffn, o.partition)) rows.push_back(g.tokens);
+    return costs.model().grouped_experts(rows, o.partition);
+  };
+  OpGraph g = build_sequential(in, false, [&](LayerEmitter& em) {
+    em.set_expert_cost(expert_cost);
+    if (o.drop_before_dispatch)
+      em.set_pairs([&](int l) -> const std::vector<int64_t>* { return &layers.at(l).kept_pairs; });
+  });
+  g.note_sum("ds_routed_pairs", routed);
+  g.note_sum("ds_shared_pairs", shared);
+  g.note_sum("ds_dropped_pairs", dropped);
+  g.note_sum("ds_half_pairs", halves);
+  g.note_sum("ds_expert_gemm_flops", flops);
+  g.note_sum("ds_max_rank_work_before_pairs", max_before);
+  g.note_sum("ds_max_rank_work_after_pairs", max_after);
+  for (std::size_t r = 0; r < R; ++r) {
+    g.note_sum(fmt::format("ds_rank{}_work_before_pairs", r), before[r]);
+    g.note_sum(fmt::format("ds_rank{}_work_after_pairs", r), after[r]);
+  }
+  return g;
+}
+
+void dualsparse_metrics(std::map<std::string, double>& x) {
+  const double all = x["ds_routed_pairs"] + x["ds_shared_pairs"];
+  const double drop = all > 0 ? x["ds_dropped_pairs"] / all : 0.0;
+  const double half = all > 0 ? x["ds_half_pairs"] / all : 0.0;
+  x["ds_drop_rate"] = drop;
+  x["ds_half_rate"] = half;
+  // The expert work left if every computation cost the same: a half pair counts half (1t: 1 / (1 - drop)).
+  // 0 (undefined) when nothing is left to compute (T = 1 drops every pair of a top-k > 1 model).
+  const double left = 1.0 - drop - 0.5 * half;
+  x["ds_ideal_speedup"] = left > 0 ? 1.0 / left : 0.0;
+  const double ma = x["ds_max_rank_work_after_pairs"];
+  x["ds_max_rank_ideal_speedup"] = ma > 0 ? x["ds_max_rank_work_before_pairs"] / ma : 0.0;
+}
+
+std::shared_ptr<const ScheduleOptions> decode_dualsparse(const YamlView& v, const DecodeContext& ctx,
+                                                         std::map<std::string, std::string>& shown) {
+  auto o = std::make_shared<DualSparseOptions>();
+  const std::string p = v.choice_or("policy", {"none", "1t", "2t", "load_aware"}, "none");
+  o->policy = p == "1t" ? DropPolicy::one_t : p == "2t" ? DropPolicy::two_t
+            : p == "load_aware" ? DropPolicy::load_aware : DropPolicy::none;
+  // A dropping policy without a threshold would silently drop nothing.
+  if (o->policy == DropPolicy::none) o->threshold = v.number_or("threshold", 0.0, Range::between(0, 1));
+  else o->threshold = v.number("threshold", Range::between(0, 1));
+  o->delta = v.number_or("delta", 0.01, Range::between(0, 1));
+  o->drop_before_dispatch = v.boolean_or("drop_before_dispatch", false);
+  o->partition = static_cast<int>(v.integer_or("partition", 1, Range::between(1, 64)));
+  const int64_t ffn = ctx.arch.expert_ffn;
+  if (v.has("partition") && o->partition >= 1) {
+    if ((o->partition & (o->partition - 1)) != 0)
+      v.at("partition").error("must be a power of two (1, 2, 4, ..., 64)", v.at("partition").shown());
+    else if (ffn % o->partition != 0)
+      v.at("partition").error(fmt::format("must divide the expert FFN width (model.expert_ffn = {})", ffn),
+                              v.at("partition").shown());
+  }
+  const bool halves = o->policy == DropPolicy::two_t || o->policy == DropPolicy::load_aware;
+  if (halves && o->partition == 1 && ffn % 2 != 0)
+    v.error_at("policy", fmt::format("keeps half of an expert's neurons: model.expert_ffn must be even (got {})", ffn));
+  if (ctx.arch.vision_experts > 0)
+    v.error_at("schedule", "does not model modality-isolated models (vision_experts > 0)");
+  shown["policy"] = p;
+  shown["threshold"] = fmt::format("{}", o->threshold);
+  shown["delta"] = fmt::format("{}", o->delta);
+  shown["drop_before_dispatch"] = o->drop_before_dispatch ? "true" : "false";
+  shown["partition"] = fmt::format("{}", o->partition);
+  return o;
+}
+
+}  // namespace moesim::models

@@ -1,0 +1,57 @@
+// Schedule `dualsparse` (DualSparse-MoE): its options and the per-layer drop decision, exposed for tests.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "models/variants/variant.hpp"
+
+namespace moesim::models {
+
+enum class DropPolicy { none, one_t, two_t, load_aware };
+const char* drop_policy_name(DropPolicy p);
+
+struct DualSparseOptions : ScheduleOptions {
+  DropPolicy policy = DropPolicy::none;
+  double threshold = 0.0;           // T, on the gate score normalised over the token's top-k, in [0, 1]
+  double delta = 0.01;              // 2T-Drop half-width: skip below T - delta, major half up to T + delta
+  bool drop_before_dispatch = false;  // the source decides, so dropped pairs are not sent either
+  int partition = 1;                // P sub-experts per expert (a power of two dividing expert_ffn)
+};
+
+// What happens to one token-expert pair.
+enum class PairFate { dropped, half, full };
+// The fate of a pair of normalised score s under threshold t (already load-scaled) and half-width delta:
+// none: full; 1t: dropped below t, else full; 2t and load_aware: dropped below t - delta, half in
+// [t - delta, t + delta), full from t + delta.
+PairFate pair_fate(DropPolicy p, double s, double t, double delta);
+
+// One MoE layer after dropping.
+struct DualSparseLayer {
+  std::vector<double> threshold;                // per rank: T, or T x load_r / max load (load_aware)
+  std::vector<std::vector<int64_t>> full, half;  // [rank][i]: pairs of the rank's i-th local expert
+  std::vector<int64_t> kept_pairs;              // ranks x ranks, row-major: full + half pairs src -> dst
+  std::vector<int64_t> received;                // per rank: routed pairs before dropping
+  int64_t routed = 0, dropped = 0, halves = 0;  // routed pairs (after any capacity drop) of the layer
+  int64_t shared = 0;                           // shared-expert computations: tokens x shared_experts
+};
+
+// The drop decision of `layer` from the plan's per-token records (keep_scores or a trace). Each pair goes to
+// the rank that receives it (Placement::dest_of_nth, as the plan's counts) and is judged by that rank's
+// threshold. Throws std::logic_error when the plan has no per-token records.
+DualSparseLayer dualsparse_layer(const RoutingPlan& plan, const Architecture& arch, const Placement& placement,
+                                 int layer, const DualSparseOptions& o);
+
+// The sub-expert GEMMs of one rank: (tokens, FFN width) per GEMM. P = 1: each expert's full pairs at
+// expert_ffn, and its half pairs at expert_ffn / 2; P >= 2: P sub-experts of expert_ffn / P per expert, the
+// first P / 2 (the major half) over full + half pairs, the others over full pairs only.
+struct SubExpertGemm {
+  int64_t tokens = 0;
+  int64_t ffn = 0;
+};
+std::vector<SubExpertGemm> sub_expert_gemms(const std::vector<int64_t>& full, const std::vector<int64_t>& half,
+                                            int64_t expert_ffn, int partition);
+// Forward FLOPs of these GEMMs: gate_up (hidden -> 2 ffn) and down (ffn -> hidden), 2 FLOP per MAC.
+double sub_expert_flops(const std::vector<SubExpertGemm>& gemms, int64_t hidden);
+
+}  // namespace moesim::models
