@@ -35,6 +35,7 @@
 #include "sim/platform_spec.hpp"
 #include "sim/result_json.hpp"
 #include "sim/yaml_view.hpp"
+#include "tests/sim/test_support.hpp"
 
 using namespace moesim;
 using namespace moesim::models;
@@ -168,51 +169,17 @@ Sim simulate_here(const Toy& toy, const VariantSpec& spec) {
 
 // Simulates in a forked child; the result crosses a pipe as JSON (doubles round-trip exactly).
 Sim simulate(const Toy& toy, const VariantSpec& spec) {
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    std::string out;
-    int code = 0;
-    try {
-      const Sim s = simulate_here(toy, spec);
-      nlohmann::json j;
-      j["v"] = variant_to_json(s.v);
-      j["a2a"] = s.a2a_bytes;
-      j["expert"] = s.expert_s;
-      out = j.dump();
-    } catch (const std::exception& e) {
-      out = std::string("error: ") + e.what();
-      code = 1;
-    }
-    const char* p = out.data();
-    std::size_t left = out.size();
-    while (left > 0) {
-      const ssize_t n = ::write(fds[1], p, left);
-      if (n <= 0) break;
-      p += n;
-      left -= static_cast<std::size_t>(n);
-    }
-    ::close(fds[1]);
-    ::_exit(code);
-  }
-  ::close(fds[1]);
-  std::string got;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n <= 0) break;
-    got.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  INFO(got);
-  REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
-  const auto j = nlohmann::json::parse(got);
+  const auto child = testing::run_in_child_text([&] {
+    const Sim s = simulate_here(toy, spec);
+    nlohmann::json j;
+    j["v"] = variant_to_json(s.v);
+    j["a2a"] = s.a2a_bytes;
+    j["expert"] = s.expert_s;
+    return j.dump();
+  });
+  INFO(child.text);
+  REQUIRE(child.ok());
+  const auto j = nlohmann::json::parse(child.text);
   return {variant_from_json(j["v"]), j["a2a"].get<std::vector<double>>(), j["expert"].get<std::vector<double>>()};
 }
 

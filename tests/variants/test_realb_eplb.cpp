@@ -39,6 +39,7 @@
 #include "sim/platform_spec.hpp"
 #include "sim/result_json.hpp"
 #include "sim/yaml_view.hpp"
+#include "tests/sim/test_support.hpp"
 
 using namespace moesim;
 using namespace moesim::models;
@@ -166,47 +167,11 @@ VariantResult simulate_here(const Toy& toy, const VariantSpec& spec, double inte
 
 // Simulates in a forked child and returns its result (it crosses the pipe as JSON; doubles round-trip).
 VariantResult simulate(const Toy& toy, const VariantSpec& spec, double interference = 1.0) {
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  std::fflush(nullptr);  // the child must not repeat the parent's buffered output
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    std::string out;
-    int code = 0;
-    try {
-      out = variant_to_json(simulate_here(toy, spec, interference)).dump();
-    } catch (const std::exception& e) {
-      out = std::string("error: ") + e.what();
-      code = 1;
-    }
-    const char* p = out.data();
-    std::size_t left = out.size();
-    while (left > 0) {
-      const ssize_t n = ::write(fds[1], p, left);
-      if (n <= 0) break;
-      p += n;
-      left -= static_cast<std::size_t>(n);
-    }
-    ::close(fds[1]);
-    ::_exit(code);
-  }
-  ::close(fds[1]);
-  std::string got;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n <= 0) break;
-    got.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  INFO("schedule " << spec.schedule << ": " << got.substr(0, 300));
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
-  return variant_from_json(nlohmann::json::parse(got));
+  const auto child =
+      testing::run_in_child_text([&] { return variant_to_json(simulate_here(toy, spec, interference)).dump(); });
+  INFO("schedule " << spec.schedule << ": " << child.text.substr(0, 300));
+  REQUIRE(child.ok());
+  return variant_from_json(nlohmann::json::parse(child.text));
 }
 
 Approx secs(double v) { return Approx(v).epsilon(1e-9).margin(1e-12); }
