@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/variants/two_gpus.hpp"
 #include "models/cost_model.hpp"
 #include "models/placement.hpp"
 #include "models/profile.hpp"
@@ -84,19 +85,7 @@ Architecture toy_arch() {
   return a;
 }
 
-// 2 GPUs, one full-duplex link each to a switch (latency 0): a flow of b bytes alone on its links takes b / bw.
-PlatformSpec two_gpus(double bw) {
-  PlatformSpec p;
-  for (int i = 0; i < 2; ++i) {
-    p.gpu_names.push_back("gpu" + std::to_string(i));
-    p.gpu_node.push_back(0);
-    p.links.push_back({"gpu" + std::to_string(i) + "-sw", "nvlink", bw, 0.0, true});
-  }
-  p.routes.resize(4);
-  p.routes[1] = {{0, true}, {1, false}};
-  p.routes[2] = {{1, true}, {0, false}};
-  return p;
-}
+using testing::two_gpus;
 
 std::shared_ptr<RoutingSpec> hot_on(int expert) {
   auto s = std::make_shared<RoutingSpec>();

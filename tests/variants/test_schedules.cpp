@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/variants/two_gpus.hpp"
 #include "models/cost_model.hpp"
 #include "models/placement.hpp"
 #include "models/profile.hpp"
@@ -79,19 +80,7 @@ Profile toy_profile() {
   return p;
 }
 
-// 2 GPUs, one full-duplex link each to a switch (latency 0): a transfer of b bytes takes b / bw.
-PlatformSpec two_gpus(double bw) {
-  PlatformSpec p;
-  for (int i = 0; i < 2; ++i) {
-    p.gpu_names.push_back("gpu" + std::to_string(i));
-    p.gpu_node.push_back(0);
-    p.links.push_back({"gpu" + std::to_string(i) + "-sw", "nvlink", bw, 0.0, true});
-  }
-  p.routes.resize(4);
-  p.routes[1] = {{0, true}, {1, false}};
-  p.routes[2] = {{1, true}, {0, false}};
-  return p;
-}
+using testing::two_gpus;
 
 // k: experts per token; dispatch_ms: D, the top-1 dispatch time; every_block_moe: 2 MoE layers, else a pair.
 std::unique_ptr<Toy> make_toy(int k, Mode mode, double dispatch_ms, bool every_block_moe = false) {
