@@ -5,13 +5,15 @@
 #   make test-release   Release build (build-release) + fast tests
 #   make test-asan      ASan+UBSan build (build-asan, no CUDA) + fast tests
 #   make test-clang     clang 14 build (build-clang) + fast tests
-#   make fuzz           libFuzzer harnesses (clang, build-fuzz), FUZZ_SECONDS per target (default 60)
+#   make fuzz           libFuzzer harnesses (clang, build-fuzz), FUZZ_SECONDS per target (default 60),
+#                       FUZZ_SEED (default 0: random; CI fixes it)
 # WERROR=ON (CI) makes warnings in moesim's own code errors; off by default for builds from source.
 BUILD ?= build
 JOBS  ?= 2
 WERROR ?= OFF
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 FUZZ_SECONDS ?= 60
+FUZZ_SEED ?= 0
 # Left out under ASan: wall-time bounds and the 65,536-GPU scale test (ASan's shadow memory and 3-10x
 # slowdown are what they would measure).
 ASAN_SKIP ?= is fast at DeepSeek-V3 scale|65,536-GPU cluster
@@ -67,7 +69,7 @@ fuzz: deps-clang
 	@cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DMOESIM_CALIBRATE_CUDA=OFF -DMOESIM_FUZZ=ON -DMOESIM_WERROR=$(WERROR) >/dev/null
 	@cmake --build build-fuzz -j $(JOBS) --target fuzz_scenario fuzz_profile fuzz_trace fuzz_raw
-	bash tools/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+	bash tools/fuzz.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_SEED)
 
 clean:
 	rm -rf $(BUILD) build-release build-asan build-fuzz

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer harness of BUILD for SECONDS each, seeded from tests/bad and the shipped files.
 # A crash leaves crash-* in build-fuzz/findings/<target>/; turn each into a tests/bad case with its message.
+# Usage: tools/fuzz.sh [BUILD] [SECONDS] [SEED]   SEED 0 (default): libFuzzer picks one (explores more over
+# repeated runs); a fixed SEED (CI) replays the same mutations, cut at the time limit.
 set -euo pipefail
 BUILD=${1:-build-fuzz}
 SECONDS_PER=${2:-60}
+SEED=${3:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
 declare -A seeds=(
   [scenario]="$root/tests/bad $root/scenarios $root/scenarios/bench"
   [profile]="$root/models/profiles $root/tests/data $root/tests/bad/inputs"
   [trace]="$root/tests/bad $root/tests/data"
-  [raw]="$root/tests/calibrate"
+  [raw]="$root/tests/calibrate/fixtures"
 )
 failed=()
 for t in scenario profile trace raw; do
@@ -23,7 +26,7 @@ for t in scenario profile trace raw; do
   echo "fuzz: $t for ${SECONDS_PER}s"
   # Every target runs even when an earlier one found something; the script fails at the end.
   # The full log stays in findings/<target>/log; its end (the final stats, or the finding's report) is shown.
-  if ! (cd "$BUILD/findings/$t" && ASAN_OPTIONS=detect_leaks=0 "$OLDPWD/$bin" -max_total_time="$SECONDS_PER" \
+  if ! (cd "$BUILD/findings/$t" && ASAN_OPTIONS=detect_leaks=0 "$OLDPWD/$bin" -max_total_time="$SECONDS_PER" -seed="$SEED" \
           -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 corpus >log 2>&1); then
     failed+=("$t")
   fi
