@@ -4,7 +4,7 @@
 # Usage: tools/fuzz.sh [BUILD] [SECONDS] [SEED]   SEED 0 (default): libFuzzer picks one (explores more over
 # repeated runs); a fixed SEED (CI) replays the same mutations, cut at the time limit.
 set -euo pipefail
-BUILD=${1:-build-fuzz}
+BUILD=$(realpath -m "${1:-build-fuzz}")  # absolute: the harnesses run from their findings folder
 SECONDS_PER=${2:-60}
 SEED=${3:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +26,7 @@ for t in scenario profile trace raw; do
   echo "fuzz: $t for ${SECONDS_PER}s"
   # Every target runs even when an earlier one found something; the script fails at the end.
   # The full log stays in findings/<target>/log; its end (the final stats, or the finding's report) is shown.
-  if ! (cd "$BUILD/findings/$t" && ASAN_OPTIONS=detect_leaks=0 "$OLDPWD/$bin" -max_total_time="$SECONDS_PER" -seed="$SEED" \
+  if ! (cd "$BUILD/findings/$t" && ASAN_OPTIONS=detect_leaks=0 "$bin" -max_total_time="$SECONDS_PER" -seed="$SEED" \
           -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 corpus >log 2>&1); then
     failed+=("$t")
   fi
