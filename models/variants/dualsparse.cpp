@@ -31,16 +31,6 @@
 
 namespace moesim::models {
 
-const char* drop_policy_name(DropPolicy p) {
-  switch (p) {
-    case DropPolicy::none: return "none";
-    case DropPolicy::one_t: return "1t";
-    case DropPolicy::two_t: return "2t";
-    case DropPolicy::load_aware: return "load_aware";
-  }
-  return "?";
-}
-
 PairFate pair_fate(DropPolicy p, double s, double t, double delta) {
   switch (p) {
     case DropPolicy::none: return PairFate::full;
@@ -129,6 +119,22 @@ OpGraph build_dualsparse(const VariantSpec& spec, const StepInput& in) {
   const auto R = static_cast<std::size_t>(in.ranks);
   double routed = 0, shared = 0, dropped = 0, halves = 0, flops = 0, max_before = 0, max_after = 0;
   std::vector<double> before(R, 0.0), after(R, 0.0);
+  // P = 1: the full pairs as topk's expert op, then (if any) the half pairs as a grouped GEMM at ffn / 2;
+  // P >= 2: the sub-expert GEMMs of ffn / P.
+  const StepCosts& costs = in.costs;
+  auto expert_op_cost = [&](const std::vector<int64_t>& full, const std::vector<int64_t>& half,
+                            const std::vector<SubExpertGemm>& gemms) {
+    if (o.partition == 1) {
+      KernelCost c = costs.experts(full);
+      if (std::any_of(half.begin(), half.end(), [](int64_t h) { return h > 0; }))
+        c += costs.model().grouped_experts(half, 2);
+      return c;
+    }
+    std::vector<int64_t> rows;
+    for (const auto& g : gemms) rows.push_back(g.tokens);
+    return costs.model().grouped_experts(rows, o.partition);
+  };
+  std::map<int, std::vector<KernelCost>> cost;  // [layer][rank]: forward cost of the rank's expert op
   for (int l : in.layers) {
     if (!in.arch.is_moe_layer(l)) continue;
     DualSparseLayer d = dualsparse_layer(in.routing, in.arch, in.placement, l, o);
@@ -137,6 +143,7 @@ OpGraph build_dualsparse(const VariantSpec& spec, const StepInput& in) {
     dropped += static_cast<double>(d.dropped);
     halves += static_cast<double>(d.halves);
     double mb = 0, ma = 0;
+    std::vector<KernelCost> layer_cost;
     for (std::size_t r = 0; r < R; ++r) {
       // Expert work in full-width pair equivalents: a half pair computes half the neurons.
       double w = 0;
@@ -146,27 +153,17 @@ OpGraph build_dualsparse(const VariantSpec& spec, const StepInput& in) {
       after[r] += w;
       mb = std::max(mb, static_cast<double>(d.received[r]));
       ma = std::max(ma, w);
-      flops += sub_expert_flops(sub_expert_gemms(d.full[r], d.half[r], in.arch.expert_ffn, o.partition), in.arch.hidden);
+      // The rank's GEMMs, once: their FLOPs and the forward cost of its expert op (every phase reads it).
+      const auto gemms = sub_expert_gemms(d.full[r], d.half[r], in.arch.expert_ffn, o.partition);
+      flops += sub_expert_flops(gemms, in.arch.hidden);
+      layer_cost.push_back(expert_op_cost(d.full[r], d.half[r], gemms));
     }
+    cost.emplace(l, std::move(layer_cost));
     max_before += mb;
     max_after += ma;
     layers.emplace(l, std::move(d));
   }
-  const StepCosts& costs = in.costs;
-  auto expert_cost = [&](int l, int r) {
-    const DualSparseLayer& d = layers.at(l);
-    const auto& full = d.full[static_cast<std::size_t>(r)];
-    const auto& half = d.half[static_cast<std::size_t>(r)];
-    if (o.partition == 1) {
-      KernelCost c = costs.experts(full);
-      if (std::any_of(half.begin(), half.end(), [](int64_t h) { return h > 0; }))
-        c += costs.model().grouped_experts(half, 2);
-      return c;
-    }
-    std::vector<int64_t> rows;
-    for (const auto& g : sub_expert_gemms(full, half, in.arch.expert_ffn, o.partition)) rows.push_back(g.tokens);
-    return costs.model().grouped_experts(rows, o.partition);
-  };
+  auto expert_cost = [&](int l, int r) { return cost.at(l)[static_cast<std::size_t>(r)]; };
   OpGraph g = build_sequential(in, false, [&](LayerEmitter& em) {
     em.set_expert_cost(expert_cost);
     if (o.drop_before_dispatch)

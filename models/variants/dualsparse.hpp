@@ -9,7 +9,6 @@
 namespace moesim::models {
 
 enum class DropPolicy { none, one_t, two_t, load_aware };
-const char* drop_policy_name(DropPolicy p);
 
 struct DualSparseOptions : ScheduleOptions {
   DropPolicy policy = DropPolicy::none;

@@ -27,7 +27,6 @@
 
 namespace moesim::models {
 
-
 struct EplbOptions : ScheduleOptions {
   int redundant = 0;  // extra expert slots over the EP group
   int window = 10;    // steps of history the loads are summed over

@@ -18,7 +18,6 @@
 
 namespace moesim::models {
 
-
 OpGraph build_shared_expert(const VariantSpec&, const StepInput& in) { return build_sequential(in, true); }
 
 // One candidate: the entry with top_k forced to 1 (the runner generates routing from spec.top_k).
