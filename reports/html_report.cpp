@@ -141,7 +141,7 @@ std::string html_report(const RunResult& r) {
   auto item = [&](const char* k, const std::string& v) { s += fmt::format("<dt>{}</dt><dd>{}</dd>\n", k, esc(v)); };
   item("moesim", fmt::format("{} (git {})", c.moesim_version, c.git_sha));
   item("scenario", fmt::format("{} (sha256 {})", c.scenario_file, c.scenario_sha256));
-  item("model", fmt::format("{} on {} ({} GPUs), {} EP ranks", c.model, c.cluster, c.gpus, c.ep_ranks));
+  item("model", fmt::format("{} on {} ({} GPUs), {}", c.model, c.cluster, c.gpus, c.etp > 1 ? fmt::format("{} ranks (EP {} x ETP {})", c.ep_ranks, c.ep_ranks / c.etp, c.etp) : fmt::format("{} EP ranks", c.ep_ranks)));
   item("mode", fmt::format("{}, {} tokens per rank, seed {}", c.mode, c.tokens_per_rank, c.seed));
   item("fidelity", fmt::format("{} (requested {})", c.fidelity, c.fidelity_requested));
   item("simgrid", fmt::format("{}: {}", c.simgrid_version, settings_text(c)));

@@ -25,7 +25,7 @@ Json context_json(const RunContext& c) {
     profiles.push_back(
         {{"id", p.id}, {"kind", p.kind}, {"gpu", p.gpu}, {"confidence", p.confidence},
          {"overlap_interference", p.overlap_interference}, {"sources", p.sources}});
-  return {{"moesim_version", c.moesim_version},
+  Json out = {{"moesim_version", c.moesim_version},
           {"git_sha", c.git_sha},
           {"scenario_file", c.scenario_file},
           {"scenario_sha256", c.scenario_sha256},
@@ -42,6 +42,8 @@ Json context_json(const RunContext& c) {
           {"mode", c.mode},
           {"tokens_per_rank", c.tokens_per_rank},
           {"profiles", profiles}};
+  if (c.etp > 1) out["etp"] = c.etp;  // only with expert tensor parallelism: other outputs stay as they were
+  return out;
 }
 
 Json variant_json(const VariantResult& v, bool include_events, bool include_wall) {

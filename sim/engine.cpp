@@ -231,15 +231,27 @@ class Runner {
     std::vector<char> needed(P, 0);
     const auto& colls = graph_.collectives();
     if (opt_.fidelity == Fidelity::exact) {
-      for (const Collective& col : colls)
-        for (std::size_t p = 0; p < P; ++p)
-          if (col.bytes[p] > 0 && p / R != p % R) needed[p] = 1;
+      for (const Collective& col : colls) {
+        const auto M = static_cast<std::size_t>(col.size());
+        for (std::size_t p = 0; p < M * M; ++p)
+          if (col.bytes[p] > 0 && p / M != p % M)
+            needed[static_cast<std::size_t>(col.members[p / M]) * R + static_cast<std::size_t>(col.members[p % M])] = 1;
+      }
     } else {
       std::vector<int> rank_node(static_cast<std::size_t>(R));
       for (int r = 0; r < R; ++r) rank_node[static_cast<std::size_t>(r)] = platform_.gpu_node[rank_gpu_[r]];
       reduced_.resize(colls.size());
       for (std::size_t c = 0; c < colls.size(); ++c) {
-        reduced_[c] = reduce_all_to_all(colls[c].bytes, rank_node, routes);
+        const Collective& col = colls[c];
+        if (col.size() == R) {
+          reduced_[c] = reduce_all_to_all(col.bytes, rank_node, routes);
+        } else {
+          // A group collective (a few ranks): its pairs as they are, in graph ranks.
+          const auto M = static_cast<std::size_t>(col.size());
+          for (std::size_t p = 0; p < M * M; ++p)
+            if (col.bytes[p] > 0 && p / M != p % M)
+              reduced_[c].push_back({col.members[p / M], col.members[p % M], col.bytes[p]});
+        }
         for (const PairBytes& x : reduced_[c]) needed[static_cast<std::size_t>(x.src) * R + x.dst] = 1;
         trace_.ptask_pairs += reduced_[c].size();
       }
@@ -292,15 +304,17 @@ class Runner {
     const auto& colls = graph_.collectives();
     coll_ready_count_.assign(colls.size(), 0);
     coll_rank_ready_.resize(colls.size());
-    for (std::size_t c = 0; c < colls.size(); ++c) coll_rank_ready_[c].assign(colls[c].ranks, 0);
+    // Indexed by member (Collective::members), not by graph rank.
+    for (std::size_t c = 0; c < colls.size(); ++c) coll_rank_ready_[c].assign(colls[c].members.size(), 0);
     if (opt_.fidelity != Fidelity::exact) return;
     flows_left_.resize(colls.size());
     for (std::size_t c = 0; c < colls.size(); ++c) {
       const Collective& col = colls[c];
-      flows_left_[c].assign(col.ranks, 0);
-      for (int s = 0; s < col.ranks; ++s)
-        for (int d = 0; d < col.ranks; ++d)
-          if (s != d && col.bytes[static_cast<std::size_t>(s) * col.ranks + d] > 0) {
+      const int M = col.size();
+      flows_left_[c].assign(static_cast<std::size_t>(M), 0);
+      for (int s = 0; s < M; ++s)
+        for (int d = 0; d < M; ++d)
+          if (s != d && col.bytes[static_cast<std::size_t>(s) * M + d] > 0) {
             ++flows_left_[c][s];
             ++flows_left_[c][d];
           }
@@ -316,9 +330,9 @@ class Runner {
     }
   }
 
-  // Tracks comm-stream all-to-alls in flight per rank and switches the rank's GPU speed accordingly.
+  // Tracks comm-stream collectives in flight per rank and switches the rank's GPU speed accordingly.
   void comm_in_flight(const Op& op, int delta) {
-    if (opt_.overlap_interference <= 1.0 || op.kind != OpKind::all_to_all || op.stream != Stream::comm) return;
+    if (opt_.overlap_interference <= 1.0 || op.kind == OpKind::compute || op.stream != Stream::comm) return;
     int& n = comm_active_[static_cast<std::size_t>(op.rank)];
     const int before = n;
     n += delta;
@@ -341,32 +355,36 @@ class Runner {
       launch(exec, make_tag(id, kTagOp));
       return;
     }
-    // All-to-all: this rank reached the collective.
+    // A collective: this rank reached it.
     const int c = op.collective;
     const Collective& col = graph_.collectives()[c];
-    coll_rank_ready_[c][op.rank] = 1;
+    const int r = col.member_index(op.rank);  // member index
+    coll_rank_ready_[c][r] = 1;
     ++coll_ready_count_[c];
     if (opt_.fidelity == Fidelity::exact) {
       // Start every flow whose other end is ready too (NCCL send/recv pairs need both sides posted).
-      const int r = op.rank;
-      for (int q = 0; q < col.ranks; ++q) {
+      for (int q = 0; q < col.size(); ++q) {
         if (q == r || !coll_rank_ready_[c][q]) continue;
         start_flow(c, r, q);
         start_flow(c, q, r);
       }
       if (flows_left_[c][r] == 0) finish_op(id, now);
-    } else if (coll_ready_count_[c] == col.ranks) {
+    } else if (coll_ready_count_[c] == col.size()) {
       start_collective_ptask(c);
     }
   }
 
+  // s, d: member indices of collective c.
   void start_flow(int c, int s, int d) {
     const Collective& col = graph_.collectives()[c];
-    const double bytes = col.bytes[static_cast<std::size_t>(s) * col.ranks + d];
+    const int M = col.size();
+    const double bytes = col.bytes[static_cast<std::size_t>(s) * M + d];
     if (bytes <= 0) return;  // a 0-byte transfer never starts in SimGrid (DESIGN rule 4): skip it
-    auto comm = sg4::Comm::sendto_init(hosts_[rank_gpu_[s]], hosts_[rank_gpu_[d]]);
+    auto comm = sg4::Comm::sendto_init(hosts_[rank_gpu_[col.members[s]]], hosts_[rank_gpu_[col.members[d]]]);
     comm->set_payload_size(static_cast<uint64_t>(bytes + 0.5));
-    const uintptr_t key = (static_cast<uintptr_t>(c) * col.ranks + s) * col.ranks + d;
+    // Member indices are < the graph's rank count, so (c, s, d) packs with R as the radix.
+    const auto R = static_cast<uintptr_t>(graph_.ranks());
+    const uintptr_t key = (static_cast<uintptr_t>(c) * R + s) * R + d;
     launch(comm, make_tag(key, kTagFlow));
   }
 
@@ -377,12 +395,18 @@ class Runner {
       for (OpId id : col.ops) finish_op(id, now);
       return;
     }
+    // The parallel task spans the members only (a group collective must not wait for, or load, other ranks).
+    const auto M = static_cast<std::size_t>(col.size());
     std::vector<sg4::Host*> hosts;
-    for (int r = 0; r < col.ranks; ++r) hosts.push_back(hosts_[rank_gpu_[r]]);
-    std::vector<double> bytes(static_cast<std::size_t>(col.ranks) * col.ranks, 0.0);
-    for (const PairBytes& x : reduced_[c]) bytes[static_cast<std::size_t>(x.src) * col.ranks + x.dst] = x.bytes;
+    for (std::size_t i = 0; i < M; ++i) hosts.push_back(hosts_[rank_gpu_[col.members[i]]]);
+    std::vector<double> bytes(M * M, 0.0);
+    for (const PairBytes& x : reduced_[c]) {
+      const int i = col.member_index(x.src), j = col.member_index(x.dst);
+      if (i < 0 || j < 0) throw std::logic_error("fast collective: reduced pair outside its members");
+      bytes[static_cast<std::size_t>(i) * M + static_cast<std::size_t>(j)] = x.bytes;
+    }
     auto exec = sg4::Exec::init();
-    exec->set_flops_amounts(std::vector<double>(col.ranks, 0.0));
+    exec->set_flops_amounts(std::vector<double>(M, 0.0));
     exec->set_bytes_amounts(bytes);
     exec->set_hosts(hosts);
     launch(exec, make_tag(static_cast<uintptr_t>(c), kTagCollective));
@@ -422,8 +446,7 @@ class Runner {
     switch (static_cast<TagKind>(tag & 3)) {
       case kTagOp: finish_op(static_cast<OpId>(value), now); break;
       case kTagFlow: {
-        // Decode (collective, src, dst); each flow counts against both ends. Collectives all have the graph's
-        // rank count, so the key decodes directly.
+        // Decode (collective, src, dst) as member indices (start_flow); each flow counts against both ends.
         const auto& colls = graph_.collectives();
         const std::size_t R = static_cast<std::size_t>(graph_.ranks());
         const std::size_t c = value / (R * R);

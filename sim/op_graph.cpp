@@ -31,6 +31,18 @@ const char* op_class_name(OpClass c) {
     case OpClass::cast: return "cast";
     case OpClass::other: return "other";
     case OpClass::weight_move: return "weight_move";
+    case OpClass::expert_all_gather: return "expert_all_gather";
+    case OpClass::expert_reduce_scatter: return "expert_reduce_scatter";
+  }
+  return "?";
+}
+
+const char* op_kind_name(OpKind k) {
+  switch (k) {
+    case OpKind::compute: return "compute";
+    case OpKind::all_to_all: return "all_to_all";
+    case OpKind::all_gather: return "all_gather";
+    case OpKind::reduce_scatter: return "reduce_scatter";
   }
   return "?";
 }
@@ -130,17 +142,33 @@ OpId OpGraph::add_compute(int rank, Stream stream, OpClass cls, Phase phase, int
 std::vector<OpId> OpGraph::add_all_to_all(Stream stream, OpClass cls, Phase phase, int layer,
                                           std::vector<double> bytes,
                                           const std::vector<std::vector<OpId>>& deps_per_rank, int chunk) {
-  if (bytes.size() != static_cast<std::size_t>(ranks_) * ranks_)
-    throw std::invalid_argument("all-to-all byte matrix must be ranks x ranks");
+  std::vector<int> all(static_cast<std::size_t>(ranks_));
+  for (int r = 0; r < ranks_; ++r) all[static_cast<std::size_t>(r)] = r;
+  return add_collective(OpKind::all_to_all, std::move(all), stream, cls, phase, layer, std::move(bytes),
+                        deps_per_rank, chunk);
+}
+
+std::vector<OpId> OpGraph::add_collective(OpKind kind, std::vector<int> members, Stream stream, OpClass cls,
+                                          Phase phase, int layer, std::vector<double> bytes,
+                                          const std::vector<std::vector<OpId>>& deps_per_rank, int chunk) {
+  if (kind == OpKind::compute) throw std::invalid_argument("add_collective: a compute op is not a collective");
+  const std::size_t M = members.size();
+  if (M == 0) throw std::invalid_argument("collective without members");
+  if (bytes.size() != M * M) throw std::invalid_argument("collective byte matrix must be members x members");
+  for (std::size_t i = 0; i < M; ++i) {
+    if (members[i] < 0 || members[i] >= ranks_) throw std::out_of_range("collective member out of range");
+    if (i > 0 && members[i] <= members[i - 1]) throw std::invalid_argument("collective members must ascend");
+  }
   for (double b : bytes)
-    if (!(b >= 0.0)) throw std::invalid_argument("all-to-all bytes must be >= 0");
+    if (!(b >= 0.0)) throw std::invalid_argument("collective bytes must be >= 0");
   Collective c;
-  c.ranks = ranks_;
+  c.kind = kind;
   c.bytes = std::move(bytes);
+  std::vector<OpId> by_rank(static_cast<std::size_t>(ranks_), kNoOp);
   const int32_t cid = static_cast<int32_t>(collectives_.size());
-  for (int r = 0; r < ranks_; ++r) {
+  for (int r : members) {
     Op op;
-    op.kind = OpKind::all_to_all;
+    op.kind = kind;
     op.cls = cls;
     op.stream = stream;
     op.phase = phase;
@@ -150,10 +178,19 @@ std::vector<OpId> OpGraph::add_all_to_all(Stream stream, OpClass cls, Phase phas
     op.chunk = chunk;
     op.collective = cid;
     if (!deps_per_rank.empty()) op.deps = deps_per_rank.at(static_cast<std::size_t>(r));
-    c.ops.push_back(push(std::move(op)));
+    const OpId id = push(std::move(op));
+    c.ops.push_back(id);
+    by_rank[static_cast<std::size_t>(r)] = id;
   }
+  c.members.assign(members.begin(), members.end());
   collectives_.push_back(std::move(c));
-  return collectives_.back().ops;
+  return by_rank;
+}
+
+int Collective::member_index(int rank) const {
+  if (members.size() > static_cast<std::size_t>(rank) && members[static_cast<std::size_t>(rank)] == rank) return rank;
+  const auto it = std::lower_bound(members.begin(), members.end(), rank);
+  return it != members.end() && *it == rank ? static_cast<int>(it - members.begin()) : -1;
 }
 
 std::string OpGraph::label(OpId id) const {

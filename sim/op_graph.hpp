@@ -3,9 +3,11 @@
 // Each rank (EP rank = one GPU) has two in-order streams, compute and comm, like CUDA streams: an op added to
 // a (rank, stream) automatically depends on the op added before it on that same (rank, stream) (DESIGN rule
 // 1: a GPU stream runs in order; computation never overlaps computation on one stream). Cross-stream and
-// cross-rank ordering is expressed with explicit deps (CUDA events). All-to-alls are collectives: one op per
-// participating rank, all sharing one byte matrix; rank r's op finishes when every flow it sends or
-// receives has arrived.
+// cross-rank ordering is expressed with explicit deps (CUDA events). Collectives (all-to-all, all-gather,
+// reduce-scatter) have one op per participating rank, all sharing one byte matrix; rank r's op finishes when
+// every flow it sends or receives has arrived. All-gathers and reduce-scatters run within a group of ranks
+// (an expert-tensor-parallel group) and are given as the direct exchange each member makes (see
+// add_collective), which on a non-blocking switch has the ring algorithm's bandwidth term (N-1)/N * S / B.
 //
 // Invariants: deps point to ops added earlier (so the graph is acyclic by construction); durations >= 0.
 #pragma once
@@ -20,7 +22,8 @@ namespace moesim {
 using OpId = uint32_t;
 
 enum class Stream : uint8_t { compute = 0, comm = 1 };
-enum class OpKind : uint8_t { compute = 0, all_to_all = 1 };
+enum class OpKind : uint8_t { compute = 0, all_to_all = 1, all_gather = 2, reduce_scatter = 3 };
+const char* op_kind_name(OpKind k);
 enum class Phase : uint8_t { forward = 0, backward = 1 };
 
 // Where a compute cost came from (DESIGN rule 8). Communication ops carry `emergent`: their time comes from
@@ -31,7 +34,10 @@ const char* provenance_name(Provenance p);
 // What an op does, for time breakdowns ("attention", "expert", "dispatch", ...).
 enum class OpClass : uint8_t {
   attention, gate, permute, dispatch, expert, combine, unpermute, shared_expert, dense_mlp, cast, other,
-  weight_move  // moving expert weights between ranks (EPLB re-placement)
+  weight_move,  // moving expert weights between ranks (EPLB re-placement)
+  // Expert tensor parallelism (ETP): the all-gather of dispatched tokens within an expert's TP group, and the
+  // reduce-scatter of the partial expert outputs before the combine all-to-all.
+  expert_all_gather, expert_reduce_scatter
 };
 const char* op_class_name(OpClass c);
 
@@ -49,17 +55,24 @@ struct Op {
   int32_t rank = 0;
   int32_t layer = -1;       // model layer, -1 when the op belongs to none
   int32_t chunk = -1;       // pipelining chunk, -1 when unchunked
-  int32_t collective = -1;  // index into OpGraph::collectives() for all_to_all ops
+  int32_t collective = -1;  // index into OpGraph::collectives() for collective ops (every kind but compute)
   int32_t step = 0;         // workload step (batch) the op belongs to (multi-step runs; 0 otherwise)
   OpPrecision precision = OpPrecision::model;
   double duration_s = 0.0;  // compute ops: the cost model's duration (seconds)
   std::vector<OpId> deps;   // explicit deps, including the implicit stream predecessor
 };
 
+inline constexpr OpId kNoOp = UINT32_MAX;
+
 struct Collective {
-  int32_t ranks = 0;
-  std::vector<double> bytes;  // ranks x ranks, row-major: bytes[src * ranks + dst]; diagonal ignored
-  std::vector<OpId> ops;      // ops[r] = the op of rank r
+  OpKind kind = OpKind::all_to_all;
+  std::vector<int32_t> members;  // participating ranks, ascending (every rank of the graph for an all-to-all)
+  std::vector<double> bytes;     // M x M over members (M = members.size()), row-major: bytes[i * M + j] from
+                                 // members[i] to members[j]; diagonal ignored
+  std::vector<OpId> ops;         // ops[i] = the op of members[i]
+  int size() const { return static_cast<int>(members.size()); }
+  // Index of `rank` among the members, -1 when it is not one.
+  int member_index(int rank) const;
 };
 
 class OpGraph {
@@ -78,6 +91,16 @@ class OpGraph {
   // Adds an all-to-all: one op per rank on `stream`; rank r's op waits for its stream predecessor and for
   // deps_per_rank[r] (may be empty). `bytes` is ranks x ranks row-major. Returns the per-rank op ids.
   std::vector<OpId> add_all_to_all(Stream stream, OpClass cls, Phase phase, int layer, std::vector<double> bytes,
+                                   const std::vector<std::vector<OpId>>& deps_per_rank, int chunk = -1);
+  // Adds a collective of `kind` among `members` (distinct ranks, ascending): one op per member on `stream`.
+  // `bytes` (M x M over the members, row-major) is what each member sends each other member: an all-gather(v)
+  // of shards s_i is bytes[i][j] = s_i for every member j != i, a reduce-scatter(v) whose member i ends with
+  // a reduced block of b_i is bytes[j][i] = b_i (the reduction itself is not costed: it runs inside the
+  // communication kernel, bounded by the link). deps_per_rank is indexed by graph rank (or empty). Throws
+  // std::invalid_argument on unsorted/duplicate members or bytes < 0. Returns per-rank op ids (size ranks();
+  // kNoOp for non-members).
+  std::vector<OpId> add_collective(OpKind kind, std::vector<int> members, Stream stream, OpClass cls, Phase phase,
+                                   int layer, std::vector<double> bytes,
                                    const std::vector<std::vector<OpId>>& deps_per_rank, int chunk = -1);
 
   // Appends the ops and collectives of `next` (built for the same ranks) as workload step `step`: ids and

@@ -26,7 +26,8 @@ struct RunContext {
   std::string model;              // architecture name
   std::string cluster;            // cluster name
   int gpus = 0;                   // GPUs in the cluster
-  int ep_ranks = 0;
+  int ep_ranks = 0;  // ranks (GPUs) = EP degree x etp
+  int etp = 1;       // expert tensor-parallel degree (parallelism.etp)
   std::string mode;               // inference_prefill | decode | training
   int64_t tokens_per_rank = 0;
   struct ProfileInfo {

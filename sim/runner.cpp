@@ -41,6 +41,7 @@ RunContext make_context(const Scenario& sc, Fidelity fidelity) {
   c.cluster = sc.cluster_name;
   c.gpus = static_cast<int>(sc.cluster.gpu_count());
   c.ep_ranks = sc.ep;
+  c.etp = sc.etp;
   c.mode = models::mode_name(sc.mode);
   c.tokens_per_rank = sc.tokens_per_rank;
   RunContext::ProfileInfo p;
@@ -107,7 +108,7 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   models::StepCosts costs(cost, sc.mode == models::Mode::decode, sc.context_tokens);
   auto build_step = [&](int s) {
     const models::StepInput in{arch, sc.placement, series.at(s), costs, sc.mode, sc.ep, sc.tokens_per_rank,
-                               layers, s, &series};
+                               layers, s, &series, sc.etp};
     return info->build(spec, in);
   };
   OpGraph graph = build_step(0);

@@ -45,8 +45,8 @@ double Scenario::expected_exact_flows() const {
     if (static_cast<std::size_t>(l) < arch.moe_layer.size() && arch.moe_layer[static_cast<std::size_t>(l)]) ++moe;
   const double passes = mode == models::Mode::training ? 2.0 : 1.0;  // backward repeats both all-to-alls
   // Every workload step repeats them.
-  return moe * 2.0 * passes * static_cast<double>(ep) * static_cast<double>(std::max(0, ep - 1)) *
-         static_cast<double>(std::max(1, steps));
+  const double pairs = static_cast<double>(ep) * (static_cast<double>(std::max(0, ep - 1)) + (etp - 1));
+  return moe * 2.0 * passes * pairs * static_cast<double>(std::max(1, steps));
 }
 
 namespace {
@@ -135,8 +135,17 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
   YamlView par = root.at("parallelism");
   const std::size_t errors_before_par = diags.size();
   if (root.require("parallelism") && par.expect_map()) {
-    par.check_keys({"ep", "placement", "gpus"});
-    sc.ep = static_cast<int>(par.integer("ep", Range::between(1, 1 << 20)));
+    par.check_keys({"ep", "etp", "placement", "gpus"});
+    const int ep_degree = static_cast<int>(par.integer("ep", Range::between(1, 1 << 20)));
+    sc.etp = static_cast<int>(par.integer_or("etp", 1, Range::between(1, 64)));
+    if (sc.etp & (sc.etp - 1)) par.at("etp").error("must be a power of two (1, 2, 4, ..., 64)", par.at("etp").shown());
+    else if (model_ok && sc.arch.expert_ffn % sc.etp != 0)
+      par.at("etp").error(fmt::format("must divide the expert FFN width (model.expert_ffn = {}): each rank of a "
+                                      "group holds expert_ffn / etp neurons of every expert of the group",
+                                      sc.arch.expert_ffn),
+                          par.at("etp").shown());
+    sc.ep = ep_degree * sc.etp;
+    const std::string ranks_rule = sc.etp > 1 ? fmt::format("ep x etp = {}", sc.ep) : fmt::format("ep = {}", sc.ep);
     const int gpus = static_cast<int>(sc.cluster.gpu_count());
     if (par.has("gpus")) {
       std::set<int64_t> seen;
@@ -147,15 +156,30 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
         sc.rank_gpu.push_back(static_cast<int>(id));
       }
       if (static_cast<int>(sc.rank_gpu.size()) != sc.ep)
-        par.at("gpus").error(fmt::format("must list exactly ep = {} GPU ids (one per rank)", sc.ep),
+        par.at("gpus").error(fmt::format("must list exactly {} GPU ids (one per rank)", ranks_rule),
                              fmt::format("{} ids", sc.rank_gpu.size()));
     } else if (gpus > 0) {
       if (sc.ep > gpus)
-        par.at("ep").error(fmt::format("more EP ranks than GPUs in the cluster ({})", gpus), par.at("ep").shown());
+        par.at("ep").error(sc.etp > 1 ? fmt::format("more ranks ({}) than GPUs in the cluster ({})", ranks_rule, gpus)
+                                      : fmt::format("more EP ranks than GPUs in the cluster ({})", gpus),
+                           par.at("ep").shown());
       for (int r = 0; r < std::min(sc.ep, gpus); ++r) sc.rank_gpu.push_back(r);
     }
-    if (diags.size() == errors_before_par && model_ok && sc.arch.routed_experts > 0)
-      sc.placement = models::decode_placement(par.at("placement"), sc.arch.routed_experts, sc.ep, par.at("ep"));
+    if (diags.size() == errors_before_par && model_ok && sc.arch.routed_experts > 0) {
+      if (sc.etp == 1) {
+        sc.placement = models::decode_placement(par.at("placement"), sc.arch.routed_experts, sc.ep, par.at("ep"));
+      } else {
+        // Experts are placed over the ep groups; every rank of a group holds (a 1/etp shard of) each of the
+        // group's experts, so the rank-level placement lists each expert on all ranks of its group(s).
+        const models::Placement groups =
+            models::decode_placement(par.at("placement"), sc.arch.routed_experts, ep_degree, par.at("ep"));
+        if (groups.ranks() == ep_degree) {  // else decode_placement reported why
+          std::vector<std::vector<int>> slots(static_cast<std::size_t>(sc.ep));
+          for (int r = 0; r < sc.ep; ++r) slots[static_cast<std::size_t>(r)] = groups.experts_of_rank(r / sc.etp);
+          sc.placement = models::Placement::from_slots(sc.arch.routed_experts, slots);
+        }
+      }
+    }
   }
 
   // workload
@@ -198,7 +222,7 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
     if (items.empty() && root.at("variants").is_sequence()) root.at("variants").error("must list at least one variant");
     for (const YamlView& v : items) {
       if (!model_ok || sc.arch.routed_experts <= 0 || sc.ep <= 0) break;  // model or parallelism already reported broken
-      models::VariantSpec spec = models::decode_variant(v, sc.arch, sc.ep, sc.base_dir, &sc.profile, sc.mode);
+      models::VariantSpec spec = models::decode_variant(v, sc.arch, sc.ep, sc.base_dir, &sc.profile, sc.mode, sc.etp);
       if (spec.routing) {
         if (sc.routing.requests) v.error_at("routing", "cannot override the routing of a multimodal workload (set "
                                                        "workload.modalities instead)");

@@ -31,7 +31,8 @@ struct Scenario {
   std::string cluster_name;
   models::Profile profile;
 
-  int ep = 0;                 // EP degree = ranks
+  int ep = 0;                 // ranks (GPUs) = parallelism.ep x parallelism.etp; every rank is a token source
+  int etp = 1;                // parallelism.etp: expert tensor-parallel degree (groups of etp consecutive ranks)
   std::vector<int> rank_gpu;  // rank -> GPU id in the cluster
   models::Placement placement;
 
@@ -56,7 +57,8 @@ struct Scenario {
   // when a variant's schedule needs per-rank all-to-all finish times (ScheduleInfo::needs_exact: realb).
   Fidelity resolved_fidelity() const;
   // Flows the exact level simulates: one per ordered rank pair in each dispatch and combine all-to-all of each
-  // simulated MoE layer (twice in training), for every workload step. Chunked schedules split bytes, not pairs;
+  // simulated MoE layer (twice in training), for every workload step, plus with etp > 1 one per ordered pair
+  // within each group for the all-gather and the reduce-scatter. Chunked schedules split bytes, not pairs;
   // the estimate is per chunk.
   double expected_exact_flows() const;
 };

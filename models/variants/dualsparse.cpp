@@ -20,6 +20,25 @@
 //   P = 1:  grouped GEMMs of f rows at expert_ffn, then (if any h) grouped GEMMs of h rows at expert_ffn / 2
 //   P >= 2: P sub-expert GEMMs of expert_ffn / P: the first P / 2 over f + h rows, the others over f rows
 // With nothing dropped and P = 1 this is exactly topk's expert op.
+//
+// Expert tensor parallelism (parallelism.etp = T > 1; ranks = ep x T, group g = ranks [gT, gT + T), every rank
+// a token source). The plan sends each pair to one rank of its expert's group (the placement lists the expert
+// on every rank of the group, so Placement splits a source's pairs evenly over them, a local one taking all).
+//   etp    each rank holds expert_ffn / T neurons of every expert of its group. Dispatch = that all-to-all,
+//          then an all-gather(v) in each group (rank d's block: the pairs it received), so every rank of the
+//          group has all of the group's pairs; experts; combine = a reduce-scatter(v) of the partial outputs
+//          (rank d gets its block back, reduced), then the all-to-all back. Dropped pairs travel as in plain EP
+//          (all the way unless drop_before_dispatch); half pairs travel to every rank (an all-gather cannot
+//          skip ranks).
+//   s_etp  the expert is split into T sub-experts (partition = T) placed one per rank of the group: plain EP
+//          over ep x T ranks. Dispatch = one all-to-all sending each pair to every sub-expert that computes
+//          it: all T for full pairs, the major half (ranks T/2 first) for half pairs, none for dropped pairs
+//          when drop_before_dispatch (else all T: the decision is made at the expert); combine = its transpose
+//          (the T partial outputs summed at the source, in unpermute).
+// Both compute the same GEMMs: rank r runs, per expert of its group, expert_ffn / T neurons over the group's
+// full pairs, plus its half pairs when r mod T < T / 2. On a non-blocking switch the two move the same bytes
+// without dropping (T copies of each pair); S-ETP saves the half pairs' minor-half copies, the dropped pairs
+// with drop_before_dispatch, and one collective step; ETP keeps the all-gather inside the group.
 #include "models/variants/dualsparse.hpp"
 
 #include <algorithm>
@@ -43,19 +62,30 @@ PairFate pair_fate(DropPolicy p, double s, double t, double delta) {
 }
 
 DualSparseLayer dualsparse_layer(const RoutingPlan& plan, const Architecture& arch, const Placement& placement,
-                                 int layer, const DualSparseOptions& o) {
+                                 int layer, const DualSparseOptions& o, int etp) {
   const LayerRouting& L = plan.layer(layer);
   const int R = plan.ranks(), E = plan.experts();
   if (static_cast<int>(L.tokens.size()) != R)
     throw std::logic_error("dualsparse: the routing plan has no per-token gate scores (keep_scores)");
   DualSparseLayer out;
+  if (etp < 1 || R % etp != 0) throw std::invalid_argument("dualsparse: ranks must split into groups of etp");
   out.received = plan.tokens_per_rank_received(layer);
-  const int64_t max_load = out.received.empty() ? 0 : *std::max_element(out.received.begin(), out.received.end());
+  // A rank's load: its own received pairs, or its group's (etp > 1: the group computes them together).
+  std::vector<int64_t> load(static_cast<std::size_t>(R), 0);
+  for (int r = 0; r < R; ++r)
+    load[static_cast<std::size_t>(r / etp * etp)] += out.received[static_cast<std::size_t>(r)];
+  for (int r = 0; r < R; ++r) load[static_cast<std::size_t>(r)] = load[static_cast<std::size_t>(r / etp * etp)];
+  const int64_t max_load = load.empty() ? 0 : *std::max_element(load.begin(), load.end());
   out.threshold.assign(static_cast<std::size_t>(R), o.threshold);
   if (o.policy == DropPolicy::load_aware && max_load > 0)
     for (int r = 0; r < R; ++r)
       out.threshold[static_cast<std::size_t>(r)] =
-          o.threshold * static_cast<double>(out.received[static_cast<std::size_t>(r)]) / static_cast<double>(max_load);
+          o.threshold * static_cast<double>(load[static_cast<std::size_t>(r)]) / static_cast<double>(max_load);
+  if (etp > 1) {
+    out.fate_full.assign(static_cast<std::size_t>(R) * R, 0);
+    out.fate_half.assign(static_cast<std::size_t>(R) * R, 0);
+    out.fate_dropped.assign(static_cast<std::size_t>(R) * R, 0);
+  }
   // Position of expert e among rank r's local experts (-1: not there).
   std::vector<std::vector<int>> pos(static_cast<std::size_t>(R), std::vector<int>(static_cast<std::size_t>(E), -1));
   out.full.resize(static_cast<std::size_t>(R));
@@ -79,6 +109,10 @@ DualSparseLayer dualsparse_layer(const RoutingPlan& plan, const Architecture& ar
       const auto d = static_cast<std::size_t>(dst);
       ++out.routed;
       const PairFate f = pair_fate(o.policy, tr.scores[j], out.threshold[d], o.delta);
+      if (etp > 1) {
+        const std::size_t at = static_cast<std::size_t>(src) * R + d;
+        ++(f == PairFate::full ? out.fate_full : f == PairFate::half ? out.fate_half : out.fate_dropped)[at];
+      }
       if (f == PairFate::dropped) {
         ++out.dropped;
         continue;
@@ -106,6 +140,14 @@ std::vector<SubExpertGemm> sub_expert_gemms(const std::vector<int64_t>& full, co
   return out;
 }
 
+std::vector<int64_t> group_rank_rows(const std::vector<int64_t>& group_full, const std::vector<int64_t>& group_half,
+                                     int rank, int etp) {
+  const bool major = rank % etp < etp / 2;
+  std::vector<int64_t> rows(group_full.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = group_full[i] + (major ? group_half[i] : 0);
+  return rows;
+}
+
 double sub_expert_flops(const std::vector<SubExpertGemm>& gemms, int64_t hidden) {
   double flops = 0;
   for (const auto& g : gemms)
@@ -113,12 +155,159 @@ double sub_expert_flops(const std::vector<SubExpertGemm>& gemms, int64_t hidden)
   return flops;
 }
 
+namespace {
+
+// Notes the figures dualsparse_metrics turns into rates (summed over layers, then over steps by append()).
+struct DropTally {
+  double routed = 0, shared = 0, dropped = 0, halves = 0, flops = 0, max_before = 0, max_after = 0;
+  std::vector<double> before, after;  // per rank: expert work (full-width pair equivalents) before/after
+  explicit DropTally(std::size_t ranks) : before(ranks, 0.0), after(ranks, 0.0) {}
+  void add_layer(const DualSparseLayer& d) {
+    routed += static_cast<double>(d.routed);
+    shared += static_cast<double>(d.shared);
+    dropped += static_cast<double>(d.dropped);
+    halves += static_cast<double>(d.halves);
+  }
+  void note(OpGraph& g) const {
+    g.note_sum("ds_routed_pairs", routed);
+    g.note_sum("ds_shared_pairs", shared);
+    g.note_sum("ds_dropped_pairs", dropped);
+    g.note_sum("ds_half_pairs", halves);
+    g.note_sum("ds_expert_gemm_flops", flops);
+    g.note_sum("ds_max_rank_work_before_pairs", max_before);
+    g.note_sum("ds_max_rank_work_after_pairs", max_after);
+    for (std::size_t r = 0; r < before.size(); ++r) {
+      g.note_sum(fmt::format("ds_rank{}_work_before_pairs", r), before[r]);
+      g.note_sum(fmt::format("ds_rank{}_work_after_pairs", r), after[r]);
+    }
+  }
+};
+
+// ETP and S-ETP (in.etp > 1), as described at the top of this file.
+OpGraph build_dualsparse_tp(const DualSparseOptions& o, const StepInput& in) {
+  const int T = in.etp;
+  const auto R = static_cast<std::size_t>(in.ranks);
+  const auto TT = static_cast<std::size_t>(T);
+  const bool s_etp = o.expert_tp == ExpertTp::s_etp;
+  DropTally tally(R);
+  std::map<int, std::vector<KernelCost>> cost;   // [layer][rank]: forward cost of the rank's expert op
+  std::map<int, std::vector<int64_t>> a2a;       // [layer]: ranks x ranks pairs the dispatch all-to-all carries
+  std::map<int, std::vector<int64_t>> block;     // [layer][rank]: pairs of the rank's all-gather block (etp)
+  std::map<int, OpGraph::Received> computed;     // [layer]: pairs each rank computes on (its group's)
+  const int64_t ffn = in.arch.expert_ffn / T;
+  for (int l : in.layers) {
+    if (!in.arch.is_moe_layer(l)) continue;
+    const DualSparseLayer d = dualsparse_layer(in.routing, in.arch, in.placement, l, o, T);
+    tally.add_layer(d);
+    const LayerRouting& lr = in.routing.layer(l);
+    const std::vector<int64_t> vision = in.routing.multimodal() ? in.routing.vision_per_rank_received(l)
+                                                                : std::vector<int64_t>{};
+    OpGraph::Received rx;
+    rx.pairs.assign(R, 0);
+    if (!vision.empty()) rx.vision.assign(R, 0);
+    std::vector<KernelCost> layer_cost(R);
+    double mb = 0, ma = 0;
+    for (std::size_t base = 0; base < R; base += TT) {
+      const std::size_t n = d.full[base].size();  // every rank of a group holds the group's experts
+      std::vector<int64_t> gf(n, 0), gh(n, 0);
+      int64_t recv = 0, vis = 0;
+      for (std::size_t r = base; r < base + TT; ++r) {
+        for (std::size_t i = 0; i < n; ++i) gf[i] += d.full[r][i], gh[i] += d.half[r][i];
+        recv += d.received[r];
+        if (!vision.empty()) vis += vision[r];
+      }
+      for (std::size_t r = base; r < base + TT; ++r) {
+        rx.pairs[r] = recv;
+        if (!vision.empty()) rx.vision[r] = vis;
+        const std::vector<int64_t> rows = group_rank_rows(gf, gh, static_cast<int>(r), T);
+        std::vector<SubExpertGemm> gemms;
+        double w = 0;  // full-width pair equivalents: each rank computes 1 / T of the neurons
+        for (int64_t x : rows) {
+          gemms.push_back({x, ffn});
+          w += static_cast<double>(x) / T;
+        }
+        tally.flops += sub_expert_flops(gemms, in.arch.hidden);
+        layer_cost[r] = in.costs.model().grouped_experts(rows, T);
+        const double b = static_cast<double>(recv) / T;
+        tally.before[r] += b;
+        tally.after[r] += w;
+        mb = std::max(mb, b);
+        ma = std::max(ma, w);
+      }
+    }
+    tally.max_before += mb;
+    tally.max_after += ma;
+    cost.emplace(l, std::move(layer_cost));
+    computed.emplace(l, std::move(rx));
+    std::vector<int64_t> m(R * R, 0);
+    if (!s_etp) {
+      // As plain EP: the plan's pairs, or only the kept ones when the source decides.
+      m = o.drop_before_dispatch ? d.kept_pairs : lr.rank_tokens;
+      std::vector<int64_t> blk(R, 0);
+      for (std::size_t src = 0; src < R; ++src)
+        for (std::size_t dst = 0; dst < R; ++dst) blk[dst] += m[src * R + dst];
+      block.emplace(l, std::move(blk));
+    } else {
+      // Each pair to the sub-experts that compute it (all T, the major half, or none); see the top of the file.
+      for (std::size_t src = 0; src < R; ++src)
+        for (std::size_t dst = 0; dst < R; ++dst) {
+          const std::size_t at = src * R + dst, base = dst / TT * TT;
+          const int64_t all = d.fate_full[at] + (o.drop_before_dispatch ? 0 : d.fate_half[at] + d.fate_dropped[at]);
+          const int64_t major = o.drop_before_dispatch ? d.fate_half[at] : 0;
+          for (std::size_t j = 0; j < TT; ++j) m[src * R + base + j] += all + (j < TT / 2 ? major : 0);
+        }
+    }
+    a2a.emplace(l, std::move(m));
+  }
+  auto setup = [&](LayerEmitter& em) {
+    em.set_expert_cost([&](int l, int r) { return cost.at(l)[static_cast<std::size_t>(r)]; });
+    em.set_pairs([&](int l) -> const std::vector<int64_t>* { return &a2a.at(l); });
+  };
+  OpGraph g = s_etp ? build_sequential(in, false, setup)
+                    : build_layered(in, [&](LayerEmitter& em, int l, Phase ph) {
+                        const bool shared = in.arch.shared_experts > 0;
+                        const std::vector<int64_t>& blk = block.at(l);
+                        auto gather = [&] {
+                          em.group_collective(l, ph, OpKind::all_gather, OpClass::expert_all_gather, Stream::compute, blk);
+                        };
+                        auto scatter = [&] {
+                          em.group_collective(l, ph, OpKind::reduce_scatter, OpClass::expert_reduce_scatter,
+                                              Stream::compute, blk);
+                        };
+                        // Backward mirrors forward; an all-gather's gradient is a reduce-scatter and back.
+                        if (ph == Phase::forward) {
+                          em.gate_permute(l, ph);
+                          em.all_to_all(l, ph, OpClass::dispatch, Stream::compute);
+                          gather();
+                          em.experts(l, ph);
+                          scatter();
+                          em.all_to_all(l, ph, OpClass::combine, Stream::compute);
+                          em.unpermute(l, ph);
+                          if (shared) em.shared_expert(l, ph);
+                          return;
+                        }
+                        if (shared) em.shared_expert(l, ph);
+                        em.unpermute(l, ph);
+                        em.all_to_all(l, ph, OpClass::combine, Stream::compute);
+                        gather();
+                        em.experts(l, ph);
+                        scatter();
+                        em.all_to_all(l, ph, OpClass::dispatch, Stream::compute);
+                        em.gate_permute(l, ph);
+                      }, setup);
+  for (auto& [l, rx] : computed) g.set_received(l, std::move(rx));
+  tally.note(g);
+  return g;
+}
+
+}  // namespace
+
 OpGraph build_dualsparse(const VariantSpec& spec, const StepInput& in) {
   const auto& o = spec.options_as<DualSparseOptions>();
+  if (o.expert_tp != ExpertTp::none) return build_dualsparse_tp(o, in);
   std::map<int, DualSparseLayer> layers;
   const auto R = static_cast<std::size_t>(in.ranks);
-  double routed = 0, shared = 0, dropped = 0, halves = 0, flops = 0, max_before = 0, max_after = 0;
-  std::vector<double> before(R, 0.0), after(R, 0.0);
+  DropTally tally(R);
   // P = 1: the full pairs as topk's expert op, then (if any) the half pairs as a grouped GEMM at ffn / 2;
   // P >= 2: the sub-expert GEMMs of ffn / P.
   const StepCosts& costs = in.costs;
@@ -138,10 +327,7 @@ OpGraph build_dualsparse(const VariantSpec& spec, const StepInput& in) {
   for (int l : in.layers) {
     if (!in.arch.is_moe_layer(l)) continue;
     DualSparseLayer d = dualsparse_layer(in.routing, in.arch, in.placement, l, o);
-    routed += static_cast<double>(d.routed);
-    shared += static_cast<double>(d.shared);
-    dropped += static_cast<double>(d.dropped);
-    halves += static_cast<double>(d.halves);
+    tally.add_layer(d);
     double mb = 0, ma = 0;
     std::vector<KernelCost> layer_cost;
     for (std::size_t r = 0; r < R; ++r) {
@@ -149,18 +335,18 @@ OpGraph build_dualsparse(const VariantSpec& spec, const StepInput& in) {
       double w = 0;
       for (int64_t x : d.full[r]) w += static_cast<double>(x);
       for (int64_t x : d.half[r]) w += 0.5 * static_cast<double>(x);
-      before[r] += static_cast<double>(d.received[r]);
-      after[r] += w;
+      tally.before[r] += static_cast<double>(d.received[r]);
+      tally.after[r] += w;
       mb = std::max(mb, static_cast<double>(d.received[r]));
       ma = std::max(ma, w);
       // The rank's GEMMs, once: their FLOPs and the forward cost of its expert op (every phase reads it).
       const auto gemms = sub_expert_gemms(d.full[r], d.half[r], in.arch.expert_ffn, o.partition);
-      flops += sub_expert_flops(gemms, in.arch.hidden);
+      tally.flops += sub_expert_flops(gemms, in.arch.hidden);
       layer_cost.push_back(expert_op_cost(d.full[r], d.half[r], gemms));
     }
     cost.emplace(l, std::move(layer_cost));
-    max_before += mb;
-    max_after += ma;
+    tally.max_before += mb;
+    tally.max_after += ma;
     layers.emplace(l, std::move(d));
   }
   auto expert_cost = [&](int l, int r) { return cost.at(l)[static_cast<std::size_t>(r)]; };
@@ -169,17 +355,7 @@ OpGraph build_dualsparse(const VariantSpec& spec, const StepInput& in) {
     if (o.drop_before_dispatch)
       em.set_pairs([&](int l) -> const std::vector<int64_t>* { return &layers.at(l).kept_pairs; });
   });
-  g.note_sum("ds_routed_pairs", routed);
-  g.note_sum("ds_shared_pairs", shared);
-  g.note_sum("ds_dropped_pairs", dropped);
-  g.note_sum("ds_half_pairs", halves);
-  g.note_sum("ds_expert_gemm_flops", flops);
-  g.note_sum("ds_max_rank_work_before_pairs", max_before);
-  g.note_sum("ds_max_rank_work_after_pairs", max_after);
-  for (std::size_t r = 0; r < R; ++r) {
-    g.note_sum(fmt::format("ds_rank{}_work_before_pairs", r), before[r]);
-    g.note_sum(fmt::format("ds_rank{}_work_after_pairs", r), after[r]);
-  }
+  tally.note(g);
   return g;
 }
 
@@ -208,9 +384,26 @@ std::shared_ptr<const ScheduleOptions> decode_dualsparse(const YamlView& v, cons
   else o->threshold = v.number("threshold", Range::between(0, 1));
   o->delta = v.number_or("delta", 0.01, Range::between(0, 1));
   o->drop_before_dispatch = v.boolean_or("drop_before_dispatch", false);
-  o->partition = static_cast<int>(v.integer_or("partition", 1, Range::between(1, 64)));
   const int64_t ffn = ctx.arch.expert_ffn;
-  if (v.has("partition") && o->partition >= 1) {
+  std::string tp = "none";
+  if (ctx.etp > 1) {
+    tp = v.choice_or("expert_tp", {"etp", "s_etp"}, "etp");
+    o->expert_tp = tp == "s_etp" ? ExpertTp::s_etp : ExpertTp::etp;
+  } else if (v.has("expert_tp")) {
+    v.at("expert_tp").error("needs expert tensor parallelism (parallelism.etp > 1)", v.at("expert_tp").shown());
+  }
+  // S-ETP's sub-experts are the partition (one per rank of the group); ETP shards instead of partitioning.
+  const int partition_default = o->expert_tp == ExpertTp::s_etp ? ctx.etp : 1;
+  o->partition = static_cast<int>(v.integer_or("partition", partition_default, Range::between(1, 64)));
+  if (o->expert_tp == ExpertTp::s_etp && o->partition != ctx.etp)
+    v.at("partition").error(fmt::format("must equal parallelism.etp = {} under expert_tp: s_etp (one sub-expert "
+                                        "per rank of the group)", ctx.etp),
+                            v.at("partition").shown());
+  if (o->expert_tp == ExpertTp::etp && o->partition != 1)
+    v.at("partition").error(fmt::format("must be 1 under expert_tp: etp (each expert is sharded over the etp = {} "
+                                        "ranks of its group instead; expert_tp: s_etp partitions)", ctx.etp),
+                            v.at("partition").shown());
+  if (v.has("partition") && o->partition >= 1 && o->expert_tp == ExpertTp::none) {
     if ((o->partition & (o->partition - 1)) != 0)
       v.at("partition").error("must be a power of two (1, 2, 4, ..., 64)", v.at("partition").shown());
     else if (ffn % o->partition != 0)
@@ -227,6 +420,7 @@ std::shared_ptr<const ScheduleOptions> decode_dualsparse(const YamlView& v, cons
   shown["delta"] = fmt::format("{}", o->delta);
   shown["drop_before_dispatch"] = o->drop_before_dispatch ? "true" : "false";
   shown["partition"] = fmt::format("{}", o->partition);
+  if (o->expert_tp != ExpertTp::none) shown["expert_tp"] = tp;
   return o;
 }
 

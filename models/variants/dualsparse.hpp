@@ -9,6 +9,10 @@
 namespace moesim::models {
 
 enum class DropPolicy { none, one_t, two_t, load_aware };
+// How experts use a group of parallelism.etp ranks: none (etp = 1, plain EP), etp (each expert sharded over its
+// group: all-to-all + all-gather to dispatch, reduce-scatter + all-to-all to combine), s_etp (the expert
+// split into etp sub-experts, one per rank of the group, reached by the all-to-alls alone).
+enum class ExpertTp { none, etp, s_etp };
 
 struct DualSparseOptions : ScheduleOptions {
   DropPolicy policy = DropPolicy::none;
@@ -16,6 +20,7 @@ struct DualSparseOptions : ScheduleOptions {
   double delta = 0.01;              // 2T-Drop half-width: skip below T - delta, major half up to T + delta
   bool drop_before_dispatch = false;  // the source decides, so dropped pairs are not sent either
   int partition = 1;                // P sub-experts per expert (a power of two dividing expert_ffn)
+  ExpertTp expert_tp = ExpertTp::none;  // set when parallelism.etp > 1 (etp unless the variant says s_etp)
 };
 
 // What happens to one token-expert pair.
@@ -31,15 +36,20 @@ struct DualSparseLayer {
   std::vector<std::vector<int64_t>> full, half;  // [rank][i]: pairs of the rank's i-th local expert
   std::vector<int64_t> kept_pairs;              // ranks x ranks, row-major: full + half pairs src -> dst
   std::vector<int64_t> received;                // per rank: routed pairs before dropping
+  // Only with etp > 1, ranks x ranks: routed pairs src -> dst (the rank of the expert's group the plan sends
+  // them to) by fate, for the S-ETP all-to-all, which sends each pair to the sub-experts that compute it.
+  std::vector<int64_t> fate_full, fate_half, fate_dropped;
   int64_t routed = 0, dropped = 0, halves = 0;  // routed pairs (after any capacity drop) of the layer
   int64_t shared = 0;                           // shared-expert computations: tokens x shared_experts
 };
 
 // The drop decision of `layer` from the plan's per-token records (keep_scores or a trace). Each pair goes to
 // the rank that receives it (Placement::dest_of_nth, as the plan's counts) and is judged by that rank's
-// threshold. Throws std::logic_error when the plan has no per-token records.
+// threshold. With etp > 1 (groups of etp consecutive ranks sharing their experts) a rank's load for
+// load_aware is its group's, since every rank of the group computes on every pair the group receives.
+// Throws std::logic_error when the plan has no per-token records.
 DualSparseLayer dualsparse_layer(const RoutingPlan& plan, const Architecture& arch, const Placement& placement,
-                                 int layer, const DualSparseOptions& o);
+                                 int layer, const DualSparseOptions& o, int etp = 1);
 
 // The sub-expert GEMMs of one rank: (tokens, FFN width) per GEMM. P = 1: each expert's full pairs at
 // expert_ffn, and its half pairs at expert_ffn / 2; P >= 2: P sub-experts of expert_ffn / P per expert, the
@@ -52,5 +62,11 @@ std::vector<SubExpertGemm> sub_expert_gemms(const std::vector<int64_t>& full, co
                                             int64_t expert_ffn, int partition);
 // Forward FLOPs of these GEMMs: gate_up (hidden -> 2 ffn) and down (ffn -> hidden), 2 FLOP per MAC.
 double sub_expert_flops(const std::vector<SubExpertGemm>& gemms, int64_t hidden);
+
+// With etp > 1 (ETP or S-ETP): the rows of each of rank r's GEMMs, one per expert of its group, each of
+// expert_ffn / etp neurons: the group's full pairs of that expert, plus its half pairs when r holds the major
+// half of the neurons (r mod etp < etp / 2). group_full/group_half: the group's pairs per local expert.
+std::vector<int64_t> group_rank_rows(const std::vector<int64_t>& group_full, const std::vector<int64_t>& group_half,
+                                     int rank, int etp);
 
 }  // namespace moesim::models

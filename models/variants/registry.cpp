@@ -34,10 +34,13 @@ ScheduleInfo with_options(ScheduleInfo s, std::function<OptionDecoder> decode,
   return s;
 }
 
-// DualSparse reads each token's gate scores and turns its summed counts into rates after the run.
-ScheduleInfo with_token_scores(ScheduleInfo s, std::function<void(std::map<std::string, double>&)> derive) {
+// DualSparse reads each token's gate scores and turns its summed counts into rates after the run; it also
+// models expert tensor parallelism (ETP and S-ETP).
+ScheduleInfo with_token_scores(ScheduleInfo s, std::function<void(std::map<std::string, double>&)> derive,
+                               bool supports_etp) {
   s.uses_token_scores = true;
   s.derive_metrics = std::move(derive);
+  s.supports_etp = supports_etp;
   return s;
 }
 }  // namespace
@@ -89,10 +92,12 @@ const std::vector<ScheduleInfo>& schedules() {
           with_options({"dualsparse",
                         "DualSparse-MoE: experts split into `partition` sub-experts; token-expert pairs with a low "
                         "gate score dropped (`policy` 1t), halved (2t) or dropped less on lightly loaded ranks "
-                        "(load_aware)",
-                        {"policy", "threshold", "delta", "drop_before_dispatch", "partition"}, build_dualsparse, {}},
+                        "(load_aware); with parallelism.etp, `expert_tp` etp (all-gather / reduce-scatter in each "
+                        "group) or s_etp (sub-experts placed as plain EP)",
+                        {"policy", "threshold", "delta", "drop_before_dispatch", "partition", "expert_tp"},
+                        build_dualsparse, {}},
                        decode_dualsparse),
-          dualsparse_metrics),
+          dualsparse_metrics, /*supports_etp=*/true),
   };
   return all;
 }
@@ -110,7 +115,7 @@ std::vector<std::string> schedule_names() {
 }
 
 VariantSpec decode_variant(const YamlView& v, const Architecture& arch, int ranks, const std::string& base_dir,
-                           const Profile* profile, Mode mode) {
+                           const Profile* profile, Mode mode, int etp) {
   VariantSpec spec;
   if (!v.expect_map()) return spec;
   spec.name = v.str("name");
@@ -119,6 +124,10 @@ VariantSpec decode_variant(const YamlView& v, const Architecture& arch, int rank
   // An unknown schedule was reported; its keys are unknown too, so checking them would only mislead.
   const bool schedule_ok = v.diagnostic_count() == before;
   const ScheduleInfo* info = schedule_ok ? find_schedule(spec.schedule) : nullptr;
+  if (info && etp > 1 && !info->supports_etp)
+    v.at("schedule").error(fmt::format("does not model expert tensor parallelism (parallelism.etp = {}); use "
+                                       "dualsparse, whose expert_tp option picks etp or s_etp", etp),
+                           spec.schedule);
   std::vector<std::string> keys = {"name", "schedule", "routing", "description"};
   if (info) {
     keys.insert(keys.end(), info->keys.begin(), info->keys.end());
@@ -141,7 +150,7 @@ VariantSpec decode_variant(const YamlView& v, const Architecture& arch, int rank
   }
   if (info && info->decode) {
     static const Profile none;
-    const DecodeContext ctx{arch, profile ? *profile : none, mode, ranks};
+    const DecodeContext ctx{arch, profile ? *profile : none, mode, ranks, etp};
     spec.options = info->decode(v, ctx, spec.shown);
   }
   if (v.has("routing")) {

@@ -1,6 +1,7 @@
 #include "models/variants/schedule_util.hpp"
 
 #include <map>
+#include <stdexcept>
 
 namespace moesim::models {
 
@@ -122,6 +123,34 @@ LayerEmitter::Ids LayerEmitter::all_to_all(int layer, Phase ph, OpClass cls, Str
       bytes[at] = static_cast<double>(pairs) * bpt;
     }
   return g_.add_all_to_all(stream, cls, ph, layer, std::move(bytes), deps, chunk);
+}
+
+LayerEmitter::Ids LayerEmitter::group_collective(int layer, Phase ph, OpKind kind, OpClass cls, Stream stream,
+                                                 const std::vector<int64_t>& block_pairs) {
+  const int R = in_.ranks, T = in_.etp;
+  if (kind != OpKind::all_gather && kind != OpKind::reduce_scatter)
+    throw std::invalid_argument("group_collective: all_gather or reduce_scatter");
+  if (T < 1 || R % T != 0 || static_cast<int>(block_pairs.size()) != R)
+    throw std::invalid_argument("group_collective: ranks must split into groups of etp, one block per rank");
+  const double bpt = in_.costs.bytes_per_token();
+  Ids ids(static_cast<std::size_t>(R), kNoOp);
+  const auto M = static_cast<std::size_t>(T);
+  for (int base = 0; base < R; base += T) {
+    std::vector<double> bytes(M * M, 0.0);
+    std::vector<int> members;
+    for (std::size_t i = 0; i < M; ++i) {
+      members.push_back(base + static_cast<int>(i));
+      for (std::size_t j = 0; j < M; ++j) {
+        if (i == j) continue;
+        // All-gather: i sends its block to j. Reduce-scatter: i receives its block's partials from j.
+        bytes[kind == OpKind::all_gather ? i * M + j : j * M + i] =
+            static_cast<double>(block_pairs[static_cast<std::size_t>(base) + i]) * bpt;
+      }
+    }
+    const Ids got = g_.add_collective(kind, members, stream, cls, ph, layer, std::move(bytes), {});
+    for (int i = base; i < base + T; ++i) ids[static_cast<std::size_t>(i)] = got[static_cast<std::size_t>(i)];
+  }
+  return ids;
 }
 
 LayerEmitter::Deps per_rank_deps(const std::vector<LayerEmitter::Ids>& lists) {

@@ -45,6 +45,14 @@ class LayerEmitter {
   Ids all_to_all(int layer, Phase ph, OpClass cls, Stream stream, const Deps& deps = {}, int chunk = -1,
                  int parts = 1);
 
+  // A collective of `kind` (all_gather or reduce_scatter) within each group of in.etp consecutive ranks (one
+  // collective per group, so groups never wait for each other). block_pairs[r] = the token-expert pairs of
+  // rank r's block: an all-gather sends rank r's block to every other member; a reduce-scatter leaves rank r
+  // with its block reduced, receiving block_pairs[r] partial rows from every other member. Bytes are pairs x
+  // StepCosts::bytes_per_token. Returns one op id per rank.
+  Ids group_collective(int layer, Phase ph, OpKind kind, OpClass cls, Stream stream,
+                       const std::vector<int64_t>& block_pairs);
+
   // Durations (seconds) the next calls would use, for schedules that reason about them.
   double factor(Phase ph) const;
 

@@ -69,6 +69,9 @@ struct StepInput {
   std::vector<int> layers;  // model layers to simulate, ascending
   int step;                   // workload step this graph is for (0 in one-step runs)
   const StepSeries* series;   // every step's routing (plans of other steps, for schedules with history); may be null
+  // Expert tensor-parallel degree (parallelism.etp): ranks form groups of etp consecutive ranks, and every
+  // expert is held by all ranks of one group (the placement lists it on each). 1 = plain EP.
+  int etp = 1;
 };
 
 // What a schedule's option decoder may look at.
@@ -77,6 +80,7 @@ struct DecodeContext {
   const Profile& profile;
   Mode mode;
   int ranks;
+  int etp = 1;  // parallelism.etp (see StepInput::etp)
 };
 
 using VariantBuilder = std::function<OpGraph(const VariantSpec&, const StepInput&)>;
@@ -112,6 +116,9 @@ struct ScheduleInfo {
   // fast put the step of scenarios/realb-qwen3-vl-rtx5090-8k.yaml 10 % above exact (125.2 vs 113.8 ms) while
   // topk and eplb stayed within 0.4 %.
   bool needs_exact = false;
+  // Whether the schedule models expert tensor parallelism (parallelism.etp > 1); a scenario with etp > 1
+  // accepts only such schedules (the others would read the group placement as replicated experts).
+  bool supports_etp = false;
 };
 
 // All registered schedules, in a fixed order.
@@ -121,7 +128,8 @@ std::vector<std::string> schedule_names();
 
 // Decodes one entry of the scenario's `variants:` list. Problems become diagnostics. `profile` and `mode`
 // are for schedules whose options depend on them (null profile: such checks are skipped).
+// `etp`: parallelism.etp (a schedule without supports_etp is an error at `schedule` when etp > 1).
 VariantSpec decode_variant(const YamlView& v, const Architecture& arch, int ranks, const std::string& base_dir,
-                           const Profile* profile = nullptr, Mode mode = Mode::inference_prefill);
+                           const Profile* profile = nullptr, Mode mode = Mode::inference_prefill, int etp = 1);
 
 }  // namespace moesim::models

@@ -5,6 +5,10 @@
 #include "sim/engine.hpp"
 #include "sim/op_graph.hpp"
 #include "sim/platform_spec.hpp"
+#include "tests/sim/test_support.hpp"
+
+#include <algorithm>
+#include <cmath>
 
 using namespace moesim;
 
@@ -120,4 +124,102 @@ TEST_CASE("overlap interference slows compute only while a comm-stream all-to-al
   Trace t = run_engine(p, identity(2), g, opt);
   CHECK(t.end_s[a2a[0]] == Approx(5e-6).epsilon(1e-9));
   CHECK(t.end_s[c0] == Approx(12.5e-6).epsilon(1e-9));
+}
+
+// Each (kind, fidelity) below is its own simulation, run in a child process (DESIGN rule 5); the child returns
+// the largest relative error of the ranks' end times against the value worked by hand.
+TEST_CASE("an all-gather and a reduce-scatter on a 4-GPU switch match (N-1)/N * S / B", "[engine]") {
+  // N = 4 GPUs on a non-blocking switch, links of B = 100 GB/s per direction, latency 1 us per link. The
+  // all-gather collects S = 4 x 32 MiB: member i holds a shard S / N and sends it to the 3 others, so every
+  // up-link carries 3 equal flows and every down-link 3: t = 2 x 1 us + (N - 1) / N x S / B (what a ring
+  // all-gather costs on this switch: N - 1 steps of S / N each). The reduce-scatter of S (each member ends
+  // with a reduced S / N block, receiving the 3 other members' partials of it) is the transpose: same time.
+  const int n = 4;
+  const double B = 100e9, lat = 1e-6, S = 4 * 32.0 * 1048576;
+  const double expected = 2 * lat + (n - 1.0) / n * S / B;  // 2 us + 1.00663 ms
+  for (OpKind kind : {OpKind::all_gather, OpKind::reduce_scatter})
+    for (Fidelity f : {Fidelity::exact, Fidelity::fast}) {
+      const double err = testing::run_in_child([&] {
+        PlatformSpec p = star(n, B, lat);
+        OpGraph g(n);
+        std::vector<double> bytes(n * n, 0.0);
+        for (int i = 0; i < n; ++i)
+          for (int j = 0; j < n; ++j)
+            if (i != j) bytes[kind == OpKind::all_gather ? i * n + j : j * n + i] = S / n;
+        auto ops = g.add_collective(kind, {0, 1, 2, 3}, Stream::comm, OpClass::expert_all_gather, Phase::forward,
+                                    0, bytes, {});
+        EngineOptions opt;
+        opt.fidelity = f;
+        Trace t = run_engine(p, identity(n), g, opt);
+        double worst = 0;
+        for (OpId id : ops) worst = std::max(worst, std::abs(t.end_s[id] - expected) / expected);
+        return worst;
+      });
+      INFO(op_kind_name(kind) << (f == Fidelity::exact ? " exact" : " fast"));
+      CHECK(err < 1e-6);
+    }
+}
+
+TEST_CASE("group collectives run apart: a small group does not wait for a big one", "[engine]") {
+  // 8 GPUs on one switch (B = 100 GB/s per direction, no latency); two all-gathers at once, in groups {0..3}
+  // (shards of 64 MiB) and {4..7} (shards of 16 MiB). The groups share no link, so each takes its own
+  // 3 x shard / B, in both fidelities (the fast level must not make one task of both), and rank 4's next
+  // compute op starts when its own group is done.
+  const int n = 8;
+  const double B = 100e9, big = 64.0 * 1048576, small = 16.0 * 1048576;
+  const double t_big = 3 * big / B, t_small = 3 * small / B;
+  for (Fidelity f : {Fidelity::exact, Fidelity::fast}) {
+    const double err = testing::run_in_child([&] {
+      PlatformSpec p = star(n, B, 0.0);
+      OpGraph g(n);
+      auto group = [&](int base, double shard) {
+        std::vector<double> bytes(16, 0.0);
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j)
+            if (i != j) bytes[i * 4 + j] = shard;
+        return g.add_collective(OpKind::all_gather, {base, base + 1, base + 2, base + 3}, Stream::compute,
+                                OpClass::expert_all_gather, Phase::forward, 0, bytes, {});
+      };
+      auto a = group(0, big);
+      auto b = group(4, small);
+      if (a[4] != kNoOp || b[0] != kNoOp) return 1.0;  // non-members get no op
+      OpId next = g.add_compute(4, Stream::compute, OpClass::expert, Phase::forward, 0, 1e-3, Provenance::datasheet);
+      EngineOptions opt;
+      opt.fidelity = f;
+      Trace t = run_engine(p, identity(n), g, opt);
+      double worst = std::abs(t.start_s[next] - t_small) / t_small;
+      for (int r = 0; r < 4; ++r) worst = std::max(worst, std::abs(t.end_s[a[r]] - t_big) / t_big);
+      for (int r = 4; r < 8; ++r) worst = std::max(worst, std::abs(t.end_s[b[r]] - t_small) / t_small);
+      return worst;
+    });
+    INFO((f == Fidelity::exact ? "exact" : "fast"));
+    CHECK(err < 1e-6);
+  }
+}
+
+TEST_CASE("add_collective checks its members and bytes", "[engine]") {
+  OpGraph g(4);
+  CHECK_THROWS_AS(g.add_collective(OpKind::all_gather, {1, 0}, Stream::comm, OpClass::expert_all_gather,
+                                   Phase::forward, 0, std::vector<double>(4, 0.0), {}),
+                  std::invalid_argument);  // members must ascend
+  CHECK_THROWS_AS(g.add_collective(OpKind::all_gather, {0, 1}, Stream::comm, OpClass::expert_all_gather,
+                                   Phase::forward, 0, std::vector<double>(16, 0.0), {}),
+                  std::invalid_argument);  // bytes are members x members
+  CHECK_THROWS_AS(g.add_collective(OpKind::compute, {0, 1}, Stream::comm, OpClass::expert_all_gather,
+                                   Phase::forward, 0, std::vector<double>(4, 0.0), {}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(g.add_collective(OpKind::reduce_scatter, {0, 4}, Stream::comm, OpClass::expert_reduce_scatter,
+                                   Phase::forward, 0, std::vector<double>(4, 0.0), {}),
+                  std::out_of_range);
+  auto ids = g.add_collective(OpKind::reduce_scatter, {1, 3}, Stream::comm, OpClass::expert_reduce_scatter,
+                              Phase::forward, 2, {0, 5, 7, 0}, {});
+  REQUIRE(ids.size() == 4);
+  CHECK(ids[0] == kNoOp);
+  CHECK(ids[2] == kNoOp);
+  const Collective& c = g.collectives().at(0);
+  CHECK(c.kind == OpKind::reduce_scatter);
+  CHECK(c.member_index(3) == 1);
+  CHECK(c.member_index(2) == -1);
+  CHECK(g.op(ids[3]).kind == OpKind::reduce_scatter);
+  CHECK(g.op(ids[3]).layer == 2);
 }

@@ -43,7 +43,7 @@ TEST_CASE("oversubscription below 1", "[topologies]") {
 TEST_CASE("unknown preset lists the available ones with a suggestion", "[topologies]") {
   CHECK(errors_of("cluster: h200-hgx8\n") ==
         "t.yaml:1:10: cluster: unknown topology preset (available: a30-pcie-8, a800-2x8-100gbe, a800-nvlink-8, "
-        "h100-4x8-400g-rail, h20-hgx-8, h200-hgx-8, rtx5090-pcie-8); did you mean 'h200-hgx-8'? (got h200-hgx8)\n");
+        "h100-4x8-400g-rail, h20-hgx-8, h200-hgx-8, nvl72-b200, rtx5090-pcie-8, supernode-384-b200); did you mean 'h200-hgx-8'? (got h200-hgx8)\n");
 }
 
 TEST_CASE("explicit topology with an unreachable GPU", "[topologies]") {

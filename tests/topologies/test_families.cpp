@@ -227,7 +227,8 @@ cluster:
 TEST_CASE("every preset loads, lowers and has the documented size", "[topologies]") {
   const std::vector<std::pair<std::string, std::size_t>> expected{
       {"a30-pcie-8", 8}, {"a800-2x8-100gbe", 16}, {"a800-nvlink-8", 8}, {"h100-4x8-400g-rail", 32},
-      {"h20-hgx-8", 8},  {"h200-hgx-8", 8},       {"rtx5090-pcie-8", 8}};
+      {"h20-hgx-8", 8},  {"h200-hgx-8", 8},       {"nvl72-b200", 72},         {"rtx5090-pcie-8", 8},
+      {"supernode-384-b200", 384}};
   std::vector<std::string> names;
   for (const auto& [n, g] : expected) names.push_back(n);
   CHECK(available_presets(kDataDir) == names);
