@@ -55,6 +55,12 @@ struct Architecture {
   int vision_expert_ffn = 0;  // intermediate size of one vision expert (= expert_ffn unless set)
   Attention attention;
   DType dtype = DType::bf16;
+  // Whether the model's router renormalises its top-k gate probabilities to sum to 1 before weighting the
+  // experts' outputs (Hugging Face config `norm_topk_prob`; Mixtral always does). true: the gate weight of a
+  // pair is its score normalised over the token's top-k; false: the softmax probability itself (the
+  // normalised score times the token's top-k mass). Reports show it; DualSparse's thresholds read the
+  // normalised score either way, as the method prescribes.
+  bool norm_topk_prob = false;
   std::vector<bool> moe_layer;  // moe_layer[l]: block l has a routed MoE FFN (else a dense MLP)
 
   bool is_moe_layer(int l) const { return l >= 0 && l < layers && moe_layer[static_cast<size_t>(l)]; }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -220,12 +221,43 @@ std::string step_trace_path(const std::string& pattern, int step) {
 }
 }  // namespace
 
+const char* gate_scores_name(GateScores g) { return g == GateScores::softmax ? "softmax" : "uniform"; }
+
+namespace {
+// Bounds of routing.gate (documented in scenarios/README.md): finite, so logits and their differences stay
+// finite; the softmax is taken relative to the largest logit, so any temperature in range neither overflows
+// nor divides 0 by 0.
+constexpr double kMaxGateTemperature = 1e6;
+constexpr double kMaxGateNoise = 1e6;
+
+// routing.gate: {scores: uniform | softmax, temperature, noise}; temperature and noise only with softmax.
+Gate decode_gate(const YamlView& g, bool is_trace) {
+  Gate out;
+  if (!g.expect_map()) return out;
+  g.check_keys({"scores", "temperature", "noise"});
+  if (is_trace) {
+    g.error("only used with a generated distribution (a trace gives every token's experts and scores)", g.shown());
+    return out;
+  }
+  out.scores = g.choice_or("scores", {"uniform", "softmax"}, "uniform") == "softmax" ? GateScores::softmax
+                                                                                    : GateScores::uniform;
+  if (out.scores == GateScores::softmax) {
+    out.temperature = g.number_or("temperature", 1.0, Range{0.0, kMaxGateTemperature, true, false});
+    out.noise = g.number_or("noise", 1.0, Range{0.0, kMaxGateNoise, true, false});
+  } else {
+    for (const char* key : {"temperature", "noise"})
+      if (g.has(key)) g.error_at(key, "only used with scores: softmax");
+  }
+  return out;
+}
+}  // namespace
+
 RoutingSpec decode_routing(const YamlView& v, const Architecture& arch, int ranks, const std::string& base_dir) {
   RoutingSpec s;
   if (!v.defined()) return s;
   if (!v.expect_map()) return s;
   v.check_keys({"distribution", "s", "hot_experts", "hot_share", "rotate_hot", "capacity_factor", "keep_scores",
-                "histogram_bins", "file"});
+                "histogram_bins", "file", "gate"});
   const std::string d = v.choice_or("distribution", {"uniform", "zipf", "hot", "trace"}, "uniform");
   s.distribution = d == "zipf"  ? RoutingDistribution::zipf
                    : d == "hot" ? RoutingDistribution::hot
@@ -245,6 +277,7 @@ RoutingSpec decode_routing(const YamlView& v, const Architecture& arch, int rank
   s.keep_scores = v.boolean_or("keep_scores", false);
   s.histogram_bins = static_cast<int>(v.integer_or("histogram_bins", 64, Range::between(1, 4096)));
   if (v.has("capacity_factor")) s.capacity_factor = v.number("capacity_factor", Range::positive());
+  if (v.has("gate")) s.gate = decode_gate(v.at("gate"), s.distribution == RoutingDistribution::trace);
   if (s.distribution == RoutingDistribution::zipf) s.zipf_s = v.number_or("s", 1.0, Range::between(0, limits::kMaxZipfS));
   if (s.distribution == RoutingDistribution::hot) {
     s.hot_share = v.number("hot_share", Range::between(0, 1));
@@ -505,6 +538,8 @@ struct LayerSetup {
   double total_w = 0;
   AliasTable alias;
   int64_t cap = INT64_MAX;  // per (source rank, expert) capacity
+  Gate gate;                // how picks and scores are made
+  std::vector<double> log_w;  // softmax gate: log of each expert's weight (-infinity: weight 0), size E
 };
 
 // Draws the k distinct experts of one token from the layer's weights into pick[0..k) (sampling without
@@ -577,6 +612,10 @@ struct PairTally {
   return kept;
 }
 
+// A standard Gumbel variate from one 64-bit draw: G = -log(-log(U)), U = (m + 1/2) / 2^53 with m the top 53
+// bits, so U lies strictly inside (0, 1) and G in about [-3.6, 37.4].
+inline double gumbel(uint64_t x) { return -std::log(-std::log((static_cast<double>(x >> 11) + 0.5) * 0x1.0p-53)); }
+
 // The common case of synthetic weighted routing: no capacity, no score use, no per-token records, one rank
 // per expert; only L.counts is written. Same draws, in the same order, as sample_sources, so the counts are
 // identical; the raw scores are still drawn (two per 64-bit number) and discarded to keep the stream aligned.
@@ -617,6 +656,7 @@ void sample_sources(const LayerSetup& ls, const Placement& placement, const int*
   std::vector<uint32_t> perm(static_cast<size_t>(E));
   std::vector<uint32_t> pick_v(static_cast<size_t>(k));
   std::vector<double> score_v(static_cast<size_t>(k));
+  std::vector<double> gumbel_v(static_cast<size_t>(E));  // softmax gate: one token's noise per expert
   uint32_t* const pick = pick_v.data();
   double* const score = score_v.data();
   // seen[e] == stamp: expert e is already picked by the current token (O(1) repeat test).
@@ -636,6 +676,20 @@ void sample_sources(const LayerSetup& ls, const Placement& placement, const int*
     }
     // One token drawn from the weights of `cur`; vision tokens also count in vcounts.
     auto token = [&](const LayerSetup& cur, int64_t* vc) {
+      if (cur.gate.scores == GateScores::softmax) {
+        // The router modelled: one Gumbel per expert (E draws; zero-weight experts draw too, so the stream
+        // does not depend on which experts a modality excludes), picks and normalised scores from the logits.
+        for (int e = 0; e < E; ++e) gumbel_v[static_cast<size_t>(e)] = gumbel(rng.next());
+        const double mass = softmax_gate_token(cur.log_w.data(), gumbel_v.data(), E, k, cur.gate.temperature,
+                                               cur.gate.noise, pick, score);
+        L.topk_mass_sum[static_cast<size_t>(src)] += mass;
+        ++L.topk_mass_tokens[static_cast<size_t>(src)];
+        for (int j = 0; j < k; ++j) {
+          const int e = static_cast<int>(pick[j]);
+          if (tally_pair(pt, src, e, score[j], counts, cap, tr) && vc) ++vc[e];
+        }
+        return;
+      }
       if (cur.w.empty()) {
         // Partial Fisher-Yates: k distinct positions of a permutation = a uniform k-subset.
         // One 64-bit draw per pick: the high 32 bits choose the position, the low 32 bits the raw score.
@@ -683,6 +737,109 @@ void sample_sources(const LayerSetup& ls, const Placement& placement, const int*
 }
 
 }  // namespace
+
+double softmax_gate_token(const double* log_w, const double* gumbel, int E, int k, double temperature, double noise,
+                          uint32_t* pick, double* score) {
+  // Top-k by insertion: pick[0..n) in descending logit order, their logits in score[0..n) meanwhile. A logit
+  // equal to the k-th does not enter, so ties keep the lower expert id (a total order: the same picks on every
+  // platform). With noise = 1 the k largest log(w_e) + G_e are a sample of k experts without replacement with
+  // probabilities proportional to w (the Gumbel-top-k trick: Vieira 2014; Kool, van Hoof and Welling, ICML 2019).
+  int n = 0;
+  for (int e = 0; e < E; ++e) {
+    if (!std::isfinite(log_w[e])) continue;  // weight 0: never picked, probability 0
+    const double l = log_w[e] + noise * gumbel[e];
+    if (n == k && !(l > score[k - 1])) continue;
+    int i = n < k ? n++ : k - 1;
+    for (; i > 0 && l > score[i - 1]; --i) {
+      score[i] = score[i - 1];
+      pick[i] = pick[i - 1];
+    }
+    score[i] = l;
+    pick[i] = static_cast<uint32_t>(e);
+  }
+  if (n < k) throw std::invalid_argument("softmax gate: fewer than top_k experts of non-zero weight");
+  // softmax(l / temperature), each term taken relative to the largest logit (score[0]) so nothing overflows;
+  // the common factor cancels in both ratios. The normalised scores need only the k picked terms; the top-k
+  // mass needs the sum over all experts.
+  const double top = score[0];
+  double all = 0.0;
+  for (int e = 0; e < E; ++e)
+    if (std::isfinite(log_w[e])) all += std::exp((log_w[e] + noise * gumbel[e] - top) / temperature);
+  double picked = 0.0;
+  for (int j = 0; j < k; ++j) {
+    score[j] = std::exp((score[j] - top) / temperature);
+    picked += score[j];
+  }
+  for (int j = 0; j < k; ++j) score[j] /= picked;
+  return picked / all;
+}
+
+std::string gate_scores_label(const RoutingSpec& spec) {
+  if (spec.distribution == RoutingDistribution::trace) return "trace";
+  const std::string text = gate_scores_name(spec.gate.scores);
+  if (spec.requests && spec.vision && spec.vision->gate.scores != spec.gate.scores)
+    return "text: " + text + ", vision: " + gate_scores_name(spec.vision->gate.scores);
+  return text;
+}
+
+GateScoreStats gate_score_stats(const std::vector<const RoutingPlan*>& plans, const std::vector<int>& layers,
+                                const std::string& scores, bool norm_topk_prob) {
+  GateScoreStats g;
+  g.scores = scores;
+  g.norm_topk_prob = norm_topk_prob;
+  if (plans.empty()) return g;
+  const int bins = plans.front()->histogram_bins();
+  // The ceil(n / 2)-th smallest of v (nearest rank), 0 for none; reorders v.
+  auto p50 = [](std::vector<float>& v) -> double {
+    if (v.empty()) return 0.0;
+    const auto mid = v.begin() + static_cast<std::ptrdiff_t>((v.size() + 1) / 2 - 1);
+    std::nth_element(v.begin(), mid, v.end());
+    return static_cast<double>(*mid);
+  };
+  std::vector<float> all;
+  double sum_all = 0.0, mass = 0.0;
+  int64_t mass_tokens = 0;
+  for (int l : layers) {
+    GateScoreLayer gl;
+    gl.layer = l;
+    gl.counts.assign(static_cast<size_t>(bins), 0);
+    std::vector<float> vals;
+    double sum = 0.0;
+    bool found = false;
+    for (const RoutingPlan* p : plans) {
+      const auto& ls = p->layers();
+      const auto it = std::find_if(ls.begin(), ls.end(), [&](const LayerRouting& x) { return x.layer == l; });
+      if (it == ls.end() || it->tokens.empty()) continue;  // dense layer, or a plan without per-token records
+      found = true;
+      for (const TokenRoutes& tr : it->tokens)
+        for (size_t j = 0; j < tr.scores.size(); ++j) {
+          if (!tr.kept[j]) continue;  // dropped by the capacity factor: never routed
+          const float x = tr.scores[j];
+          ++gl.counts[static_cast<size_t>(std::clamp(static_cast<int>(static_cast<double>(x) * bins), 0, bins - 1))];
+          vals.push_back(x);
+          sum += x;
+        }
+      for (size_t r = 0; r < it->topk_mass_sum.size(); ++r) {
+        mass += it->topk_mass_sum[r];
+        mass_tokens += it->topk_mass_tokens[r];
+      }
+    }
+    if (!found) continue;
+    gl.pairs = static_cast<int64_t>(vals.size());
+    gl.mean = gl.pairs > 0 ? sum / static_cast<double>(gl.pairs) : 0.0;
+    sum_all += sum;
+    all.insert(all.end(), vals.begin(), vals.end());
+    gl.p50 = p50(vals);
+    g.layers.push_back(std::move(gl));
+  }
+  if (g.layers.empty()) return g;
+  g.bins = bins;
+  g.pairs = static_cast<int64_t>(all.size());
+  g.mean = g.pairs > 0 ? sum_all / static_cast<double>(g.pairs) : 0.0;
+  g.p50 = p50(all);
+  if (mass_tokens > 0) g.topk_mass_mean = mass / static_cast<double>(mass_tokens);
+  return g;
+}
 
 int routing_threads() {
   const unsigned hw = std::thread::hardware_concurrency();
@@ -759,6 +916,9 @@ RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& a
   for (int e = 0; e < E; ++e) fast_dest[static_cast<size_t>(e)] = placement.rank_of_expert(e);
   const bool replicated = placement.replicated();
   const bool keep = spec.keep_scores || is_trace;
+  // Whether any token is scored by the softmax gate (its picks come from the logits, never the alias table).
+  const bool softmax = !is_trace && (spec.gate.scores == GateScores::softmax ||
+                                     (mm && spec.vision->gate.scores == GateScores::softmax));
   // ceil(c * T * k / E); the epsilon keeps exact products (c = 1.25, T*k/E = 8 -> 10) from rounding up.
   auto capacity = [&](int64_t T) -> int64_t {
     if (!spec.capacity_factor) return INT64_MAX;
@@ -782,6 +942,10 @@ RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& a
       L.vision_counts.assign(static_cast<size_t>(R) * E, 0);
       L.rank_vision_tokens.assign(static_cast<size_t>(R) * R, 0);
     }
+    if (softmax) {
+      L.topk_mass_sum.assign(static_cast<size_t>(R), 0.0);
+      L.topk_mass_tokens.assign(static_cast<size_t>(R), 0);
+    }
     if (is_trace) continue;
     auto prepare = [&](LayerSetup& ls, const RoutingSpec& rs, uint64_t tag, int lo, int hi) {
       ls.w = layer_weights(rs, E, l, base_seed, tag, step, lo, hi);
@@ -790,6 +954,16 @@ RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& a
         for (double x : ls.w) ls.total_w += x;
       }
       ls.cap = capacity(tokens_per_rank);
+      ls.gate = rs.gate;
+      if (ls.gate.scores == GateScores::softmax) {
+        // log(w_e); uniform routing (empty w) has all weights equal, and log(1) = 0 serves.
+        ls.log_w.assign(static_cast<size_t>(E), 0.0);
+        if (!ls.w.empty())
+          for (int e = 0; e < E; ++e) {
+            const double x = ls.w[static_cast<size_t>(e)];
+            ls.log_w[static_cast<size_t>(e)] = x > 0.0 ? std::log(x) : -std::numeric_limits<double>::infinity();
+          }
+      }
     };
     prepare(setup[i], spec, ~0ULL, 0, mm ? tv : E);
     if (mm) prepare(vsetup[i], *spec.vision, ~1ULL, arch.vision_experts > 0 ? tv : 0, E);
@@ -827,7 +1001,7 @@ RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& a
       const int src1 = static_cast<int>(static_cast<int64_t>(R) * (t + 1) / nt);
       std::vector<uint32_t>& h = hist[static_cast<size_t>(t)];
       if (spec.score_histograms) h.assign(moe.size() * static_cast<size_t>(R) * bins, 0);
-      const bool counts_only = !replicated && !keep && !spec.score_histograms && !mm;
+      const bool counts_only = !replicated && !keep && !spec.score_histograms && !mm && !softmax;
       for (size_t i = 0; i < moe.size(); ++i) {
         if (counts_only && !setup[i].w.empty() && setup[i].cap == INT64_MAX) {
           sample_counts_weighted(setup[i], E, k, tokens_per_rank, seed, plan.layers_[i], src0, src1);

@@ -4,11 +4,18 @@
 // no std:: distributions. Each (layer, source rank) has its own stream seeded from (seed, layer, rank), so a
 // layer's routing does not depend on how many layers or ranks came before it.
 //
-// Each token picks top_k DISTINCT experts, sampled without replacement in proportion to per-layer expert
-// weights (uniform: all equal; zipf: 1/rank^s; hot: hot_share spread over the hot experts, the rest over
-// the others). Gate scores are synthetic: each pick gets a raw weight u ~ U(0,1], normalised over the
-// token's k picks (an assumption, not a measured distribution; use a trace for real scores). They are kept
-// per token only with keep_scores: true or from a trace; always as a histogram per destination rank.
+// Each token picks top_k DISTINCT experts in proportion to per-layer expert popularity weights w_e (uniform:
+// all equal; zipf: 1/rank^s; hot: hot_share spread over the hot experts, the rest over the others). How the
+// picks and their gate scores are made depends on routing.gate.scores:
+//   uniform (default): the picks are sampled without replacement by w; each pick gets a synthetic raw score
+//     u ~ U(0,1], normalised over the token's k picks (an assumption, not a measured distribution).
+//   softmax: the router is modelled. Per token, logits l_e = log(w_e) + noise * G_e with G_e standard Gumbel
+//     noise; the picks are the k largest logits; gate probabilities p_e = softmax(l / temperature) over all
+//     experts; a pick's normalised score is p_j / (sum of the k picked p). With noise = 1 the picks are
+//     exactly sampling without replacement by w (the Gumbel-top-k trick), i.e. the uniform mode's pick
+//     distribution (not its draws); noise n gives sampling by w^(1/n).
+// Normalised scores are kept per token only with keep_scores: true or from a trace (use a trace for real
+// scores); as a histogram per destination rank when the runner asks for it.
 //
 // Capacity (optional): capacity_factor c gives each (source rank, expert) pair a budget of
 // ceil(c * T * k / E) token-expert pairs (Switch/GShard-style local capacity); later tokens of the rank
@@ -32,6 +39,7 @@
 
 #include "models/architecture.hpp"
 #include "models/placement.hpp"
+#include "sim/result.hpp"
 #include "sim/yaml_view.hpp"
 
 namespace moesim::models {
@@ -66,6 +74,24 @@ uint64_t splitmix64(uint64_t& state);
 uint64_t derive_seed(uint64_t seed, uint64_t a, uint64_t b);
 
 enum class RoutingDistribution { uniform, zipf, hot, trace };
+
+// How generated routing makes its gate scores (routing.gate; see the header comment). Traces carry their own.
+enum class GateScores { uniform, softmax };
+struct Gate {
+  GateScores scores = GateScores::uniform;
+  double temperature = 1.0;  // softmax: > 0, divides the logits before the softmax (dimensionless)
+  double noise = 1.0;        // softmax: > 0, scale of the per-token Gumbel noise on the log-popularity logits
+};
+const char* gate_scores_name(GateScores g);
+
+// One token of the softmax gate, exposed for tests: log_w[e] (log popularity; -infinity = never picked, as
+// a zero weight) plus noise * gumbel[e] are the logits of the E experts; writes the k experts with the
+// largest logits to pick[0..k) in descending logit order (ties: lower id first) and their normalised scores
+// (softmax(logits / temperature) restricted to the picks, summing to 1) to score[0..k). Returns the top-k
+// mass: the sum of the k picked gate probabilities of the softmax over all E experts, in (0, 1]. Needs at
+// least k finite log_w.
+double softmax_gate_token(const double* log_w, const double* gumbel, int E, int k, double temperature, double noise,
+                          uint32_t* pick, double* score);
 
 // One trace row: a token's experts and normalised scores (k each).
 struct TraceToken {
@@ -108,6 +134,7 @@ struct RoutingSpec {
   std::optional<double> capacity_factor;  // > 0; none = no dropping
   bool keep_scores = false;            // keep per-token experts and scores in the plan
   int histogram_bins = 64;             // bins over [0, 1] of the normalised gate-score histograms
+  Gate gate;                           // routing.gate: how generated picks and gate scores are made
   // Not a scenario key: whether the plan carries score_hist. The runner turns it off for schedules that do
   // not read gate scores; expert picks and counts are the same either way (scores are drawn regardless).
   bool score_histograms = true;
@@ -162,6 +189,11 @@ struct LayerRouting {
   std::vector<uint32_t> score_hist;  // ranks x bins: normalised gate scores of pairs received per dst rank
                                      // (empty when RoutingSpec::score_histograms is false)
   std::vector<TokenRoutes> tokens;   // per source rank; empty unless keep_scores or trace
+  // Softmax gate only (else empty): per source rank, the summed top-k mass (sum of the k picked gate
+  // probabilities) of its softmax-scored tokens, and how many tokens that is. Per source, so sums do not
+  // depend on the thread split.
+  std::vector<double> topk_mass_sum;
+  std::vector<int64_t> topk_mass_tokens;
   // Multimodal workloads only (else empty): the pairs of vision tokens among `counts` (ranks x experts), and
   // among rank_tokens (ranks x ranks).
   std::vector<int64_t> vision_counts;
@@ -212,6 +244,18 @@ class RoutingPlan {
   std::vector<LayerRouting> layers_;
   std::vector<int> index_;  // model layer -> position in layers_, -1 for dense layers
 };
+
+// The distribution of the normalised gate scores of the routed pairs (kept by the capacity factor; before
+// any schedule drops them) of `layers` (model layers; dense ones skipped) over the plans of `plans`, read from
+// the plans' per-token records (keep_scores or trace; plans without them contribute nothing). Bins over
+// [0, 1] as the plans' histogram_bins, a score s in bin min(bins - 1, floor(s * bins)); mean and p50 (nearest
+// rank: the ceil(n / 2)-th smallest) per layer and overall; the top-k mass mean over softmax-scored tokens.
+// `scores` names how the scores were made and norm_topk_prob is the model's flag; both only travel to reports.
+GateScoreStats gate_score_stats(const std::vector<const RoutingPlan*>& plans, const std::vector<int>& layers,
+                                const std::string& scores, bool norm_topk_prob);
+// How the scores of a routing spec are made, for reports: "trace", "uniform", "softmax" or, when the text and
+// vision tokens of a multimodal workload differ, "text: X, vision: Y".
+std::string gate_scores_label(const RoutingSpec& spec);
 
 // Threads generate_routing uses by default: the machine's hardware threads, at most 8.
 int routing_threads();

@@ -127,6 +127,67 @@ void vision_grid(const VariantResult& v, std::vector<int>& layers, std::vector<s
   }
 }
 
+// The distribution of a variant's normalised gate scores: a histogram of all layers' routed pairs (bar height =
+// share of pairs in the bin, the fullest bin filling the plot; dashed line = mean, solid = p50), and under
+// it one strip per layer with the bins coloured from white (empty) to the fullest bin of that layer.
+std::string gate_score_chart(const GateScoreStats& g) {
+  if (g.bins <= 0 || g.layers.empty()) return {};
+  constexpr double kLeft = 60, kPlotW = 512, kPlotH = 140, kTop = 10, kStripH = 9, kGap = 28;
+  const auto bins = static_cast<std::size_t>(g.bins);
+  const double bin_w = kPlotW / static_cast<double>(g.bins);
+  std::vector<int64_t> total(bins, 0);
+  for (const auto& l : g.layers)
+    for (std::size_t b = 0; b < bins && b < l.counts.size(); ++b) total[b] += l.counts[b];
+  const int64_t peak = std::max<int64_t>(1, *std::max_element(total.begin(), total.end()));
+  const double strips_top = kTop + kPlotH + kGap;
+  const double height = strips_top + kStripH * static_cast<double>(g.layers.size()) + 10;
+  std::string s = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" "
+      "font-family=\"sans-serif\" font-size=\"10\">\n",
+      kLeft + kPlotW + 20, height);
+  for (std::size_t b = 0; b < bins; ++b) {
+    const double h = kPlotH * static_cast<double>(total[b]) / static_cast<double>(peak);
+    const double share = g.pairs > 0 ? 100.0 * static_cast<double>(total[b]) / static_cast<double>(g.pairs) : 0.0;
+    s += fmt::format("<rect x=\"{:.2f}\" y=\"{:.2f}\" width=\"{:.2f}\" height=\"{:.2f}\" fill=\"#59a14f\">"
+                     "<title>[{:.4g}, {:.4g}): {} pairs ({:.2f}%)</title></rect>\n",
+                     kLeft + bin_w * static_cast<double>(b), kTop + kPlotH - h, bin_w, h,
+                     static_cast<double>(b) / g.bins, static_cast<double>(b + 1) / g.bins, total[b], share);
+  }
+  // Axis with ticks every 0.25, then the mean and p50 markers.
+  s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"#333\"/>\n", kLeft, kTop + kPlotH,
+                   kLeft + kPlotW);
+  for (int t = 0; t <= 4; ++t)
+    s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{:g}</text>\n", kLeft + kPlotW * t / 4.0,
+                     kTop + kPlotH + 12, t / 4.0);
+  auto marker = [&](double x, const char* dash, const char* what) {
+    s += fmt::format("<line x1=\"{0:.2f}\" y1=\"{1}\" x2=\"{0:.2f}\" y2=\"{2}\" stroke=\"#e15759\"{3}>"
+                     "<title>{4} {5:.4f}</title></line>\n",
+                     kLeft + kPlotW * std::clamp(x, 0.0, 1.0), kTop, kTop + kPlotH, dash, what, x);
+  };
+  marker(g.mean, " stroke-dasharray=\"4 3\"", "mean");
+  marker(g.p50, "", "p50");
+  s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\">per layer (each row scaled to its fullest bin)</text>\n", kLeft,
+                   strips_top - 4);
+  for (std::size_t i = 0; i < g.layers.size(); ++i) {
+    const GateScoreLayer& l = g.layers[i];
+    const double y = strips_top + kStripH * static_cast<double>(i);
+    if (i % 4 == 0)
+      s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">L{}</text>\n", kLeft - 4, y + kStripH,
+                       l.layer);
+    int64_t top = 1;
+    for (int64_t c : l.counts) top = std::max(top, c);
+    for (std::size_t b = 0; b < bins && b < l.counts.size(); ++b) {
+      const double v = static_cast<double>(l.counts[b]) / static_cast<double>(top);
+      auto mix = [&](int c) { return static_cast<int>(255.0 - (255.0 - c) * v + 0.5); };
+      s += fmt::format("<rect x=\"{:.2f}\" y=\"{:.1f}\" width=\"{:.2f}\" height=\"{:.1f}\" fill=\"rgb({},{},{})\">"
+                       "<title>layer {} [{:.4g}, {:.4g}): {} pairs</title></rect>\n",
+                       kLeft + bin_w * static_cast<double>(b), y, bin_w, kStripH, mix(89), mix(161), mix(79), l.layer,
+                       static_cast<double>(b) / g.bins, static_cast<double>(b + 1) / g.bins, l.counts[b]);
+    }
+  }
+  return s + "</svg>\n";
+}
+
 }  // namespace
 
 std::string html_report(const RunResult& r) {
@@ -170,6 +231,19 @@ std::string html_report(const RunResult& r) {
       s += "<div><p>vision share of pairs received (mean over steps)</p>\n" +
            heat_map(vl, vg, "vision share", 78, 121, 167) + "</div>\n";
     s += "</div>\n";
+  }
+  for (const auto& v : r.variants) {
+    const GateScoreStats& g = v.gate_scores;
+    if (g.bins <= 0 || g.layers.empty()) continue;
+    const char* weight =
+        g.norm_topk_prob ? "this normalised score (norm_topk_prob: true)"
+                         : "the raw probability, i.e. this score times the token's top-k mass (norm_topk_prob: false)";
+    std::string about =
+        fmt::format("{} routed pairs, scores {}, mean {:.4f}, p50 {:.4f}; the model's gate weight is {}", g.pairs,
+                    g.scores, g.mean, g.p50, weight);
+    if (g.topk_mass_mean >= 0) about += fmt::format("; mean top-k mass {:.4f}", g.topk_mass_mean);
+    s += "<h3>" + esc(v.name) + ": gate scores normalised over the top-k</h3>\n<p>" + esc(about) + "</p>\n" +
+         gate_score_chart(g);
   }
   s += "<h2>Time by op class</h2>\n<ul>\n";
   for (const auto& v : r.variants) {

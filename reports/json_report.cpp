@@ -80,6 +80,23 @@ Json variant_json(const VariantResult& v, bool include_events, bool include_wall
   }
   if (!v.map_layers.empty())
     j["precision_map"] = {{"layers", v.map_layers}, {"lowp_share", v.lowp_share}};
+  // Only schedules that read per-token scores (dualsparse) have it, so other reports keep their bytes.
+  if (const GateScoreStats& g = v.gate_scores; g.bins > 0) {
+    Json gs = {{"scores", g.scores},
+               {"norm_topk_prob", g.norm_topk_prob},
+               {"bins", g.bins},
+               {"bin_width", 1.0 / g.bins},
+               {"pairs", g.pairs},
+               {"mean", g.mean},
+               {"p50", g.p50}};
+    if (g.topk_mass_mean >= 0) gs["topk_mass_mean"] = g.topk_mass_mean;
+    Json layers = Json::array();
+    for (const auto& l : g.layers)
+      layers.push_back(
+          {{"layer", l.layer}, {"pairs", l.pairs}, {"mean", l.mean}, {"p50", l.p50}, {"counts", l.counts}});
+    gs["layers"] = std::move(layers);
+    j["gate_scores"] = std::move(gs);
+  }
   Json rows = Json::array();
   for (const auto& r : v.rows) {
     Json row = Json::object();

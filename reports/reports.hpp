@@ -47,7 +47,8 @@ std::string perfetto_trace(const RunResult& r);
 
 // Self-contained HTML (no scripts, no network): SVG bar chart of step time per variant split into
 // compute / exposed comm / other, and the summary table; with MoE metrics also their table and, per variant,
-// heat maps (MoE layer x rank) of the low-precision share and the vision share.
+// heat maps (MoE layer x rank) of the low-precision share and the vision share; for variants with gate-score
+// statistics (dualsparse), a histogram of the normalised gate scores with a strip per layer.
 std::string html_report(const RunResult& r);
 
 }  // namespace moesim::reports

@@ -29,7 +29,9 @@ ResourceEstimate estimate_resources(const Scenario& sc) {
   const double steps = std::max(1, sc.steps);
   const double layers = static_cast<double>(sc.simulated_layers().size());
   est.bytes = per_layer * moe_layers * steps + (steps > 1 ? steps * layers * R * 16.0 * 512.0 : 0.0);
-  est.routing_draws = is_trace ? 0.0 : tokens * R * k * moe_layers * steps;
+  // The softmax gate (routing.gate.scores) draws one Gumbel per expert and token, not one per pick.
+  const double per_token = sc.routing.gate.scores == models::GateScores::softmax ? E : k;
+  est.routing_draws = is_trace ? 0.0 : tokens * R * per_token * moe_layers * steps;
   return est;
 }
 

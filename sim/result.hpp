@@ -58,6 +58,24 @@ struct Distribution {
   int64_t count = 0;
 };
 
+// The distribution of the normalised gate scores (over each token's top-k, in [0, 1]) of the routed
+// token-expert pairs, for schedules that read per-token scores (dualsparse). bins == 0: not reported.
+struct GateScoreLayer {
+  int layer = 0;                // model layer
+  std::vector<int64_t> counts;  // pairs per bin: bin i holds scores in [i / bins, (i + 1) / bins) (the last also 1)
+  int64_t pairs = 0;
+  double mean = 0, p50 = 0;     // of the layer's scores; p50 nearest rank
+};
+struct GateScoreStats {
+  std::string scores;           // how they were made: uniform | softmax | trace (routing.gate.scores)
+  bool norm_topk_prob = false;  // the model's flag: whether its gate weight is the normalised score itself
+  int bins = 0;                 // bins of width 1 / bins over [0, 1]
+  int64_t pairs = 0;            // over all layers (and steps)
+  double mean = 0, p50 = 0;
+  double topk_mass_mean = -1;   // softmax: mean over tokens of the summed gate probability of the top-k; -1 else
+  std::vector<GateScoreLayer> layers;  // simulated MoE layers, ascending; counts summed over steps
+};
+
 // One op of the trace, for the Perfetto/Chrome reporter (only kept when asked for).
 struct TraceEvent {
   int rank = 0;
@@ -98,6 +116,7 @@ struct VariantResult {
   std::vector<double> step_times_s;                // per step
   std::vector<int> map_layers;                     // MoE layers of lowp_share, ascending
   std::vector<std::vector<double>> lowp_share;     // [layer][rank]: share of steps in a low precision
+  GateScoreStats gate_scores;                      // schedules that read per-token scores (bins > 0), else empty
 };
 
 struct RunResult {

@@ -137,6 +137,13 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   if (moe_metrics) summarize_moe(graph, trace, models::dtype_name(arch.dtype), v);
   if (info->derive_metrics) info->derive_metrics(v.extra);
   v.extra["pair_time_s"] = models::pair_time_s(v.step_time_s, static_cast<int>(layers.size()));
+  // A schedule that reads per-token gate scores reports their distribution (over the workload's steps).
+  if (info->uses_token_scores) {
+    std::vector<const models::RoutingPlan*> plans;
+    for (int s = 0; s < sc.steps; ++s) plans.push_back(&series.at(s));
+    const std::string made = models::gate_scores_label(spec.routing ? *spec.routing : sc.routing);
+    v.gate_scores = models::gate_score_stats(plans, layers, made, arch.norm_topk_prob);
+  }
   // Routing-derived figures: tokens received per (step, layer, rank), imbalance (mean over steps and MoE
   // layers), drops (summed over steps), vision shares. A schedule that moves tokens off the plan's placement
   // (EPLB) records what each rank received in the graph; those counts win.

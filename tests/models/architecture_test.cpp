@@ -108,3 +108,20 @@ TEST_CASE("architecture diagnostics", "[models][architecture][bad]") {
 
   CHECK_THROWS_AS(load_architecture_preset("nope", kDataDir), InputError);
 }
+
+TEST_CASE("norm_topk_prob: presets as their configs say, inline override, booleans only",
+          "[models][architecture]") {
+  // config.json norm_topk_prob: OLMoE and DeepSeek-V2-Lite false, DeepSeek-V3 and Qwen3 true; Mixtral has no key
+  // but always renormalises its top-2.
+  for (const char* n : {"olmoe-1b-7b", "deepseek-v2-lite", "ernie-4.5-vl-28b-a3b"})
+    CHECK_FALSE(load_architecture_preset(n, kDataDir).norm_topk_prob);
+  for (const char* n : {"deepseek-v3", "qwen3-30b-a3b", "qwen3-235b-a22b", "qwen3-vl-30b-a3b", "mixtral-8x7b",
+                        "kimi-vl-a3b"})
+    CHECK(load_architecture_preset(n, kDataDir).norm_topk_prob);
+  Doc o("model:\n  preset: olmoe-1b-7b\n  norm_topk_prob: true\n");
+  CHECK(decode_architecture(o.root.at("model"), kDataDir).norm_topk_prob);
+  CHECK(o.diags.str() == "");
+  Doc b("model:\n  preset: olmoe-1b-7b\n  norm_topk_prob: 1\n");
+  decode_architecture(b.root.at("model"), kDataDir);
+  CHECK(b.diags.str() == "scenario.yaml:3:19: model.norm_topk_prob: must be true or false (got 1)\n");
+}

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numeric>
 
 #include "models/routing.hpp"
@@ -330,4 +331,205 @@ TEST_CASE("turning score histograms off leaves the expert picks unchanged", "[mo
     CHECK(with.layer(0).tokens[r].experts == without.layer(0).tokens[r].experts);
     CHECK(with.layer(0).tokens[r].scores == without.layer(0).tokens[r].scores);
   }
+}
+
+// ------------------------------------------------------------------------------------------ softmax gate
+
+TEST_CASE("softmax gate: one token worked by hand", "[models][routing][gate]") {
+  // E = 3 experts of popularity (0.5, 0.3, 0.2), k = 2, Gumbel values fixed by hand (0, 0.5, -0.2).
+  const double log_w[3] = {std::log(0.5), std::log(0.3), std::log(0.2)};
+  const double g[3] = {0.0, 0.5, -0.2};
+  uint32_t pick[2];
+  double score[2];
+  // noise 1, temperature 1: logits l = (log 0.5, log 0.3 + 0.5, log 0.2 - 0.2) = (-0.693, -0.704, -1.809), so
+  // the picks are 0 then 1, and exp(l) = (0.5, 0.3 e^0.5, 0.2 e^-0.2). Scores: each picked exp(l) over the two
+  // picked ones; top-k mass: the two picked over all three.
+  const double e0 = 0.5, e1 = 0.3 * std::exp(0.5), e2 = 0.2 * std::exp(-0.2);
+  double mass = softmax_gate_token(log_w, g, 3, 2, 1.0, 1.0, pick, score);
+  CHECK(pick[0] == 0);
+  CHECK(pick[1] == 1);
+  CHECK(score[0] == Approx(e0 / (e0 + e1)).epsilon(1e-12));
+  CHECK(score[1] == Approx(e1 / (e0 + e1)).epsilon(1e-12));
+  CHECK(mass == Approx((e0 + e1) / (e0 + e1 + e2)).epsilon(1e-12));
+  // Temperature 2 divides the logits by 2: exp(l / 2) = sqrt(exp(l)); same picks.
+  mass = softmax_gate_token(log_w, g, 3, 2, 2.0, 1.0, pick, score);
+  CHECK(score[0] == Approx(std::sqrt(e0) / (std::sqrt(e0) + std::sqrt(e1))).epsilon(1e-12));
+  const double r0 = std::sqrt(e0), r1 = std::sqrt(e1), r2 = std::sqrt(e2);
+  CHECK(mass == Approx((r0 + r1) / (r0 + r1 + r2)).epsilon(1e-12));
+  // Noise 2 doubles the Gumbel terms: l1 = log 0.3 + 1 = -0.204 now beats l0 = -0.693, so expert 1 comes first;
+  // exp(l) = (0.5, 0.3 e, 0.2 e^-0.4).
+  const double f1 = 0.3 * std::exp(1.0);
+  softmax_gate_token(log_w, g, 3, 2, 1.0, 2.0, pick, score);
+  CHECK(pick[0] == 1);
+  CHECK(pick[1] == 0);
+  CHECK(score[0] == Approx(f1 / (f1 + 0.5)).epsilon(1e-12));
+  // A zero-weight expert (log w = -infinity) is never picked and holds no probability; equal logits keep the
+  // lower id first. Weights (0, 1, 1), no noise difference: picks 1 then 2, scores 1/2 each, mass 1.
+  const double lz[3] = {-std::numeric_limits<double>::infinity(), 0.0, 0.0};
+  const double g0[3] = {5.0, 0.0, 0.0};
+  mass = softmax_gate_token(lz, g0, 3, 2, 1.0, 1.0, pick, score);
+  CHECK(pick[0] == 1);
+  CHECK(pick[1] == 2);
+  CHECK(score[0] == 0.5);
+  CHECK(mass == 1.0);
+  CHECK_THROWS_AS(softmax_gate_token(lz, g0, 3, 3, 1.0, 1.0, pick, score), std::invalid_argument);
+}
+
+TEST_CASE("softmax gate: a large temperature makes every normalised score 1/k", "[models][routing][gate]") {
+  // Logits differ by at most D = (log-weight span, ln 64^1.2 = 5.0 for zipf s = 1.2 over 64 experts) + the
+  // Gumbel span (about 41: G in [-3.6, 37.4]) < 50, so with temperature t every exp(l / t) of a token lies
+  // within a factor e^(50 / t) of the others and |score - 1/k| < (e^(50/t) - 1) / k: 6.3e-6 at t = 1e6.
+  Architecture a = toy(2, 64, 4);
+  const RoutingSpec s =
+      spec("routing: {distribution: zipf, s: 1.2, keep_scores: true,\n"
+           "          gate: {scores: softmax, temperature: 1e6}}\n",
+           a, 2);
+  const RoutingPlan plan = generate_routing(s, a, Placement(64, 2), 500, 3);
+  const double bound = (std::exp(50.0 / 1e6) - 1.0) / 4;
+  double worst = 0.0;
+  for (const auto& L : plan.layers())
+    for (const auto& tr : L.tokens)
+      for (float x : tr.scores) worst = std::max(worst, std::abs(static_cast<double>(x) - 0.25));
+  // Scores are stored as float: add float rounding of 0.25-sized values (2^-26).
+  CHECK(worst < bound + 0x1.0p-26);
+  // The top-k mass is then about k / E = 4 / 64.
+  const auto& L0 = plan.layers().front();
+  const double mass = (L0.topk_mass_sum[0] + L0.topk_mass_sum[1]) /
+                      static_cast<double>(L0.topk_mass_tokens[0] + L0.topk_mass_tokens[1]);
+  CHECK(mass == Approx(4.0 / 64).epsilon(1e-4));
+}
+
+TEST_CASE("softmax gate with noise 1 picks experts as weighted sampling without replacement",
+          "[models][routing][gate]") {
+  // Hot routing with an explicit list: w = (0.4, 0.2, 0.2, 0.2) over E = 4, k = 2. Sampling 2 without
+  // replacement by w (which the Gumbel-top-k trick reproduces exactly): P(e in S) = w_e + sum_{j != e} w_j w_e /
+  // (1 - w_j). Expert 0: 0.4 + 3 x 0.2 x 0.4 / 0.8 = 0.7; expert 1 (and 2, 3): 0.2 + 0.4 x 0.2 / 0.6 +
+  // 2 x 0.2 x 0.2 / 0.8 = 0.4333 (the four sum to k = 2). N = 2 ranks x 20,000 tokens, each token includes e or
+  // not independently: count ~ Binomial(N, p), sd = sqrt(N p (1 - p)) (91.7 for 0.7, 99.1 for 0.4333);
+  // tolerance 5 sd. The default (uniform-score) mode samples the same distribution by rejection: it passes
+  // the same bound.
+  Architecture a = toy(1, 4, 2);
+  const int64_t T = 20000;
+  const double N = 2.0 * T;
+  const double p[4] = {0.7, 0.2 + 0.4 * 0.2 / 0.6 + 2 * 0.2 * 0.2 / 0.8, 0, 0};
+  for (const char* gate : {"{scores: softmax, noise: 1}", "{scores: uniform}"}) {
+    INFO(gate);
+    const RoutingSpec s = spec(std::string("routing: {distribution: hot, hot_experts: [0], hot_share: 0.4, gate: ") +
+                                   gate + "}\n",
+                               a, 2);
+    const RoutingPlan plan = generate_routing(s, a, Placement(4, 2), T, 12345);
+    for (int e = 0; e < 4; ++e) {
+      const double pe = e == 0 ? p[0] : p[1];
+      const double c = static_cast<double>(plan.count(0, 0, e) + plan.count(0, 1, e));
+      CHECK(std::abs(c - N * pe) < 5.0 * std::sqrt(N * pe * (1 - pe)));
+    }
+  }
+}
+
+TEST_CASE("softmax gate: deterministic, thread-independent, scores sum to 1 per token", "[models][routing][gate]") {
+  Architecture a = toy(3, 32, 4);
+  const RoutingSpec s = spec(
+      "routing: {distribution: zipf, s: 1.0, keep_scores: true, capacity_factor: 1.1, "
+      "gate: {scores: softmax, temperature: 0.7, noise: 1.3}}\n",
+      a, 8);
+  const Placement pl(32, 8);
+  const RoutingPlan one = generate_routing(s, a, pl, 300, 5, 1), three = generate_routing(s, a, pl, 300, 5, 3);
+  for (size_t i = 0; i < one.layers().size(); ++i) {
+    const LayerRouting &x = one.layers()[i], &y = three.layers()[i];
+    CHECK(x.counts == y.counts);
+    CHECK(x.dropped == y.dropped);
+    CHECK(x.score_hist == y.score_hist);
+    CHECK(x.topk_mass_sum == y.topk_mass_sum);
+    for (size_t r = 0; r < x.tokens.size(); ++r) {
+      CHECK(x.tokens[r].experts == y.tokens[r].experts);
+      CHECK(x.tokens[r].scores == y.tokens[r].scores);
+      // Each token's k scores, in descending order, sum to 1 (float rounding: 1e-6).
+      const auto& sc = x.tokens[r].scores;
+      for (size_t t = 0; t + 4 <= sc.size(); t += 4) {
+        CHECK(sc[t] >= sc[t + 1]);
+        CHECK(std::abs(sc[t] + sc[t + 1] + sc[t + 2] + sc[t + 3] - 1.0f) < 1e-6f);
+      }
+    }
+  }
+  // Without per-token records the counts are the same (the softmax picks never take the counts-only path).
+  RoutingSpec lean = s;
+  lean.keep_scores = false;
+  lean.score_histograms = false;
+  const RoutingPlan l = generate_routing(lean, a, pl, 300, 5);
+  for (size_t i = 0; i < l.layers().size(); ++i) CHECK(l.layers()[i].counts == one.layers()[i].counts);
+}
+
+TEST_CASE("the default gate is the uniform one, drawn as before", "[models][routing][gate]") {
+  // Spelling out the default changes nothing: same counts, records and histograms (the shipped scenarios'
+  // golden files check the bytes against earlier versions).
+  Architecture a = toy(2, 16, 4);
+  const Placement pl(16, 4);
+  for (const char* d : {"uniform", "zipf, s: 1.1", "hot, hot_experts: 3, hot_share: 0.6"}) {
+    INFO(d);
+    const std::string base = std::string("routing: {keep_scores: true, distribution: ") + d;
+    const RoutingSpec plain = spec(base + "}\n", a, 4), spelled = spec(base + ", gate: {scores: uniform}}\n", a, 4);
+    CHECK(plain.gate.scores == GateScores::uniform);
+    const RoutingPlan x = generate_routing(plain, a, pl, 200, 8), y = generate_routing(spelled, a, pl, 200, 8);
+    for (size_t i = 0; i < x.layers().size(); ++i) {
+      CHECK(x.layers()[i].counts == y.layers()[i].counts);
+      CHECK(x.layers()[i].score_hist == y.layers()[i].score_hist);
+      CHECK(x.layers()[i].tokens[1].scores == y.layers()[i].tokens[1].scores);
+      CHECK(x.layers()[i].topk_mass_sum.empty());
+    }
+  }
+}
+
+TEST_CASE("gate keys are checked", "[models][routing][gate][bad]") {
+  Architecture a = toy(1, 8, 2);
+  auto diags = [&](const std::string& y) {
+    Doc d(y);
+    decode_routing(d.root.at("routing"), a, 2, ".");
+    return d.diags.str();
+  };
+  CHECK(diags("routing: {gate: {scores: softmax, temperature: 0}}\n") ==
+        "scenario.yaml:1:48: routing.gate.temperature: must be in (0, 1000000] (got 0)\n");
+  CHECK(diags("routing: {gate: {scores: softmax, noise: -1}}\n") ==
+        "scenario.yaml:1:42: routing.gate.noise: must be in (0, 1000000] (got -1)\n");
+  CHECK(diags("routing: {gate: {temperature: 2}}\n") ==
+        "scenario.yaml:1:31: routing.gate.temperature: only used with scores: softmax (got 2)\n");
+  CHECK(diags("routing: {gate: {scores: sigmoid}}\n") ==
+        "scenario.yaml:1:26: routing.gate.scores: must be one of uniform, softmax (got sigmoid)\n");
+  CHECK(diags("routing: {gate: {score: softmax}}\n").find("routing.gate.score: unknown key; did you mean 'scores'?") !=
+        std::string::npos);
+  const std::string f = write_file("gate-trace.csv", "layer,rank,token,experts\n*,0,0,0;1\n*,1,0,2;3\n");
+  CHECK(diags("routing: {distribution: trace, file: " + f + ", gate: {scores: softmax}}\n")
+            .find("routing.gate: only used with a generated distribution") != std::string::npos);
+}
+
+TEST_CASE("gate-score statistics of a trace with scores, worked by hand", "[models][routing][gate]") {
+  // Top-2 trace, 2 ranks, one '*' row per rank: scores 3;1 -> (0.75, 0.25) and 1;1 -> (0.5, 0.5). With 4 bins
+  // of width 0.25: 0.75 in bin 3, 0.25 in bin 1, 0.5 in bin 2 (twice). Per layer 4 pairs, mean 0.5, p50 = the
+  // 2nd smallest of (0.25, 0.5, 0.5, 0.75) = 0.5. Two MoE layers give twice the pairs, same mean and p50; no
+  // softmax tokens, so no top-k mass.
+  Architecture a = toy(2, 4, 2);
+  const std::string f = write_file("gate-stats.csv", "layer,rank,token,experts,scores\n*,0,0,0;1,3;1\n*,1,0,2;3,1;1\n");
+  const RoutingSpec s = spec("routing: {distribution: trace, histogram_bins: 4, file: " + f + "}\n", a, 2);
+  CHECK(gate_scores_label(s) == "trace");
+  const RoutingPlan plan = generate_routing(s, a, Placement(4, 2), 1, 1);
+  const GateScoreStats g = gate_score_stats({&plan}, {0, 1}, gate_scores_label(s), true);
+  CHECK(g.scores == "trace");
+  CHECK(g.norm_topk_prob);
+  CHECK(g.bins == 4);
+  REQUIRE(g.layers.size() == 2);
+  CHECK(g.layers[0].counts == std::vector<int64_t>{0, 1, 2, 1});
+  CHECK(g.layers[0].pairs == 4);
+  CHECK(g.layers[0].mean == 0.5);
+  CHECK(g.layers[0].p50 == 0.5);
+  CHECK(g.pairs == 8);
+  CHECK(g.mean == 0.5);
+  CHECK(g.p50 == 0.5);
+  CHECK(g.topk_mass_mean == -1.0);
+  // Two steps' plans add their counts; a layer not asked for is left out.
+  const GateScoreStats g2 = gate_score_stats({&plan, &plan}, {1}, "trace", false);
+  REQUIRE(g2.layers.size() == 1);
+  CHECK(g2.layers[0].layer == 1);
+  CHECK(g2.layers[0].counts == std::vector<int64_t>{0, 2, 4, 2});
+  // A plan without per-token records reports nothing.
+  const RoutingPlan none = generate_routing(RoutingSpec{}, a, Placement(4, 2), 10, 1);
+  CHECK(gate_score_stats({&none}, {0, 1}, "uniform", false).bins == 0);
 }

@@ -206,3 +206,34 @@ TEST_CASE("html report is self-contained with a chart and the table", "[reports]
   CHECK(html.find("http://") == html.find("http://www.w3.org/2000/svg"));  // only the SVG namespace
   CHECK(html.find("pipelined, 4 chunks") != std::string::npos);
 }
+
+TEST_CASE("gate-score statistics appear in JSON and HTML only for variants that have them", "[reports]") {
+  RunResult r = sample();
+  const std::string plain_json = moesim::reports::json_report(r), plain_html = moesim::reports::html_report(r);
+  CHECK(plain_json.find("gate_scores") == std::string::npos);
+  CHECK(plain_html.find("gate scores") == std::string::npos);
+  moesim::GateScoreStats& g = r.variants[1].gate_scores;
+  g.scores = "softmax";
+  g.norm_topk_prob = false;
+  g.bins = 4;
+  g.pairs = 8;
+  g.mean = 0.25;
+  g.p50 = 0.2;
+  g.topk_mass_mean = 0.75;
+  g.layers = {{0, {1, 2, 1, 0}, 4, 0.3, 0.25}, {1, {3, 1, 0, 0}, 4, 0.2, 0.125}};
+  const json j = json::parse(moesim::reports::json_report(r));
+  CHECK_FALSE(j["variants"][0].contains("gate_scores"));
+  const json& gs = j["variants"][1]["gate_scores"];
+  CHECK(gs["scores"] == "softmax");
+  CHECK(gs["norm_topk_prob"] == false);
+  CHECK(gs["bins"] == 4);
+  CHECK(gs["bin_width"] == 0.25);
+  CHECK(gs["topk_mass_mean"] == 0.75);
+  CHECK(gs["layers"][1]["counts"] == json::array({3, 1, 0, 0}));
+  const std::string html = moesim::reports::html_report(r);
+  CHECK(html.find("gate scores normalised over the top-k") != std::string::npos);
+  CHECK(html.find("norm_topk_prob: false") != std::string::npos);
+  // All layers' bin 0 holds 1 + 3 = 4 of 8 pairs: the fullest bar, 50 %.
+  CHECK(html.find("[0, 0.25): 4 pairs (50.00%)") != std::string::npos);
+  CHECK(html.find("<script") == std::string::npos);
+}
