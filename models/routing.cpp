@@ -256,8 +256,8 @@ RoutingSpec decode_routing(const YamlView& v, const Architecture& arch, int rank
   RoutingSpec s;
   if (!v.defined()) return s;
   if (!v.expect_map()) return s;
-  v.check_keys({"distribution", "s", "hot_experts", "hot_share", "rotate_hot", "capacity_factor", "keep_scores",
-                "histogram_bins", "file", "gate"});
+  v.check_keys({"distribution", "s", "hot_experts", "hot_share", "rotate_hot", "capacity_factor", "capacity_mode",
+                "keep_scores", "histogram_bins", "file", "gate"});
   const std::string d = v.choice_or("distribution", {"uniform", "zipf", "hot", "trace"}, "uniform");
   s.distribution = d == "zipf"  ? RoutingDistribution::zipf
                    : d == "hot" ? RoutingDistribution::hot
@@ -277,6 +277,9 @@ RoutingSpec decode_routing(const YamlView& v, const Architecture& arch, int rank
   s.keep_scores = v.boolean_or("keep_scores", false);
   s.histogram_bins = static_cast<int>(v.integer_or("histogram_bins", 64, Range::between(1, 4096)));
   if (v.has("capacity_factor")) s.capacity_factor = v.number("capacity_factor", Range::positive());
+  s.capacity_pad = v.choice_or("capacity_mode", {"drop", "pad"}, "drop") == "pad";
+  if (s.capacity_pad && !v.has("capacity_factor"))
+    v.error_at("capacity_mode", "pad sizes every buffer at the capacity: set capacity_factor too");
   if (v.has("gate")) s.gate = decode_gate(v.at("gate"), s.distribution == RoutingDistribution::trace);
   if (s.distribution == RoutingDistribution::zipf) s.zipf_s = v.number_or("s", 1.0, Range::between(0, limits::kMaxZipfS));
   if (s.distribution == RoutingDistribution::hot) {
@@ -1035,6 +1038,21 @@ RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& a
         const int64_t v = mm ? L.vision_counts[static_cast<size_t>(src) * E + e] : 0;
         if (v) placement.distribute(src, e, v, &L.rank_vision_tokens[static_cast<size_t>(src) * R]);
       }
+  if (spec.capacity_pad && spec.capacity_factor) {
+    // Every (source, expert) buffer travels and is computed at its capacity (a padded buffer of a
+    // replicated expert would need a rule for splitting it: the scenario refuses that combination).
+    if (placement.replicated()) throw std::invalid_argument("capacity_mode pad with replicated experts");
+    for (LayerRouting& L : plan.layers_) {
+      L.pad_rows.assign(static_cast<size_t>(R), 0);
+      L.padded_rank_tokens.assign(static_cast<size_t>(R) * R, 0);
+      for (int src = 0; src < R; ++src) {
+        const int64_t rows = capacity(L.src_tokens[static_cast<size_t>(src)]);
+        L.pad_rows[static_cast<size_t>(src)] = rows;
+        for (int e = 0; e < E; ++e)
+          L.padded_rank_tokens[static_cast<size_t>(src) * R + static_cast<size_t>(placement.rank_of_expert(e))] += rows;
+      }
+    }
+  }
   return plan;
 }
 

@@ -19,7 +19,10 @@
 //
 // Capacity (optional): capacity_factor c gives each (source rank, expert) pair a budget of
 // ceil(c * T * k / E) token-expert pairs (Switch/GShard-style local capacity); later tokens of the rank
-// beyond it are dropped (counted, not sent).
+// beyond it are dropped (counted, not sent). capacity_mode: drop (default) sends and computes only the
+// pairs kept; pad (GShard, Tutel, DeepSpeed's fixed-capacity dispatch) sizes every (source rank, expert)
+// buffer at the capacity whether full or not, so the all-to-alls carry and the expert GEMMs compute the
+// padded rows (LayerRouting::pad_rows, padded_rank_tokens); counts, drops and reports keep the real pairs.
 //
 // Trace files (distribution: trace) are CSV, '#' starts a comment line, a header line is required:
 //     layer,rank,token,experts,scores
@@ -132,6 +135,7 @@ struct RoutingSpec {
   double hot_share = 0.5;              // hot: probability mass on the hot experts, in [0, 1]
   bool rotate_hot = true;              // zipf/hot: a fresh per-layer choice of which experts are hot
   std::optional<double> capacity_factor;  // > 0; none = no dropping
+  bool capacity_pad = false;           // capacity_mode: pad (needs capacity_factor; see the header comment)
   bool keep_scores = false;            // keep per-token experts and scores in the plan
   int histogram_bins = 64;             // bins over [0, 1] of the normalised gate-score histograms
   Gate gate;                           // routing.gate: how generated picks and gate scores are made
@@ -186,6 +190,11 @@ struct LayerRouting {
   std::vector<int64_t> counts;       // ranks x experts, row-major: token-expert pairs src -> expert, after drops
   std::vector<int64_t> rank_tokens;  // ranks x ranks, row-major: pairs src -> dst rank (diagonal = local)
   int64_t dropped = 0;               // token-expert pairs dropped by capacity
+  // capacity_mode pad only (else empty): per source rank, the rows of each of its (source, expert) buffers
+  // (its capacity ceil(c T k / E)); and ranks x ranks, the rows src sends dst: pad_rows[src] for every expert
+  // dst holds (padded buffers travel whole, full or not).
+  std::vector<int64_t> pad_rows;
+  std::vector<int64_t> padded_rank_tokens;
   std::vector<uint32_t> score_hist;  // ranks x bins: normalised gate scores of pairs received per dst rank
                                      // (empty when RoutingSpec::score_histograms is false)
   std::vector<TokenRoutes> tokens;   // per source rank; empty unless keep_scores or trace

@@ -147,7 +147,7 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   // Routing-derived figures: tokens received per (step, layer, rank), imbalance (mean over steps and MoE
   // layers), drops (summed over steps), vision shares. A schedule that moves tokens off the plan's placement
   // (EPLB) records what each rank received in the graph; those counts win.
-  double imb_sum = 0;
+  double imb_sum = 0, pad_real = 0, pad_rows = 0;
   int moe_layers = 0;
   // Per step and simulated layer (empty for dense ones): pairs received, vision pairs received.
   std::map<std::pair<int, int>, std::pair<std::vector<int64_t>, std::vector<int64_t>>> recv;
@@ -169,8 +169,15 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
       imb_sum += imb;
       v.load_imbalance_max = std::max(v.load_imbalance_max, imb);
       v.dropped_tokens += plan.dropped(l);
+      // capacity_mode pad: how full the padded buffers are (pairs kept / rows sent and computed).
+      const models::LayerRouting& lr = plan.layer(l);
+      if (!lr.padded_rank_tokens.empty()) {
+        for (int64_t x : lr.rank_tokens) pad_real += static_cast<double>(x);
+        for (int64_t x : lr.padded_rank_tokens) pad_rows += static_cast<double>(x);
+      }
     }
   }
+  if (pad_rows > 0) v.extra["capacity_fill"] = pad_real / pad_rows;
   int64_t pairs = 0, low_pairs = 0;
   for (auto& row : v.rows) {
     auto it = recv.find({row.step, row.layer});

@@ -215,6 +215,11 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
     }
   }
 
+  // capacity_mode pad (checked per variant too when a variant has its own routing).
+  static constexpr const char* kPadReplicated =
+      "pad is not modelled with replicated experts (placement.replicate, parallelism.etp)";
+  if (sc.routing.capacity_pad && sc.placement.replicated()) wl.at("routing").error_at("capacity_mode", kPadReplicated);
+
   // variants
   std::set<std::string> names;
   if (root.require("variants")) {
@@ -228,6 +233,13 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
                                                        "workload.modalities instead)");
         spec.routing->drift = sc.routing.drift;
       }
+      // capacity_mode pad: buffers of replicated experts have no split rule, and some schedules derive
+      // their pairs themselves.
+      const bool pad = spec.routing ? spec.routing->capacity_pad : sc.routing.capacity_pad;
+      if (pad && spec.routing && sc.placement.replicated())
+        v.at("routing").error_at("capacity_mode", kPadReplicated);
+      else if (const auto* info = models::find_schedule(spec.schedule); pad && info && !info->supports_capacity_pad)
+        v.at("schedule").error("does not model padded capacity buffers (routing.capacity_mode: pad)", spec.schedule);
       if (!spec.name.empty() && !names.insert(spec.name).second) v.at("name").error("duplicate variant name", spec.name);
       sc.variants.push_back(std::move(spec));
     }

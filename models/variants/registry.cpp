@@ -26,7 +26,9 @@ int eplb_history(const VariantSpec&);
 
 namespace {
 ScheduleInfo with_options(ScheduleInfo s, std::function<OptionDecoder> decode,
-                          std::function<int(const VariantSpec&)> history = {}, bool needs_exact = false) {
+                          std::function<int(const VariantSpec&)> history = {}, bool needs_exact = false,
+                          bool supports_capacity_pad = true) {
+  s.supports_capacity_pad = supports_capacity_pad;
   s.decode = std::move(decode);
   s.needs_exact = needs_exact;
   s.history_steps = std::move(history);
@@ -41,6 +43,7 @@ ScheduleInfo with_token_scores(ScheduleInfo s, std::function<void(std::map<std::
   s.uses_token_scores = true;
   s.derive_metrics = std::move(derive);
   s.supports_etp = supports_etp;
+  s.supports_capacity_pad = false;
   return s;
 }
 }  // namespace
@@ -87,7 +90,7 @@ const std::vector<ScheduleInfo>& schedules() {
                     "EPLB: `redundant_experts` replica slots for hot experts, chosen from the last `window` steps "
                     "every `interval` steps; tokens split `even` or `least_loaded`",
                     {"redundant_experts", "window", "interval", "split"}, build_eplb, {}},
-                   decode_eplb, eplb_history),
+                   decode_eplb, eplb_history, false, /*supports_capacity_pad=*/false),
       with_token_scores(
           with_options({"dualsparse",
                         "DualSparse-MoE: experts split into `partition` sub-experts; token-expert pairs with a low "

@@ -109,7 +109,8 @@ LayerEmitter::Ids LayerEmitter::all_to_all(int layer, Phase ph, OpClass cls, Str
   if (parts == 1) chunk = -1;
   const LayerRouting& lr = in_.routing.layer(layer);
   const std::vector<int64_t>* own = pairs_ ? pairs_(layer) : nullptr;
-  const std::vector<int64_t>& matrix = own ? *own : lr.rank_tokens;
+  // capacity_mode pad: whole buffers travel, full or not.
+  const std::vector<int64_t>& matrix = own ? *own : lr.padded_rank_tokens.empty() ? lr.rank_tokens : lr.padded_rank_tokens;
   const int R = in_.ranks;
   const double bpt = in_.costs.bytes_per_token();
   // Token owner -> expert owner, or the transpose.

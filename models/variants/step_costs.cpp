@@ -1,5 +1,8 @@
 #include "models/variants/step_costs.hpp"
 
+#include <algorithm>
+#include <numeric>
+
 namespace moesim::models {
 
 StepCosts::StepCosts(const CostModel& cost, bool decode, int64_t context_tokens, double backward_factor)
@@ -19,6 +22,12 @@ std::vector<int64_t> expert_tokens(const RoutingPlan& plan, const Placement& pl,
   if (!lr.slot_tokens.empty()) return lr.slot_tokens.at(static_cast<size_t>(rank));  // RoutingPlan::assign
   const auto& mine = pl.experts_of_rank(rank);
   std::vector<int64_t> out(mine.size(), 0);
+  if (!lr.pad_rows.empty()) {
+    // capacity_mode pad: every source's buffer for the expert, full or not.
+    const int64_t rows = std::accumulate(lr.pad_rows.begin(), lr.pad_rows.end(), int64_t{0});
+    std::fill(out.begin(), out.end(), rows);
+    return out;
+  }
   std::vector<int64_t> per_rank(static_cast<std::size_t>(plan.ranks()), 0);
   for (std::size_t i = 0; i < mine.size(); ++i) {
     const int e = mine[i];

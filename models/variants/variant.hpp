@@ -119,6 +119,9 @@ struct ScheduleInfo {
   // Whether the schedule models expert tensor parallelism (parallelism.etp > 1); a scenario with etp > 1
   // accepts only such schedules (the others would read the group placement as replicated experts).
   bool supports_etp = false;
+  // Whether the schedule costs padded capacity buffers (routing.capacity_mode: pad) through LayerEmitter; one
+  // that re-derives pairs itself (EPLB's replicas, DualSparse's drops) refuses pad instead of ignoring it.
+  bool supports_capacity_pad = true;
 };
 
 // All registered schedules, in a fixed order.
