@@ -124,7 +124,7 @@ std::vector<double> parse_size_sweep(const std::string& text, double step_factor
       throw std::invalid_argument(fmt::format("--sizes {}: {} is above 1 TiB", escape_control(text), what));
     return *v;
   };
-  if (colon == std::string::npos) return {parse_one(text, "the size")};
+  if (colon == std::string::npos) return {std::floor(parse_one(text, "the size"))};  // whole bytes
   if (text.find(':', colon + 1) != std::string::npos)
     throw std::invalid_argument(fmt::format("--sizes {}: expected MIN:MAX (one colon), e.g. 1MiB:1GiB",
                                             escape_control(text)));

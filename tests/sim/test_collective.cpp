@@ -4,6 +4,7 @@
 // Every simulation runs in a child process (DESIGN rule 5: one per process).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
