@@ -2,10 +2,13 @@
 //   moesim run FILE [--json OUT] [--csv OUT] [--trace OUT] [--html OUT] [--variant NAME]... [--fidelity F]
 //   moesim topo FILE [--dot OUT] [--simgrid-settings]
 //   moesim validate FILE
+//   moesim collective KIND --cluster PRESET|FILE [--ranks N | --gpus LIST] [--sizes MIN:MAX] [--step-factor F]
+//                     [--fidelity auto|exact|fast] [--json OUT] [--csv OUT]
 //   moesim list
 // Exit codes: 0 success, 1 simulation failure, 2 bad input (every problem of the file is printed).
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
 #include <iostream>
@@ -15,6 +18,7 @@
 #include "models/profile.hpp"
 #include "reports/reports.hpp"
 #include "sim/budget.hpp"
+#include "sim/collective_bench.hpp"
 #include "sim/output_file.hpp"
 #include "sim/runner.hpp"
 #include "sim/scenario.hpp"
@@ -103,6 +107,55 @@ int cmd_topo(const std::string& file, const std::string& dot, bool settings) {
   return 0;
 }
 
+// `moesim collective`: one collective swept over sizes, reported like nccl-tests (sim/collective_bench.hpp).
+int cmd_collective(const std::string& kind_text, const std::string& cluster_arg, int ranks, const std::vector<int>& gpus,
+                   const std::string& sizes_text, double step_factor, const std::string& fidelity,
+                   const std::string& json, const std::string& csv) {
+  auto bad = [](const std::string& msg) {
+    std::cerr << "moesim collective: " << msg << "\n";
+    return 2;
+  };
+  CollectiveBenchOptions opt;
+  if (auto k = parse_collective_kind(kind_text)) opt.kind = *k;
+  else
+    return bad(fmt::format("KIND {}: {}", escape_control(kind_text),
+                           unknown_name_rule("unknown collective", "collectives", kind_text, collective_kind_names())));
+  try {
+    opt.sizes = parse_size_sweep(sizes_text, step_factor);
+  } catch (const std::invalid_argument& e) {
+    return bad(e.what());
+  }
+  if (fidelity == "exact") opt.fidelity = Fidelity::exact;
+  if (fidelity == "fast") opt.fidelity = Fidelity::fast;
+  if (!outputs_writable("collective", {{"--json", json}, {"--csv", csv}})) return 2;
+  // A path (an existing file, or anything that looks like one) is a cluster or scenario file; otherwise a
+  // preset name, which the decoder checks against the shipped presets (with a did-you-mean).
+  const std::string dd = data_dir();
+  const bool is_file = std::filesystem::exists(cluster_arg) || cluster_arg.find('/') != std::string::npos ||
+                       cluster_arg.ends_with(".yaml") || cluster_arg.ends_with(".yml");
+  const topo::Cluster cluster =
+      is_file ? topo::load_cluster_file(cluster_arg, dd) : topo::load_cluster_text(cluster_arg, "--cluster", dd);
+  const int gpu_count = static_cast<int>(cluster.gpu_count());
+  if (!gpus.empty()) {
+    if (ranks > 0 && ranks != static_cast<int>(gpus.size()))
+      return bad(fmt::format("--ranks {} and --gpus ({} GPUs) disagree; give one of them", ranks, gpus.size()));
+    opt.gpus = gpus;
+  } else {
+    const int n = ranks > 0 ? ranks : gpu_count;
+    if (n > gpu_count)
+      return bad(fmt::format("--ranks {}: the cluster {} has {} GPUs", n, escape_control(cluster_arg), gpu_count));
+    for (int g = 0; g < n; ++g) opt.gpus.push_back(g);
+  }
+  if (auto why = collective_bench_problem(cluster, opt)) return bad(*why);
+  const std::string label = cluster.name.empty() ? cluster_arg : cluster.name;
+  const CollectiveBenchResult r = run_collective_bench(cluster, escape_control(label), opt);
+  std::cout << collective_bench_table(r);
+  flush_stdout();
+  if (!json.empty()) write_file(json, collective_bench_json(r));
+  if (!csv.empty()) write_file(csv, collective_bench_csv(r));
+  return 0;
+}
+
 int cmd_list() {
   const std::string dd = data_dir();
   auto print = [](const char* what, const std::vector<std::string>& names) {
@@ -151,6 +204,25 @@ int main(int argc, char** argv) {
   auto* validate = app.add_subcommand("validate", "load a scenario and report every problem");
   validate->add_option("FILE", file, "scenario YAML")->required();
 
+  std::string coll_kind, coll_cluster, coll_sizes = "1MiB:1GiB", coll_fidelity = "auto";
+  int coll_ranks = 0;
+  std::vector<int> coll_gpus;
+  double coll_factor = 2.0;
+  auto* coll = app.add_subcommand("collective", "simulate one collective over a sweep of sizes and report time, "
+                                                "algbw and busbw like nccl-tests");
+  coll->add_option("KIND", coll_kind, "all_to_all | all_gather | reduce_scatter | all_reduce")->required();
+  coll->add_option("--cluster", coll_cluster, "topology preset name, or a cluster or scenario YAML file")->required();
+  coll->add_option("--ranks", coll_ranks, "ranks on GPUs 0..N-1 (default: every GPU of the cluster)")
+      ->check(CLI::Range(2, 1 << 20));
+  coll->add_option("--gpus", coll_gpus, "GPU ids of the ranks instead, comma-separated (e.g. 0,8,16,24)")
+      ->delimiter(',');
+  coll->add_option("--sizes", coll_sizes, "MIN:MAX or one size, with units (nccl-tests -b/-e); default 1MiB:1GiB");
+  coll->add_option("--step-factor", coll_factor, "each size is the previous one times F (nccl-tests -f); default 2");
+  coll->add_option("--fidelity", coll_fidelity, "auto | exact | fast (auto: exact up to 20,000 flows, fast above)")
+      ->check(CLI::IsMember({"auto", "exact", "fast"}));
+  coll->add_option("--json", json, "write the result as JSON (schema moesim-collective/1)");
+  coll->add_option("--csv", csv, "write one CSV row per size");
+
   app.add_subcommand("list", "list shipped models, clusters, GPU profiles and schedules");
 
   try {
@@ -169,6 +241,9 @@ int main(int argc, char** argv) {
         }
         return cmd_topo(file, dot, settings);
       }
+      if (coll->parsed())
+        return cmd_collective(coll_kind, coll_cluster, coll_ranks, coll_gpus, coll_sizes, coll_factor, coll_fidelity,
+                              json, csv);
       if (validate->parsed()) {
         Scenario sc = load_scenario(file);
         std::cout << fmt::format("{}: ok ({} variants, {} GPUs, EP {})\n", file, sc.variants.size(),
