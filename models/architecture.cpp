@@ -30,7 +30,7 @@ const std::vector<std::string> kArchKeys = {"name",          "source",         "
                                             "moe_every",     "hidden",         "expert_ffn",   "dense_ffn",
                                             "routed_experts", "shared_experts", "shared_expert_ffn", "top_k",
                                             "attention",     "dtype",          "vision_experts", "vision_expert_ffn",
-                                            "norm_topk_prob"};
+                                            "norm_topk_prob", "expert_activation", "dense_activation"};
 
 // The architecture being assembled from a preset file and inline overrides. `where` remembers the mapping
 // that last set each key, so a rule violation points at the line that caused it.
@@ -100,6 +100,11 @@ void apply_keys(const YamlView& m, Draft& d) {
     else if (key == "dtype") a.dtype = v.as_choice({"bf16", "fp8"}) == "fp8" ? DType::fp8 : DType::bf16;
     else if (key == "attention") decode_attention(v, a.attention);
     else if (key == "norm_topk_prob") a.norm_topk_prob = m.boolean(key);
+    else if (key == "expert_activation" || key == "dense_activation") {
+      const std::string x = v.as_choice({"swiglu", "gelu", "relu"});
+      const Activation act = x == "gelu" ? Activation::gelu : x == "relu" ? Activation::relu : Activation::swiglu;
+      (key == "expert_activation" ? a.expert_activation : a.dense_activation) = act;
+    }
     else if (key == "dense_layers") {
       // An integer k: the first k blocks are dense (DeepSeek's first_k_dense_replace). A list: those indices.
       d.first_dense = 0;

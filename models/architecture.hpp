@@ -38,6 +38,17 @@ struct Attention {
   int v_head_dim = 0;
 };
 
+// The FFN kind of an MLP (expert or dense): swiglu = silu(x W_gate) * (x W_up) then W_down (3 matrices, the
+// gate and up projections as one GEMM of 2 x ffn columns); gelu / relu = act(x W_up) then W_down (2
+// matrices). Each runs its elementwise activation as its own kernel.
+enum class Activation { swiglu, gelu, relu };
+inline const char* activation_name(Activation a) {
+  return a == Activation::gelu ? "gelu" : a == Activation::relu ? "relu" : "swiglu";
+}
+// Weight matrices of an FFN of this kind (3 or 2), and the width of its first GEMM for an FFN of f.
+inline int ffn_matrices(Activation a) { return a == Activation::swiglu ? 3 : 2; }
+inline int64_t up_width(Activation a, int64_t f) { return a == Activation::swiglu ? 2 * f : f; }
+
 struct Architecture {
   std::string name;
   std::string source;         // where the shape comes from (config.json URL)
@@ -61,6 +72,8 @@ struct Architecture {
   // normalised score times the token's top-k mass). Reports show it; DualSparse's thresholds read the
   // normalised score either way, as the method prescribes.
   bool norm_topk_prob = false;
+  Activation expert_activation = Activation::swiglu;  // routed and shared experts (expert_activation)
+  Activation dense_activation = Activation::swiglu;   // dense-layer MLPs (dense_activation)
   std::vector<bool> moe_layer;  // moe_layer[l]: block l has a routed MoE FFN (else a dense MLP)
 
   bool is_moe_layer(int l) const { return l >= 0 && l < layers && moe_layer[static_cast<size_t>(l)]; }

@@ -188,7 +188,7 @@ int64_t CostModel::sub_expert_ffn(int64_t ffn, int split) {
 
 KernelCost CostModel::expert_gate_up(int64_t tokens, int split) const {
   const int64_t f = sub_expert_ffn(arch_.expert_ffn, split);
-  return gemm("expert_gate_up", arch_.dtype, tokens, 2 * f, arch_.hidden);
+  return gemm("expert_gate_up", arch_.dtype, tokens, up_width(arch_.expert_activation, f), arch_.hidden);
 }
 
 KernelCost CostModel::expert_down(int64_t tokens, int split) const {
@@ -196,13 +196,28 @@ KernelCost CostModel::expert_down(int64_t tokens, int split) const {
   return gemm("expert_down", arch_.dtype, tokens, arch_.hidden, f);
 }
 
-KernelCost CostModel::swiglu(int64_t tokens, int64_t ffn) const {
+KernelCost CostModel::swiglu(int64_t tokens, int64_t ffn) const { return activation(tokens, ffn, Activation::swiglu); }
+
+KernelCost CostModel::activation(int64_t tokens, int64_t ffn, Activation a) const {
   check_tokens(tokens);
   if (tokens == 0) return {0.0, zero_prov()};
   const double t = static_cast<double>(tokens), f = static_cast<double>(ffn);
-  // silu(g) * u: ~4 FLOP per output; reads g and u, writes the product (bf16).
-  return lookup(find_table("swiglu", "bf16", 0, ffn), t, KernelClass::elementwise, DType::bf16, 4.0 * t * f,
-                3.0 * t * f * kActBytes, 1);
+  switch (a) {
+    case Activation::swiglu:
+      // silu(g) * u: ~4 FLOP per output; reads g and u, writes the product (bf16).
+      return lookup(find_table("swiglu", "bf16", 0, ffn), t, KernelClass::elementwise, DType::bf16, 4.0 * t * f,
+                    3.0 * t * f * kActBytes, 1);
+    case Activation::gelu:
+      // tanh-approximated GELU, 0.5 x (1 + tanh(0.79788 (x + 0.044715 x^3))): ~8 FLOP and a tanh per element;
+      // reads and writes one bf16 value per element (memory-bound at these widths, so the FLOP count hardly
+      // matters).
+      return lookup(find_table("gelu", "bf16", 0, ffn), t, KernelClass::elementwise, DType::bf16, 8.0 * t * f,
+                    2.0 * t * f * kActBytes, 1);
+    case Activation::relu:
+      return lookup(find_table("relu", "bf16", 0, ffn), t, KernelClass::elementwise, DType::bf16, 1.0 * t * f,
+                    2.0 * t * f * kActBytes, 1);
+  }
+  return {0.0, zero_prov()};
 }
 
 KernelCost CostModel::grouped_gate_up(const std::vector<int64_t>& tpe, int split) const {
@@ -222,8 +237,8 @@ KernelCost CostModel::grouped_down(const std::vector<int64_t>& tpe, int split) c
 KernelCost CostModel::grouped_experts(const std::vector<int64_t>& tpe, int split) const {
   int64_t rows = 0;
   for (int64_t t : tpe) rows += std::max<int64_t>(t, 0);
-  return grouped_gate_up(tpe, split) + swiglu(rows, sub_expert_ffn(arch_.expert_ffn, split)) +
-         grouped_down(tpe, split);
+  return grouped_gate_up(tpe, split) +
+         activation(rows, sub_expert_ffn(arch_.expert_ffn, split), arch_.expert_activation) + grouped_down(tpe, split);
 }
 
 KernelCost CostModel::act_quant(int64_t rows, int64_t width, DType d) const {
@@ -248,18 +263,20 @@ KernelCost CostModel::expert_group(const std::vector<int64_t>& tpe, const std::v
     for (std::size_t i = 0; i < experts.size(); ++i) {
       if (tpe[i] <= 0 || arch_.ffn_of_expert(experts[i]) != width) continue;
       rows += tpe[i];
-      up += gemm("expert_gate_up", d, tpe[i], 2 * static_cast<int64_t>(width), arch_.hidden);
+      up += gemm("expert_gate_up", d, tpe[i], up_width(arch_.expert_activation, width), arch_.hidden);
       down += gemm("expert_down", d, tpe[i], arch_.hidden, width);
     }
     if (rows == 0) continue;
-    c += act_quant(rows, arch_.hidden, d) + up + swiglu(rows, width) + act_quant(rows, width, d) + down;
+    c += act_quant(rows, arch_.hidden, d) + up + activation(rows, width, arch_.expert_activation) +
+         act_quant(rows, width, d) + down;
     if (arch_.vision_expert_ffn == arch_.expert_ffn) break;  // one width: every expert was counted
   }
   return c;
 }
 
 double CostModel::expert_weight_bytes(int expert, DType d) const {
-  return 3.0 * static_cast<double>(arch_.hidden) * arch_.ffn_of_expert(expert) * dtype_bytes(d);
+  return ffn_matrices(arch_.expert_activation) * static_cast<double>(arch_.hidden) * arch_.ffn_of_expert(expert) *
+         dtype_bytes(d);
 }
 
 KernelCost CostModel::weight_cast(const std::vector<int>& experts, DType d) const {
@@ -270,8 +287,8 @@ KernelCost CostModel::weight_cast(const std::vector<int>& experts, DType d) cons
     for (int e : experts) n += arch_.ffn_of_expert(e) == width ? 1 : 0;
     if (n > 0) {
       const double h = arch_.hidden, f = width, per = kActBytes + dtype_bytes(d);
-      // gate_up: 2f rows of hidden elements per expert; down: hidden rows of f elements per expert.
-      const double up_rows = 2.0 * f * n, down_rows = h * n;
+      // gate_up: 2f rows of hidden elements per expert (f for gelu/relu); down: hidden rows of f elements.
+      const double up_rows = static_cast<double>(up_width(arch_.expert_activation, width)) * n, down_rows = h * n;
       const bool fp8 = d == DType::fp8;
       c += lookup(fp8 ? find_table("cast_fp8", "fp8_block_128x128", 0, arch_.hidden) : nullptr, up_rows,
                   KernelClass::elementwise, DType::bf16, 4.0 * up_rows * h, up_rows * h * per, 1);
@@ -283,19 +300,19 @@ KernelCost CostModel::weight_cast(const std::vector<int>& experts, DType d) cons
   return c;
 }
 
-KernelCost CostModel::ffn(int64_t tokens, int64_t f) const {
-  return gemm("expert_gate_up", arch_.dtype, tokens, 2 * f, arch_.hidden) + swiglu(tokens, f) +
+KernelCost CostModel::ffn(int64_t tokens, int64_t f, Activation a) const {
+  return gemm("expert_gate_up", arch_.dtype, tokens, up_width(a, f), arch_.hidden) + activation(tokens, f, a) +
          gemm("expert_down", arch_.dtype, tokens, arch_.hidden, f);
 }
 
 KernelCost CostModel::shared_expert(int64_t tokens) const {
   if (arch_.shared_experts == 0) return {0.0, zero_prov()};
-  return ffn(tokens, arch_.shared_ffn_total());
+  return ffn(tokens, arch_.shared_ffn_total(), arch_.expert_activation);
 }
 
 KernelCost CostModel::dense_mlp(int64_t tokens) const {
   if (arch_.dense_ffn <= 0) throw std::invalid_argument(fmt::format("model {} has no dense MLP", arch_.name));
-  return ffn(tokens, arch_.dense_ffn);
+  return ffn(tokens, arch_.dense_ffn, arch_.dense_activation);
 }
 
 }  // namespace moesim::models

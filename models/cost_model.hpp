@@ -70,15 +70,19 @@ class CostModel {
   KernelCost permute(int64_t tokens) const;
   KernelCost unpermute(int64_t tokens) const;
   // One expert's GEMMs; split P = sub-experts per expert (shapes use ffn / P, P must divide ffn).
-  KernelCost expert_gate_up(int64_t tokens, int split = 1) const;  // n = 2*ffn/P, k = hidden
+  KernelCost expert_gate_up(int64_t tokens, int split = 1) const;  // n = 2*ffn/P (gelu/relu: ffn/P), k = hidden
   KernelCost expert_down(int64_t tokens, int split = 1) const;     // n = hidden, k = ffn/P
   // SwiGLU over tokens rows of a 2*ffn gate_up output: reads 2*ffn, writes ffn (bf16). Table x = tokens, k = ffn.
   KernelCost swiglu(int64_t tokens, int64_t ffn) const;
+  // The activation kernel of an FFN of kind a over tokens rows of ffn outputs: swiglu as above; gelu (~8 FLOP
+  // per element, tanh approximation) and relu (1 FLOP) read and write ffn bf16 values per row. Tables
+  // swiglu / gelu / relu (x = tokens, k = ffn) when the profile has them, else the elementwise roofline.
+  KernelCost activation(int64_t tokens, int64_t ffn, Activation a) const;
   // Grouped expert GEMMs: the sum over experts with > 0 tokens of each expert's GEMM (each pays its launch:
   // a per-expert loop, as cuBLASLt has no grouped mode here), so weight bytes count once per active expert.
   KernelCost grouped_gate_up(const std::vector<int64_t>& tokens_per_expert, int split = 1) const;
   KernelCost grouped_down(const std::vector<int64_t>& tokens_per_expert, int split = 1) const;
-  // gate_up + one SwiGLU launch over all rows + down.
+  // gate_up + one activation launch over all rows (the model's expert_activation) + down.
   KernelCost grouped_experts(const std::vector<int64_t>& tokens_per_expert, int split = 1) const;
   // The expert GEMMs of one rank's local experts `experts` (ids) with tokens_per_expert[i] rows each, computed
   // at precision `d`: each expert uses its own FFN width (vision experts of a modality-isolated model their
@@ -104,9 +108,10 @@ class CostModel {
   KernelCost shared_expert(int64_t tokens) const;
   // A dense layer's MLP (dense_ffn).
   KernelCost dense_mlp(int64_t tokens) const;
-  // A SwiGLU FFN of width ffn on all tokens: gate_up GEMM + SwiGLU + down GEMM (looked up as the expert_gate_up /
-  // expert_down tables). shared_expert and dense_mlp are this at their widths.
-  KernelCost ffn(int64_t tokens, int64_t ffn) const;
+  // An FFN of kind a and width ffn on all tokens: gate_up GEMM (2 ffn columns for swiglu, ffn for gelu/relu) +
+  // activation + down GEMM (looked up as the expert_gate_up / expert_down tables). shared_expert (the
+  // model's expert_activation) and dense_mlp (dense_activation) are this at their widths.
+  KernelCost ffn(int64_t tokens, int64_t ffn, Activation a) const;
 
   // ffn / P; throws std::invalid_argument unless P >= 1 divides ffn.
   static int64_t sub_expert_ffn(int64_t ffn, int split);

@@ -148,10 +148,10 @@ std::vector<int64_t> group_rank_rows(const std::vector<int64_t>& group_full, con
   return rows;
 }
 
-double sub_expert_flops(const std::vector<SubExpertGemm>& gemms, int64_t hidden) {
+double sub_expert_flops(const std::vector<SubExpertGemm>& gemms, int64_t hidden, int matrices) {
   double flops = 0;
   for (const auto& g : gemms)
-    flops += 6.0 * static_cast<double>(g.tokens) * static_cast<double>(hidden) * static_cast<double>(g.ffn);
+    flops += 2.0 * matrices * static_cast<double>(g.tokens) * static_cast<double>(hidden) * static_cast<double>(g.ffn);
   return flops;
 }
 
@@ -226,7 +226,7 @@ OpGraph build_dualsparse_tp(const DualSparseOptions& o, const StepInput& in) {
           gemms.push_back({x, ffn});
           w += static_cast<double>(x) / T;
         }
-        tally.flops += sub_expert_flops(gemms, in.arch.hidden);
+        tally.flops += sub_expert_flops(gemms, in.arch.hidden, ffn_matrices(in.arch.expert_activation));
         layer_cost[r] = in.costs.model().grouped_experts(rows, T);
         const double b = static_cast<double>(recv) / T;
         tally.before[r] += b;
@@ -341,7 +341,7 @@ OpGraph build_dualsparse(const VariantSpec& spec, const StepInput& in) {
       ma = std::max(ma, w);
       // The rank's GEMMs, once: their FLOPs and the forward cost of its expert op (every phase reads it).
       const auto gemms = sub_expert_gemms(d.full[r], d.half[r], in.arch.expert_ffn, o.partition);
-      tally.flops += sub_expert_flops(gemms, in.arch.hidden);
+      tally.flops += sub_expert_flops(gemms, in.arch.hidden, ffn_matrices(in.arch.expert_activation));
       layer_cost.push_back(expert_op_cost(d.full[r], d.half[r], gemms));
     }
     cost.emplace(l, std::move(layer_cost));

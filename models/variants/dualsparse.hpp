@@ -60,8 +60,9 @@ struct SubExpertGemm {
 };
 std::vector<SubExpertGemm> sub_expert_gemms(const std::vector<int64_t>& full, const std::vector<int64_t>& half,
                                             int64_t expert_ffn, int partition);
-// Forward FLOPs of these GEMMs: gate_up (hidden -> 2 ffn) and down (ffn -> hidden), 2 FLOP per MAC.
-double sub_expert_flops(const std::vector<SubExpertGemm>& gemms, int64_t hidden);
+// Forward FLOPs of these GEMMs, 2 FLOP per MAC over `matrices` weight matrices of hidden x ffn (3 for SwiGLU:
+// gate_up hidden -> 2 ffn and down ffn -> hidden; 2 for gelu/relu).
+double sub_expert_flops(const std::vector<SubExpertGemm>& gemms, int64_t hidden, int matrices = 3);
 
 // With etp > 1 (ETP or S-ETP): the rows of each of rank r's GEMMs, one per expert of its group, each of
 // expert_ffn / etp neurons: the group's full pairs of that expert, plus its half pairs when r holds the major

@@ -167,7 +167,7 @@ LayerEmitter::Deps per_rank_deps(const std::vector<LayerEmitter::Ids>& lists) {
 KernelCost shared_expert_cost(const StepInput& in, int64_t tokens) {
   if (in.arch.shared_experts > 0) return in.costs.shared_expert(tokens);
   // No shared expert in the model: one FFN the size of a routed expert.
-  return in.costs.model().ffn(tokens, in.arch.expert_ffn);
+  return in.costs.model().ffn(tokens, in.arch.expert_ffn, in.arch.expert_activation);
 }
 
 OpGraph build_layered(const StepInput& in, const MoeBlock& moe, const std::function<void(LayerEmitter&)>& setup) {

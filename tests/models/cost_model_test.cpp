@@ -160,3 +160,43 @@ TEST_CASE("cost model runs on every preset with the H200 profile", "[models][cos
     CHECK(cm.expert_gate_up(2).seconds == Approx(cm.expert_gate_up(1).seconds).epsilon(0.01));
   }
 }
+
+TEST_CASE("FFN kinds: gelu and relu FFNs have 2 matrices and their own activation kernel", "[models][cost]") {
+  Doc d(std::string("model:\n  layers: 1\n  hidden: 1024\n  expert_ffn: 4096\n  dense_ffn: 2048\n  routed_experts: 8\n"
+                    "  top_k: 2\n  attention: {kind: mha, heads: 8, head_dim: 128}\n  expert_activation: gelu\n"
+                    "  dense_activation: relu\n"));
+  const Architecture a = decode_architecture(d.root.at("model"), kDataDir);
+  REQUIRE(d.diags.str() == "");
+  CHECK(a.expert_activation == Activation::gelu);
+  CHECK(a.dense_activation == Activation::relu);
+  CostModel cm(toy_profile(), a), swi(toy_profile(), toy_arch());
+  // The first GEMM is hidden -> ffn (SwiGLU: hidden -> 2 ffn): the same call as a plain gemm of n = 4096.
+  CHECK(cm.expert_gate_up(5).seconds == cm.gemm("expert_gate_up", DType::bf16, 5, 4096, 1024).seconds);
+  CHECK(swi.expert_gate_up(5).seconds == cm.gemm("expert_gate_up", DType::bf16, 5, 8192, 1024).seconds);
+  // GELU over 10 rows of 4096: reads and writes 10 x 4096 bf16 = 2 x 10 x 4096 x 2 = 163,840 B -> / (0.5 x
+  // 1 TB/s) = 3.2768e-7 s; 8 FLOP per element = 327,680 -> / 1e14 = 3.3e-9 s: memory-bound, + 1 us launch.
+  // ReLU: the same bytes (1 FLOP per element).
+  CHECK(cm.activation(10, 4096, Activation::gelu).seconds == Approx(1e-6 + 3.2768e-7).epsilon(1e-12));
+  CHECK(cm.activation(10, 4096, Activation::relu).seconds == Approx(1e-6 + 3.2768e-7).epsilon(1e-12));
+  CHECK(cm.activation(10, 4096, Activation::swiglu).seconds == swi.swiglu(10, 4096).seconds);
+  // A grouped expert op = gate_up + one activation launch over all rows + down.
+  const double want = cm.expert_gate_up(5).seconds + cm.expert_gate_up(3).seconds +
+                      cm.activation(8, 4096, Activation::gelu).seconds + cm.expert_down(5).seconds +
+                      cm.expert_down(3).seconds;
+  CHECK(cm.grouped_experts({5, 0, 3}).seconds == Approx(want).epsilon(1e-12));
+  // Weights: 2 matrices of 1024 x 4096 bf16 = 16,777,216 B (SwiGLU: 3 = 25,165,824 B).
+  CHECK(cm.expert_weight_bytes(0, DType::bf16) == 16777216.0);
+  CHECK(swi.expert_weight_bytes(0, DType::bf16) == 25165824.0);
+  // The dense MLP uses dense_activation: relu, hidden -> 2048 -> hidden.
+  const double dense = cm.gemm("expert_gate_up", DType::bf16, 7, 2048, 1024).seconds +
+                       cm.activation(7, 2048, Activation::relu).seconds +
+                       cm.gemm("expert_down", DType::bf16, 7, 1024, 2048).seconds;
+  CHECK(cm.dense_mlp(7).seconds == Approx(dense).epsilon(1e-12));
+}
+
+TEST_CASE("FFN kinds: an unknown activation is an error naming the key", "[models][cost]") {
+  Doc d(std::string("model:\n  layers: 1\n  hidden: 1024\n  expert_ffn: 4096\n  routed_experts: 8\n  top_k: 2\n"
+                    "  attention: {kind: mha, heads: 8, head_dim: 128}\n  expert_activation: tanh\n"));
+  decode_architecture(d.root.at("model"), kDataDir);
+  CHECK_THAT(d.diags.str(), Catch::Contains("model.expert_activation: must be one of swiglu, gelu, relu (got tanh)"));
+}
