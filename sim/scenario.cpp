@@ -228,8 +228,16 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
                                                        "workload.modalities instead)");
         spec.routing->drift = sc.routing.drift;
       }
-      if (!spec.name.empty() && !names.insert(spec.name).second) v.at("name").error("duplicate variant name", spec.name);
-      sc.variants.push_back(std::move(spec));
+      // A schedule may expand one entry into several variants (a sweep: dualsparse `thresholds:`); each is a
+      // variant of its own, so its name must be unique too (the error points at the entry's name).
+      const models::ScheduleInfo* info = models::find_schedule(spec.schedule);
+      std::vector<models::VariantSpec> expanded;
+      if (info && info->expand) expanded = info->expand(spec);
+      if (expanded.empty()) expanded.push_back(std::move(spec));
+      for (auto& e : expanded) {
+        if (!e.name.empty() && !names.insert(e.name).second) v.at("name").error("duplicate variant name", e.name);
+        sc.variants.push_back(std::move(e));
+      }
     }
   }
   if (root.has("baseline")) {
