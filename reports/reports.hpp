@@ -46,7 +46,8 @@ SummaryTable sweep_table(const Sweep& s);
 // Header block + aligned table + per-variant breakdown lines. show_wall adds host wall time per variant.
 std::string console_report(const RunResult& r, bool show_wall = false);
 
-// Schema "moesim-result/1": {"schema", "context", "baseline", "variants"}; 2-space indent, trailing newline.
+// Schema "moesim-result/1": {"schema", "context", "baseline", "variants"} (+ "sweeps" when a variant is a sweep
+// point: [{of, key, points: [{value, variant}]}]); 2-space indent, trailing newline.
 // events and wall_s are left out unless asked for (both vary between runs or are large).
 std::string json_report(const RunResult& r, bool include_events = false, bool include_wall = false);
 
