@@ -173,6 +173,15 @@ std::string console_report(const RunResult& r, bool show_wall) {
     out += '\n';
   }
 
+  for (const Sweep& sw : sweeps_of(r)) {
+    out += fmt::format("Sweep {} over {} ({} points): speed-ups against the baseline; MoE layer = gate to end of "
+                       "combine; ideal speedup = 1 / (1 - dropped - half / 2), the expert work saved if every "
+                       "computation cost the same\n",
+                       sw.of, sw.key, sw.points.size());
+    out += table_text(sweep_table(sw));
+    out += '\n';
+  }
+
   // Per-variant breakdown: time by op class, options, counters, variant-specific metrics.
   for (const auto& v : r.variants) {
     std::vector<std::string> parts;

@@ -52,4 +52,24 @@ std::string csv_report(const RunResult& r) {
   return out;
 }
 
+// One row per sweep point. The figures are those of the sweep table (reports.hpp), unformatted: a point
+// without one (no baseline, a schedule that does not drop) leaves its field empty.
+std::string sweep_csv_report(const RunResult& r) {
+  std::string out =
+      "sweep,key,value,variant,step_time_s,step_speedup_vs_baseline,moe_layer_time_s,"
+      "moe_layer_speedup_vs_baseline,drop_frac,half_frac,ideal_speedup\n";
+  auto extra = [](const VariantResult& v, const char* key) {
+    auto it = v.extra.find(key);
+    return it == v.extra.end() ? std::string() : fmt::format("{:.9g}", it->second);
+  };
+  for (const Sweep& s : sweeps_of(r))
+    for (const VariantResult* v : s.points)
+      out += fmt::format("{},{},{:.9g},{},{:.9g},{},{},{},{},{},{}\n", csv_field(s.of), csv_field(s.key),
+                         v->sweep.value, csv_field(v->name), v->step_time_s,
+                         v->speedup_vs_baseline > 0 ? fmt::format("{:.9g}", v->speedup_vs_baseline) : std::string(),
+                         extra(*v, "moe_layer_time_s"), extra(*v, "moe_layer_speedup_vs_baseline"),
+                         extra(*v, "ds_drop_rate"), extra(*v, "ds_half_rate"), extra(*v, "ds_ideal_speedup"));
+  return out;
+}
+
 }  // namespace moesim::reports

@@ -1,6 +1,8 @@
 // Self-contained HTML report: inline CSS and SVG only (no scripts, no network), so it opens offline.
 #include <algorithm>
+#include <cmath>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -188,6 +190,120 @@ std::string gate_score_chart(const GateScoreStats& g) {
   return s + "</svg>\n";
 }
 
+// A value's position on a linear axis from lo to hi drawn over [a, b] px (b < a for an upward y axis).
+double axis_px(double v, double lo, double hi, double a, double b) {
+  return hi > lo ? a + (b - a) * (v - lo) / (hi - lo) : a;
+}
+
+// One sweep's chart: speed-up (y, ratio to the baseline) against the drop rate (x, % of the expert
+// computations, DualSparse's ds_drop_rate), or against the swept value when a point has no drop rate. Two series:
+// the simulated MoE-layer speed-up (circles, class "sweep-sim") and the ideal one, 1 / (1 - drop - half / 2)
+// (squares, class "sweep-ideal"); a series a point lacks is left out at that point. Each marker is labelled
+// with the point's value of the key; a dashed line marks the baseline (1x); light grid lines at the y ticks.
+std::string sweep_chart(const Sweep& sw) {
+  constexpr double kLeft = 70, kPlotW = 480, kTop = 20, kPlotH = 260, kBottom = 50, kRight = 210;
+  bool by_drop = true;
+  for (const VariantResult* v : sw.points) by_drop = by_drop && v->extra.count("ds_drop_rate") > 0;
+  auto x_of = [&](const VariantResult& v) { return by_drop ? 100.0 * v.extra.at("ds_drop_rate") : v.sweep.value; };
+  auto figure = [](const VariantResult& v, const char* key) -> std::optional<double> {
+    auto it = v.extra.find(key);
+    if (it == v.extra.end() || !(it->second > 0)) return std::nullopt;  // 0: undefined (nothing left to compute)
+    return it->second;
+  };
+  // Axes from 0 (x) and around 1x (y), padded so markers and their labels stay inside the plot, then widened to
+  // whole ticks of a round step (1, 2, 2.5 or 5 x 10^k, about five per axis).
+  double x_hi = 0, y_lo = 1, y_hi = 1;
+  for (const VariantResult* v : sw.points) {
+    x_hi = std::max(x_hi, x_of(*v));
+    for (const char* k : {"moe_layer_speedup_vs_baseline", "ds_ideal_speedup"})
+      if (auto y = figure(*v, k)) y_lo = std::min(y_lo, *y), y_hi = std::max(y_hi, *y);
+  }
+  auto round_step = [](double span) {
+    const double raw = span > 0 ? span / 5 : 0.2, mag = std::pow(10.0, std::floor(std::log10(raw)));
+    for (double m : {1.0, 2.0, 2.5, 5.0})
+      if (m * mag >= raw) return m * mag;
+    return 10 * mag;
+  };
+  const double x_step = round_step(x_hi * 1.05);
+  x_hi = std::max(1.0, std::ceil(x_hi * 1.05 / x_step)) * x_step;
+  const double pad = std::max(0.02, 0.05 * (y_hi - y_lo));
+  const double y_step = round_step(y_hi - y_lo + 2 * pad);
+  y_lo = std::max(0.0, std::floor((y_lo - pad) / y_step) * y_step);
+  y_hi = std::ceil((y_hi + pad) / y_step) * y_step;
+  auto px = [&](double x) { return axis_px(x, 0.0, x_hi, kLeft, kLeft + kPlotW); };
+  auto py = [&](double y) { return axis_px(y, y_lo, y_hi, kTop + kPlotH, kTop); };
+  const double width = kLeft + kPlotW + kRight, height = kTop + kPlotH + kBottom;
+  std::string s = fmt::format(
+      "<svg class=\"sweep-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" "
+      "viewBox=\"0 0 {0} {1}\" font-family=\"sans-serif\" font-size=\"11\">\n",
+      width, height);
+  // Ticks and grid lines first; tick values as i x step (not accumulated sums), at most 6 significant digits.
+  const long x_ticks = std::lround(x_hi / x_step), y_ticks = std::lround((y_hi - y_lo) / y_step);
+  for (long i = 0; i <= x_ticks; ++i)
+    s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{:.6g}</text>\n", px(i * x_step),
+                     kTop + kPlotH + 14, i * x_step);
+  for (long i = 0; i <= y_ticks; ++i) {
+    const double yv = y_lo + i * y_step;
+    s += fmt::format("<line x1=\"{0}\" y1=\"{1:.2f}\" x2=\"{2}\" y2=\"{1:.2f}\" stroke=\"#eee\"/>"
+                     "<text x=\"{3:.1f}\" y=\"{4:.1f}\" text-anchor=\"end\">{5:.6g}</text>\n",
+                     kLeft + 1, py(yv), kLeft + kPlotW, kLeft - 5, py(yv) + 4, yv);
+  }
+  // The axes, over the grid lines, and their labels (with units).
+  s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"#333\"/>\n"
+                   "<line x1=\"{0}\" y1=\"{3}\" x2=\"{0}\" y2=\"{1}\" stroke=\"#333\"/>\n",
+                   kLeft, kTop + kPlotH, kLeft + kPlotW, kTop);
+  s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n", kLeft + kPlotW / 2,
+                   kTop + kPlotH + 34,
+                   by_drop ? std::string("drop rate (% of expert computations)") : esc(sw.key) + " (as written)");
+  s += fmt::format("<text transform=\"translate(16 {:.1f}) rotate(-90)\" text-anchor=\"middle\">speed-up vs "
+                   "baseline (x)</text>\n",
+                   kTop + kPlotH / 2);
+  s += fmt::format("<line x1=\"{0}\" y1=\"{1:.2f}\" x2=\"{2}\" y2=\"{1:.2f}\" stroke=\"#999\" "
+                   "stroke-dasharray=\"4 3\"><title>baseline (1x)</title></line>\n",
+                   kLeft, py(1.0), kLeft + kPlotW);
+  struct Series {
+    const char* key;
+    const char* cls;
+    const char* name;
+    const char* color;
+    bool square;
+    double label_dy;  // label above (< 0) or below the marker, px
+  };
+  const Series series[] = {
+      {"moe_layer_speedup_vs_baseline", "sweep-sim", "simulated MoE-layer speed-up", "#4e79a7", false, 16},
+      {"ds_ideal_speedup", "sweep-ideal", "ideal 1 / (1 - drop - half / 2)", "#e15759", true, -8}};
+  for (std::size_t k = 0; k < 2; ++k) {
+    const Series& se = series[k];
+    const double ly = kTop + 10 + 18.0 * static_cast<double>(k), lx = kLeft + kPlotW + 14;
+    s += se.square ? fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"8\" height=\"8\" fill=\"{}\"/>", lx,
+                                 ly - 4, se.color)
+                   : fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"4\" fill=\"{}\"/>", lx + 4, ly, se.color);
+    s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n", lx + 14, ly + 4, esc(se.name));
+    std::string line, marks;  // the line is drawn first, under the markers
+    for (const VariantResult* v : sw.points) {
+      const auto y = figure(*v, se.key);
+      if (!y) continue;
+      const double cx = px(x_of(*v)), cy = py(*y);
+      line += fmt::format("{}{:.2f},{:.2f}", line.empty() ? "" : " ", cx, cy);
+      const std::string tip = fmt::format("{} {} = {}: {:.3f}x{}", esc(v->name), esc(sw.key), v->sweep.value, *y,
+                                          by_drop ? fmt::format(" at {:.2f}% dropped", x_of(*v)) : std::string());
+      marks += se.square ? fmt::format("<rect class=\"{}\" x=\"{:.2f}\" y=\"{:.2f}\" width=\"8\" height=\"8\" "
+                                   "fill=\"{}\"><title>{}</title></rect>\n",
+                                   se.cls, cx - 4, cy - 4, se.color, tip)
+                     : fmt::format("<circle class=\"{}\" cx=\"{:.2f}\" cy=\"{:.2f}\" r=\"4\" fill=\"{}\">"
+                                   "<title>{}</title></circle>\n",
+                                   se.cls, cx, cy, se.color, tip);
+      marks += fmt::format("<text x=\"{:.2f}\" y=\"{:.2f}\" text-anchor=\"middle\" font-size=\"9\" fill=\"{}\">{}</text>\n",
+                       cx, cy + se.label_dy, se.color, v->sweep.value);
+    }
+    if (!line.empty())
+      s += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\"/>\n", line,
+                       se.color);
+    s += marks;
+  }
+  return s + "</svg>\n";
+}
+
 }  // namespace
 
 std::string html_report(const RunResult& r) {
@@ -244,6 +360,13 @@ std::string html_report(const RunResult& r) {
     if (g.topk_mass_mean >= 0) about += fmt::format("; mean top-k mass {:.4f}", g.topk_mass_mean);
     s += "<h3>" + esc(v.name) + ": gate scores normalised over the top-k</h3>\n<p>" + esc(about) + "</p>\n" +
          gate_score_chart(g);
+  }
+  if (const std::vector<Sweep> sw = sweeps_of(r); !sw.empty()) {
+    s += "<h2>Sweeps</h2>\n<p>Per sweep, the speed-up over the baseline against the drop rate: the simulated "
+         "MoE layer (gate to end of combine) and the ideal 1 / (1 - drop - half / 2), the expert work saved if every "
+         "computation cost the same; each point is labelled with its value.</p>\n";
+    for (const Sweep& one : sw)
+      s += "<h3>" + esc(one.of) + " over " + esc(one.key) + "</h3>\n" + sweep_chart(one) + table_html(sweep_table(one));
   }
   s += "<h2>Time by op class</h2>\n<ul>\n";
   for (const auto& v : r.variants) {

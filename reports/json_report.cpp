@@ -47,24 +47,24 @@ Json context_json(const RunContext& c) {
 }
 
 Json variant_json(const VariantResult& v, bool include_events, bool include_wall) {
-  Json j = {{"name", v.name},
-            {"schedule", v.schedule},
-            {"options", v.options},
-            {"step_time_s", v.step_time_s},
-            {"per_layer_mean_s", v.per_layer_mean_s},
-            {"compute_s", v.compute_s},
-            {"comm_s", v.comm_s},
-            {"exposed_comm_s", v.exposed_comm_s},
-            {"overlap_ratio", v.overlap_ratio},
-            {"load_imbalance", v.load_imbalance},
-            {"load_imbalance_max", v.load_imbalance_max},
-            {"dropped_tokens", v.dropped_tokens},
-            {"speedup_vs_baseline", v.speedup_vs_baseline},
-            {"time_by_class_s", v.time_by_class_s},
-            {"ops_by_provenance", v.ops_by_provenance},
-            {"extra", v.extra},
-            {"ops", v.ops},
-            {"simgrid_activities", v.simgrid_activities}};
+  Json j = {{"name", v.name}, {"schedule", v.schedule}, {"options", v.options}};
+  // Only the points of a sweep carry the tag, so other reports keep their bytes.
+  if (!v.sweep.empty()) j["sweep"] = {{"of", v.sweep.of}, {"key", v.sweep.key}, {"value", v.sweep.value}};
+  j["step_time_s"] = v.step_time_s;
+  j["per_layer_mean_s"] = v.per_layer_mean_s;
+  j["compute_s"] = v.compute_s;
+  j["comm_s"] = v.comm_s;
+  j["exposed_comm_s"] = v.exposed_comm_s;
+  j["overlap_ratio"] = v.overlap_ratio;
+  j["load_imbalance"] = v.load_imbalance;
+  j["load_imbalance_max"] = v.load_imbalance_max;
+  j["dropped_tokens"] = v.dropped_tokens;
+  j["speedup_vs_baseline"] = v.speedup_vs_baseline;
+  j["time_by_class_s"] = v.time_by_class_s;
+  j["ops_by_provenance"] = v.ops_by_provenance;
+  j["extra"] = v.extra;
+  j["ops"] = v.ops;
+  j["simgrid_activities"] = v.simgrid_activities;
   if (include_wall) j["wall_s"] = v.wall_s;
   // Multi-step and MoE-metric fields appear only when the run has them, so single-step reports of the
   // existing schedules keep their bytes.
@@ -140,6 +140,16 @@ std::string json_report(const RunResult& r, bool include_events, bool include_wa
   Json variants = Json::array();
   for (const auto& v : r.variants) variants.push_back(variant_json(v, include_events, include_wall));
   j["variants"] = std::move(variants);
+  // A summary of the sweeps (which variants are the points of which sweep, in order), only when there are any.
+  if (const std::vector<Sweep> sw = sweeps_of(r); !sw.empty()) {
+    Json all = Json::array();
+    for (const Sweep& s : sw) {
+      Json points = Json::array();
+      for (const VariantResult* v : s.points) points.push_back({{"value", v->sweep.value}, {"variant", v->name}});
+      all.push_back({{"of", s.of}, {"key", s.key}, {"points", std::move(points)}});
+    }
+    j["sweeps"] = std::move(all);
+  }
   // Non-finite doubles become null; invalid UTF-8 in names is replaced rather than throwing mid-report.
   return j.dump(2, ' ', false, Json::error_handler_t::replace) + '\n';
 }

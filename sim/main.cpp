@@ -1,5 +1,6 @@
 // moesim: the command-line front end.
-//   moesim run FILE [--json OUT] [--csv OUT] [--trace OUT] [--html OUT] [--variant NAME]... [--fidelity F]
+//   moesim run FILE [--json OUT] [--csv OUT] [--sweep-csv OUT] [--trace OUT] [--html OUT] [--variant NAME]...
+//              [--fidelity F]
 //   moesim topo FILE [--dot OUT] [--simgrid-settings]
 //   moesim validate FILE
 //   moesim collective KIND --cluster PRESET|FILE [--ranks N | --gpus LIST] [--sizes MIN:MAX] [--step-factor F]
@@ -44,8 +45,8 @@ bool outputs_writable(const std::string& cmd, const std::vector<std::pair<const 
   return true;
 }
 
-int cmd_run(const std::string& file, const std::string& json, const std::string& csv, const std::string& trace,
-            const std::string& html, const std::vector<std::string>& only, const std::string& fidelity, int jobs,
+int cmd_run(const std::string& file, const std::string& json, const std::string& csv, const std::string& sweep_csv,
+            const std::string& trace, const std::string& html, const std::vector<std::string>& only, const std::string& fidelity, int jobs,
             bool quiet, bool show_wall, bool force) {
   Scenario sc = load_scenario(file);
   if (const ResourceEstimate est = estimate_resources(sc); est.routing_draws > kMaxDrawsWithoutForce && !force) {
@@ -66,7 +67,20 @@ int cmd_run(const std::string& file, const std::string& json, const std::string&
     std::cerr << "\n";
     return 2;
   }
-  if (!outputs_writable("run", {{"--json", json}, {"--csv", csv}, {"--trace", trace}, {"--html", html}})) return 2;
+  // --sweep-csv on a run without a sweep point is refused before simulating: an empty table would look like a
+  // result (reports::sweep_csv_report itself writes the header alone).
+  if (!sweep_csv.empty() &&
+      std::none_of(sc.variants.begin(), sc.variants.end(), [&](const models::VariantSpec& v) {
+        return !v.sweep.empty() && (only.empty() || std::find(only.begin(), only.end(), v.name) != only.end());
+      })) {
+    std::cerr << fmt::format("moesim run: --sweep-csv: {} has no sweep{} (a sweep is a variant entry with a list of "
+                             "values, e.g. dualsparse thresholds: [...])\n",
+                             escape_control(file), only.empty() ? "" : " among the selected variants");
+    return 2;
+  }
+  if (!outputs_writable("run", {{"--json", json}, {"--csv", csv}, {"--sweep-csv", sweep_csv}, {"--trace", trace},
+                                {"--html", html}}))
+    return 2;
   RunOptions opt;
   opt.only = only;
   opt.jobs = jobs;
@@ -80,6 +94,7 @@ int cmd_run(const std::string& file, const std::string& json, const std::string&
   }
   if (!json.empty()) write_file(json, reports::json_report(rr, false, show_wall));
   if (!csv.empty()) write_file(csv, reports::csv_report(rr));
+  if (!sweep_csv.empty()) write_file(sweep_csv, reports::sweep_csv_report(rr));
   if (!trace.empty()) write_file(trace, reports::perfetto_trace(rr));
   if (!html.empty()) write_file(html, reports::html_report(rr));
   return 0;
@@ -177,7 +192,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(MOESIM_VERSION) + " (" + MOESIM_GIT_SHA + ")");
 
-  std::string file, json, csv, trace, html, dot, fidelity = "scenario";
+  std::string file, json, csv, sweep_csv, trace, html, dot, fidelity = "scenario";
   std::vector<std::string> only;
   int jobs = 2;
   bool quiet = false, show_wall = false, settings = false, force = false;
@@ -186,6 +201,9 @@ int main(int argc, char** argv) {
   run->add_option("FILE", file, "scenario YAML")->required();
   run->add_option("--json", json, "write the JSON result (schema moesim-result/1)");
   run->add_option("--csv", csv, "write one CSV row per variant, layer and rank");
+  run->add_option("--sweep-csv", sweep_csv,
+                  "write one CSV row per sweep point (e.g. each threshold of a dualsparse thresholds list); "
+                  "refused when the run has no sweep");
   run->add_option("--trace", trace, "write a Perfetto / Chrome trace of every op");
   run->add_option("--html", html, "write a self-contained HTML report");
   run->add_option("--variant", only, "run only this variant (repeatable)");
@@ -233,7 +251,7 @@ int main(int argc, char** argv) {
   }
   try {
     const int rc = [&] {
-      if (run->parsed()) return cmd_run(file, json, csv, trace, html, only, fidelity, jobs, quiet, show_wall, force);
+      if (run->parsed()) return cmd_run(file, json, csv, sweep_csv, trace, html, only, fidelity, jobs, quiet, show_wall, force);
       if (topo_cmd->parsed()) {
         if (file.empty() && !settings) {
           std::cerr << "moesim topo: FILE is required\n";

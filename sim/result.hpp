@@ -88,6 +88,17 @@ struct TraceEvent {
   double start_s = 0, end_s = 0;
 };
 
+// Where a variant sits in a parameter sweep: one scenario entry (`of`, its name) expanded into one variant per
+// value of `key` (e.g. dualsparse `thresholds:` -> key "threshold"). Set on the VariantSpec when the scenario is
+// loaded and copied into the VariantResult by the runner; reporters group the points of a sweep by `of`, in
+// the order of the variants. Empty `of`: the variant is not part of a sweep (and reports leave the tag out).
+struct SweepPoint {
+  std::string of;    // the sweep: the name of the scenario entry the point was expanded from
+  std::string key;   // the swept option, as written in the scenario (e.g. "threshold")
+  double value = 0;  // its value at this point (unit: the option's own)
+  bool empty() const { return of.empty(); }
+};
+
 struct VariantResult {
   std::string name;      // as named in the scenario
   std::string schedule;  // topk, shared_expert, pipelined, scmoe, ...
@@ -117,6 +128,7 @@ struct VariantResult {
   std::vector<int> map_layers;                     // MoE layers of lowp_share, ascending
   std::vector<std::vector<double>> lowp_share;     // [layer][rank]: share of steps in a low precision
   GateScoreStats gate_scores;                      // schedules that read per-token scores (bins > 0), else empty
+  SweepPoint sweep;                                // the variant's place in a sweep (empty: not part of one)
 };
 
 struct RunResult {

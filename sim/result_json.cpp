@@ -8,12 +8,13 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Distribution, mean, p50, p99, max, count)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(GateScoreLayer, layer, counts, pairs, mean, p50)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(GateScoreStats, scores, norm_topk_prob, bins, pairs, mean, p50, topk_mass_mean,
                                    layers)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SweepPoint, of, key, value)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TraceEvent, rank, stream, name, cls, layer, chunk, phase, start_s, end_s)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(VariantResult, name, schedule, options, step_time_s, per_layer_mean_s,
                                    compute_s, comm_s, exposed_comm_s, overlap_ratio, load_imbalance,
                                    load_imbalance_max, dropped_tokens, speedup_vs_baseline, time_by_class_s,
                                    ops_by_provenance, extra, ops, simgrid_activities, wall_s, rows, events,
-                                   steps, step_stats, step_times_s, map_layers, lowp_share, gate_scores)
+                                   steps, step_stats, step_times_s, map_layers, lowp_share, gate_scores, sweep)
 
 }  // namespace moesim
 

@@ -133,6 +133,7 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   v.name = spec.name;
   v.schedule = spec.schedule;
   v.options = spec.shown;
+  v.sweep = spec.sweep;
   summarize(graph, trace, static_cast<int>(layers.size()), keep_events, v);
   if (moe_metrics) summarize_moe(graph, trace, models::dtype_name(arch.dtype), v);
   if (info->derive_metrics) info->derive_metrics(v.extra);

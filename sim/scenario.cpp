@@ -236,12 +236,20 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
       // capacity_mode pad: buffers of replicated experts have no split rule, and some schedules derive
       // their pairs themselves.
       const bool pad = spec.routing ? spec.routing->capacity_pad : sc.routing.capacity_pad;
+      const models::ScheduleInfo* info = models::find_schedule(spec.schedule);
       if (pad && spec.routing && sc.placement.replicated())
         v.at("routing").error_at("capacity_mode", kPadReplicated);
-      else if (const auto* info = models::find_schedule(spec.schedule); pad && info && !info->supports_capacity_pad)
+      else if (pad && info && !info->supports_capacity_pad)
         v.at("schedule").error("does not model padded capacity buffers (routing.capacity_mode: pad)", spec.schedule);
-      if (!spec.name.empty() && !names.insert(spec.name).second) v.at("name").error("duplicate variant name", spec.name);
-      sc.variants.push_back(std::move(spec));
+      // A schedule may expand one entry into several variants (a sweep: dualsparse `thresholds:`); each is a
+      // variant of its own, so its name must be unique too (the error points at the entry's name).
+      std::vector<models::VariantSpec> expanded;
+      if (info && info->expand) expanded = info->expand(spec);
+      if (expanded.empty()) expanded.push_back(std::move(spec));
+      for (auto& e : expanded) {
+        if (!e.name.empty() && !names.insert(e.name).second) v.at("name").error("duplicate variant name", e.name);
+        sc.variants.push_back(std::move(e));
+      }
     }
   }
   if (root.has("baseline")) {

@@ -43,6 +43,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <map>
 #include <stdexcept>
 
@@ -373,15 +374,85 @@ void dualsparse_metrics(std::map<std::string, double>& x) {
   x["ds_max_rank_ideal_speedup"] = ma > 0 ? x["ds_max_rank_work_before_pairs"] / ma : 0.0;
 }
 
+namespace {
+
+// A `thresholds:` list: 2..64 numbers in [0, 1], strictly increasing (so every point is a different run and
+// the sweep's table and chart read in order). Problems become diagnostics at the list or the offending value;
+// then the list is returned empty, so the entry is not expanded (no follow-on errors from its points).
+std::vector<double> decode_thresholds(const YamlView& list) {
+  const std::size_t before = list.diagnostic_count();
+  const std::vector<YamlView> items = list.items();
+  if (list.diagnostic_count() != before) return {};
+  if (items.size() < kMinSweepThresholds || items.size() > kMaxSweepThresholds) {
+    list.error(fmt::format("must list {} to {} thresholds (one simulation each)", kMinSweepThresholds,
+                           kMaxSweepThresholds),
+               fmt::format("a list of {}", items.size()));
+    return {};
+  }
+  std::vector<double> out;
+  bool ok = true;
+  for (const YamlView& item : items) {
+    const std::size_t n = list.diagnostic_count();
+    const double t = item.as_number(Range::between(0, 1));
+    if (list.diagnostic_count() != n) {
+      ok = false;
+      continue;
+    }
+    if (!out.empty() && !(t > out.back())) {
+      item.error(fmt::format("must be greater than the value before it ({}): thresholds increase strictly",
+                             out.back()),
+                 item.shown());
+      ok = false;
+    }
+    out.push_back(t);
+  }
+  return ok ? out : std::vector<double>{};
+}
+
+}  // namespace
+
+std::vector<VariantSpec> dualsparse_expand(const VariantSpec& spec) {
+  const auto* o = dynamic_cast<const DualSparseOptions*>(spec.options.get());
+  if (!o || o->thresholds.empty()) return {};
+  std::vector<VariantSpec> out;
+  for (double t : o->thresholds) {
+    VariantSpec p = spec;
+    auto po = std::make_shared<DualSparseOptions>(*o);
+    po->threshold = t;
+    po->thresholds.clear();
+    p.options = std::move(po);
+    // "{}" prints the shortest text that reads back as t, so names and `shown` say exactly what was simulated.
+    p.name = fmt::format("{} T={}", spec.name, t);
+    p.shown.erase("thresholds");
+    p.shown["threshold"] = fmt::format("{}", t);
+    p.sweep = SweepPoint{spec.name, "threshold", t};
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 std::shared_ptr<const ScheduleOptions> decode_dualsparse(const YamlView& v, const DecodeContext& ctx,
                                                          std::map<std::string, std::string>& shown) {
   auto o = std::make_shared<DualSparseOptions>();
   const std::string p = v.choice_or("policy", {"none", "1t", "2t", "load_aware"}, "none");
   o->policy = p == "1t" ? DropPolicy::one_t : p == "2t" ? DropPolicy::two_t
             : p == "load_aware" ? DropPolicy::load_aware : DropPolicy::none;
-  // A dropping policy without a threshold would silently drop nothing.
-  if (o->policy == DropPolicy::none) o->threshold = v.number_or("threshold", 0.0, Range::between(0, 1));
-  else o->threshold = v.number("threshold", Range::between(0, 1));
+  // A dropping policy without a threshold would silently drop nothing. `thresholds:` (a sweep) stands in for
+  // `threshold` and needs a dropping policy (under `none` every point would be the same run).
+  if (v.has("thresholds")) {
+    if (v.has("threshold"))
+      v.at("thresholds").error("cannot be given together with threshold (threshold: one value; thresholds: a list "
+                               "of values to sweep)", v.at("thresholds").shown());
+    else if (o->policy == DropPolicy::none)
+      v.at("thresholds").error("needs a dropping policy (policy: 1t, 2t or load_aware)", v.at("thresholds").shown());
+    else
+      o->thresholds = decode_thresholds(v.at("thresholds"));
+    if (!o->thresholds.empty()) o->threshold = o->thresholds.front();
+  } else if (o->policy == DropPolicy::none) {
+    o->threshold = v.number_or("threshold", 0.0, Range::between(0, 1));
+  } else {
+    o->threshold = v.number("threshold", Range::between(0, 1));
+  }
   o->delta = v.number_or("delta", 0.01, Range::between(0, 1));
   o->drop_before_dispatch = v.boolean_or("drop_before_dispatch", false);
   const int64_t ffn = ctx.arch.expert_ffn;
@@ -416,7 +487,8 @@ std::shared_ptr<const ScheduleOptions> decode_dualsparse(const YamlView& v, cons
   if (ctx.arch.vision_experts > 0)
     v.error_at("schedule", "does not model modality-isolated models (vision_experts > 0)");
   shown["policy"] = p;
-  shown["threshold"] = fmt::format("{}", o->threshold);
+  if (o->thresholds.empty()) shown["threshold"] = fmt::format("{}", o->threshold);
+  else shown["thresholds"] = fmt::format("[{}]", fmt::join(o->thresholds, ", "));
   shown["delta"] = fmt::format("{}", o->delta);
   shown["drop_before_dispatch"] = o->drop_before_dispatch ? "true" : "false";
   shown["partition"] = fmt::format("{}", o->partition);

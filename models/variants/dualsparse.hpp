@@ -1,6 +1,7 @@
 // Schedule `dualsparse` (DualSparse-MoE): its options and the per-layer drop decision, exposed for tests.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -17,11 +18,22 @@ enum class ExpertTp { none, etp, s_etp };
 struct DualSparseOptions : ScheduleOptions {
   DropPolicy policy = DropPolicy::none;
   double threshold = 0.0;           // T, on the gate score normalised over the token's top-k, in [0, 1]
+  // `thresholds: [...]` (a sweep): the values of T, strictly increasing, 2..64 of them; the entry is expanded
+  // into one variant per value (dualsparse_expand) and each has this empty and `threshold` set. Empty: no sweep.
+  std::vector<double> thresholds;
   double delta = 0.01;              // 2T-Drop half-width: skip below T - delta, major half up to T + delta
   bool drop_before_dispatch = false;  // the source decides, so dropped pairs are not sent either
   int partition = 1;                // P sub-experts per expert (a power of two dividing expert_ffn)
   ExpertTp expert_tp = ExpertTp::none;  // set when parallelism.etp > 1 (etp unless the variant says s_etp)
 };
+
+// Bounds of a `thresholds:` list (a sweep of T): at least two points, at most 64 (each is a simulation).
+inline constexpr std::size_t kMinSweepThresholds = 2, kMaxSweepThresholds = 64;
+
+// One variant per value of the entry's `thresholds:` list, in list order: named "<name> T=<value>" (value as
+// the shortest text that reads back the same double, e.g. "ds T=0.05"), with that threshold in its options
+// and `shown`, and the sweep tag {of: <name>, key: "threshold", value}. Empty when the entry has no list.
+std::vector<VariantSpec> dualsparse_expand(const VariantSpec& spec);
 
 // What happens to one token-expert pair.
 enum class PairFate { dropped, half, full };

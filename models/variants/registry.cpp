@@ -19,6 +19,7 @@ OpGraph build_lowp_all(const VariantSpec&, const StepInput&);
 OpGraph build_eplb(const VariantSpec&, const StepInput&);
 OpGraph build_dualsparse(const VariantSpec&, const StepInput&);
 void dualsparse_metrics(std::map<std::string, double>&);
+std::vector<VariantSpec> dualsparse_expand(const VariantSpec&);
 using OptionDecoder = std::shared_ptr<const ScheduleOptions>(const YamlView&, const DecodeContext&,
                                                              std::map<std::string, std::string>&);
 OptionDecoder decode_realb, decode_lowp_all, decode_eplb, decode_dualsparse;
@@ -37,9 +38,11 @@ ScheduleInfo with_options(ScheduleInfo s, std::function<OptionDecoder> decode,
 }
 
 // DualSparse reads each token's gate scores and turns its summed counts into rates after the run; it also
-// models expert tensor parallelism (ETP and S-ETP).
+// models expert tensor parallelism (ETP and S-ETP) and expands a `thresholds:` list into one variant per
+// threshold (a sweep).
 ScheduleInfo with_token_scores(ScheduleInfo s, std::function<void(std::map<std::string, double>&)> derive,
-                               bool supports_etp) {
+                               bool supports_etp, std::function<std::vector<VariantSpec>(const VariantSpec&)> expand) {
+  s.expand = std::move(expand);
   s.uses_token_scores = true;
   s.derive_metrics = std::move(derive);
   s.supports_etp = supports_etp;
@@ -97,10 +100,11 @@ const std::vector<ScheduleInfo>& schedules() {
                         "gate score dropped (`policy` 1t), halved (2t) or dropped less on lightly loaded ranks "
                         "(load_aware); with parallelism.etp, `expert_tp` etp (all-gather / reduce-scatter in each "
                         "group) or s_etp (sub-experts placed as plain EP)",
-                        {"policy", "threshold", "delta", "drop_before_dispatch", "partition", "expert_tp"},
+                        {"policy", "threshold", "thresholds", "delta", "drop_before_dispatch", "partition",
+                         "expert_tp"},
                         build_dualsparse, {}},
                        decode_dualsparse),
-          dualsparse_metrics, /*supports_etp=*/true),
+          dualsparse_metrics, /*supports_etp=*/true, dualsparse_expand),
   };
   return all;
 }

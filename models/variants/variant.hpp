@@ -15,6 +15,7 @@
 #include "models/routing.hpp"
 #include "models/variants/step_costs.hpp"
 #include "sim/op_graph.hpp"
+#include "sim/result.hpp"
 #include "sim/yaml_view.hpp"
 
 namespace moesim::models {
@@ -39,6 +40,7 @@ struct VariantSpec {
   std::optional<RoutingSpec> routing; // overrides the workload routing for this variant
   std::map<std::string, std::string> shown;  // options as resolved, for reports
   std::shared_ptr<const ScheduleOptions> options;  // decoded by the schedule itself (null: none)
+  SweepPoint sweep;  // set when this variant is one point of a sweep expanded from one entry (ScheduleInfo::expand)
 
   template <class T>
   const T& options_as() const {
@@ -93,6 +95,11 @@ struct ScheduleInfo {
   // Optional: the concrete specs to try for one scenario entry (e.g. scmoe expert_slot: auto -> slots 1..4).
   // The runner simulates each and keeps the fastest, recording the choice in `shown`. Empty = the spec itself.
   std::function<std::vector<VariantSpec>(const VariantSpec&)> candidates;
+  // Optional: the variants one scenario entry stands for, when its options list several values of one key
+  // (dualsparse `thresholds: [...]` -> one variant per threshold). Unlike `candidates`, every returned spec is
+  // a variant of its own (named, reported, usable as the baseline), each tagged with its SweepPoint. Called
+  // where the scenario collects its variants; empty = the spec itself.
+  std::function<std::vector<VariantSpec>(const VariantSpec&)> expand = {};
   // Whether the schedule reads the routing plan's gate-score histograms (the runner skips them otherwise).
   bool uses_gate_scores = false;
   // Whether the schedule reads each token's experts and gate scores (LayerRouting::tokens): the runner routes

@@ -1,7 +1,9 @@
 // Reporters on a hand-built RunResult: structure, exact values, determinism, quoting, alignment.
+#include <algorithm>
 #include <sstream>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "reports/reports.hpp"
@@ -236,4 +238,115 @@ TEST_CASE("gate-score statistics appear in JSON and HTML only for variants that 
   // All layers' bin 0 holds 1 + 3 = 4 of 8 pairs: the fullest bar, 50 %.
   CHECK(html.find("[0, 0.25): 4 pairs (50.00%)") != std::string::npos);
   CHECK(html.find("<script") == std::string::npos);
+}
+
+namespace {
+
+// sample() plus two sweeps: "ds" over three thresholds and "ds-early" over two, with hand-set figures. The
+// ideal speed-up is 1 / (1 - drop - half / 2): drop 0.1, half 0.2 -> 1 / 0.8 = 1.25.
+RunResult with_sweeps() {
+  RunResult r = sample();
+  auto point = [&](const std::string& of, double t, double step, double drop, double half, double moe_speedup) {
+    VariantResult v = variant(fmt::format("{} T={}", of, t), "dualsparse", step);
+    v.sweep = {of, "threshold", t};
+    v.speedup_vs_baseline = 2e-3 / step;
+    v.extra = {{"moe_layer_time_s", step / 4},
+               {"moe_layer_speedup_vs_baseline", moe_speedup},
+               {"ds_drop_rate", drop},
+               {"ds_half_rate", half},
+               {"ds_ideal_speedup", 1.0 / (1.0 - drop - half / 2)}};
+    r.variants.push_back(std::move(v));
+  };
+  point("ds", 0.05, 1.6e-3, 0.1, 0.2, 1.125);
+  point("ds", 0.1, 1.25e-3, 0.2, 0.0, 1.2);
+  point("ds-early", 0.05, 1e-3, 0.1, 0.2, 1.5);
+  point("ds", 0.2, 1e-3, 0.5, 0.0, 1.75);  // a sweep's points need not be adjacent in the variant list
+  point("ds-early", 0.1, 8e-4, 0.2, 0.0, 1.875);
+  return r;
+}
+
+std::size_t occurrences(const std::string& s, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = s.find(what); at != std::string::npos; at = s.find(what, at + what.size())) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("sweeps group their points in variant order, sweeps in order of their first point", "[reports][sweep]") {
+  const RunResult r = with_sweeps();
+  const auto sw = moesim::reports::sweeps_of(r);
+  REQUIRE(sw.size() == 2);
+  CHECK(sw[0].of == "ds");
+  CHECK(sw[0].key == "threshold");
+  REQUIRE(sw[0].points.size() == 3);
+  CHECK(sw[0].points[2]->name == "ds T=0.2");
+  CHECK(sw[1].of == "ds-early");
+  CHECK(sw[1].points.size() == 2);
+  CHECK(moesim::reports::sweeps_of(sample()).empty());
+}
+
+TEST_CASE("sweep csv: header with units, one row per point with the variant's figures", "[reports][sweep]") {
+  const std::vector<std::string> lines = lines_of(moesim::reports::sweep_csv_report(with_sweeps()));
+  REQUIRE(lines.size() == 6);
+  CHECK(lines[0] ==
+        "sweep,key,value,variant,step_time_s,step_speedup_vs_baseline,moe_layer_time_s,"
+        "moe_layer_speedup_vs_baseline,drop_frac,half_frac,ideal_speedup");
+  // ds T=0.05: step 1.6 ms, speed-up 2 / 1.6 = 1.25, MoE layer 0.4 ms, 1.125x, drop 0.1, half 0.2, ideal 1.25.
+  CHECK(lines[1] == "ds,threshold,0.05,ds T=0.05,0.0016,1.25,0.0004,1.125,0.1,0.2,1.25");
+  // ds T=0.2: step 1 ms, 2x, 0.25 ms, 1.75x, drop 0.5, ideal 1 / 0.5 = 2.
+  CHECK(lines[3] == "ds,threshold,0.2,ds T=0.2,0.001,2,0.00025,1.75,0.5,0,2");
+  CHECK(lines[4] == "ds-early,threshold,0.05,ds-early T=0.05,0.001,2,0.00025,1.5,0.1,0.2,1.25");
+  // No sweep: the header alone.
+  CHECK(lines_of(moesim::reports::sweep_csv_report(sample())).size() == 1);
+  // A point without a baseline or drop figures leaves those fields empty.
+  RunResult bare = with_sweeps();
+  bare.variants[2].speedup_vs_baseline = 0;
+  bare.variants[2].extra.clear();
+  CHECK(lines_of(moesim::reports::sweep_csv_report(bare))[1] == "ds,threshold,0.05,ds T=0.05,0.0016,,,,,,");
+}
+
+TEST_CASE("console and html show a table per sweep; html a chart per sweep, a marker per point",
+          "[reports][sweep]") {
+  const RunResult r = with_sweeps();
+  const std::string text = moesim::reports::console_report(r);
+  CHECK_THAT(text, Catch::Contains("Sweep ds over threshold (3 points)"));
+  CHECK_THAT(text, Catch::Contains("Sweep ds-early over threshold (2 points)"));
+  // The sweep tables come after the MoE-metrics table (none here) and before the per-variant lines.
+  CHECK(text.find("Sweep ds over") < text.find("base: "));
+  const auto lines = lines_of(text);
+  auto at = std::find_if(lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("Sweep ds over", 0) == 0; });
+  REQUIRE(std::distance(at, lines.end()) > 3);
+  CHECK(at[1] == "threshold  step time  step speedup  MoE layer  MoE speedup  dropped   half  ideal speedup");
+  CHECK(at[3] == "     0.05     1.6 ms        1.250x     400 us       1.125x    10.0%  20.0%         1.250x");
+  CHECK(moesim::reports::console_report(sample()).find("Sweep") == std::string::npos);
+
+  const std::string html = moesim::reports::html_report(r);
+  CHECK_THAT(html, Catch::Contains("<h2>Sweeps</h2>"));
+  CHECK(occurrences(html, "<svg class=\"sweep-chart\"") == 2);
+  CHECK(occurrences(html, "class=\"sweep-sim\"") == 5);    // simulated MoE-layer speed-up, one per point
+  CHECK(occurrences(html, "class=\"sweep-ideal\"") == 5);  // ideal speed-up, one per point
+  CHECK_THAT(html, Catch::Contains("drop rate (% of expert computations)"));
+  CHECK_THAT(html, Catch::Contains("speed-up vs baseline (x)"));
+  CHECK_THAT(html, Catch::Contains("ds T=0.2 threshold = 0.2: 1.750x at 50.00% dropped"));
+  CHECK(html.find("<script") == std::string::npos);
+  CHECK(moesim::reports::html_report(sample()).find("Sweeps") == std::string::npos);
+}
+
+TEST_CASE("json report: the sweep tag only on points, a sweeps summary only with sweeps", "[reports][sweep]") {
+  const json j = json::parse(moesim::reports::json_report(with_sweeps()));
+  CHECK_FALSE(j["variants"][0].contains("sweep"));
+  CHECK(j["variants"][2]["sweep"] == json({{"of", "ds"}, {"key", "threshold"}, {"value", 0.05}}));
+  // The tag follows the options, before the figures (key order as written).
+  const auto ordered = nlohmann::ordered_json::parse(moesim::reports::json_report(with_sweeps()));
+  std::vector<std::string> keys;
+  for (auto it = ordered["variants"][2].begin(); it != ordered["variants"][2].end(); ++it) keys.push_back(it.key());
+  REQUIRE(keys.size() > 4);
+  CHECK(std::vector<std::string>(keys.begin(), keys.begin() + 5) ==
+        std::vector<std::string>{"name", "schedule", "options", "sweep", "step_time_s"});
+  REQUIRE(j["sweeps"].size() == 2);
+  CHECK(j["sweeps"][0]["of"] == "ds");
+  CHECK(j["sweeps"][0]["points"].size() == 3);
+  CHECK(j["sweeps"][1]["points"][1] == json({{"value", 0.1}, {"variant", "ds-early T=0.1"}}));
+  CHECK_FALSE(json::parse(moesim::reports::json_report(sample())).contains("sweeps"));
 }

@@ -13,6 +13,7 @@
 //
 // Each simulation runs in a forked child (one SimGrid engine per process, DESIGN rule 5).
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <filesystem>
 #include <fstream>
@@ -362,4 +363,117 @@ TEST_CASE("dualsparse with T = 1 drops every routed pair and still simulates", "
   CHECK(x.at("ds_drop_rate") == 1.0);
   CHECK(x.at("ds_ideal_speedup") == 0.0);
   CHECK(x.at("ds_max_rank_ideal_speedup") == 0.0);
+}
+
+// --- thresholds: a sweep of T (issue 11 point 6) -------------------------------------------------------------
+
+namespace {
+
+// The expansion of one decoded entry (ScheduleInfo::expand), as the scenario loader does it.
+std::vector<VariantSpec> expand(const VariantSpec& s) { return find_schedule("dualsparse")->expand(s); }
+
+}  // namespace
+
+TEST_CASE("dualsparse thresholds expand into one tagged variant per threshold", "[variants][dualsparse][sweep]") {
+  auto toy = make_toy();
+  const VariantSpec entry =
+      spec("{name: ds, schedule: dualsparse, policy: 1t, partition: 2, thresholds: [0.2, 0.3, 0.5]}", *toy);
+  // The entry itself shows the list; it is never simulated as such.
+  CHECK(entry.shown.at("thresholds") == "[0.2, 0.3, 0.5]");
+  CHECK(entry.shown.count("threshold") == 0);
+  CHECK(entry.options_as<DualSparseOptions>().thresholds == std::vector<double>{0.2, 0.3, 0.5});
+  const std::vector<VariantSpec> points = expand(entry);
+  REQUIRE(points.size() == 3);
+  const std::vector<std::string> names{"ds T=0.2", "ds T=0.3", "ds T=0.5"};
+  const std::vector<double> ts{0.2, 0.3, 0.5};
+  for (std::size_t i = 0; i < 3; ++i) {
+    INFO(i);
+    const VariantSpec& p = points[i];
+    CHECK(p.name == names[i]);
+    CHECK(p.schedule == "dualsparse");
+    const auto& o = p.options_as<DualSparseOptions>();
+    CHECK(o.threshold == ts[i]);
+    CHECK(o.thresholds.empty());  // a point is a single-threshold variant
+    CHECK(o.policy == DropPolicy::one_t);
+    CHECK(o.partition == 2);      // every other option carries over
+    CHECK(p.shown.at("threshold") == fmt::format("{}", ts[i]));
+    CHECK(p.shown.count("thresholds") == 0);
+    CHECK(p.shown.at("partition") == "2");
+    CHECK(p.shown.at("policy") == "1t");
+    CHECK(p.sweep.of == "ds");
+    CHECK(p.sweep.key == "threshold");
+    CHECK(p.sweep.value == ts[i]);
+  }
+  // A single threshold is no sweep: nothing to expand, no tag.
+  const VariantSpec one = spec("{name: d, schedule: dualsparse, policy: 1t, threshold: 0.3}", *toy);
+  CHECK(expand(one).empty());
+  CHECK(one.sweep.empty());
+  // The shown value is the shortest text that reads back as the double: 0.1 + 0.2 is not 0.3.
+  const auto odd = expand(spec("{name: x, schedule: dualsparse, policy: 2t, thresholds: [0.1, 0.30000000000000004]}",
+                               *toy));
+  REQUIRE(odd.size() == 2);
+  CHECK(odd[1].name == "x T=0.30000000000000004");
+  CHECK(odd[1].sweep.value == 0.1 + 0.2);
+}
+
+TEST_CASE("dualsparse thresholds: every rule is an error naming the key", "[variants][dualsparse][sweep]") {
+  const Architecture a = toy_arch();
+  auto errors = [&](const std::string& yaml) { return decode(yaml, a).second; };
+  const std::string head = "{name: d, schedule: dualsparse, policy: 1t, ";
+  CHECK(errors(head + "thresholds: [0.1, 0.2]}").empty());
+  // Strictly increasing: a repeated value and a smaller one are each reported where they stand (columns 68 and
+  // 73 of the one-line entry: the list opens at column 57, its items start at 58, 63, 68 and 73).
+  CHECK(errors(head + "thresholds: [0.1, 0.2, 0.2, 0.15]}") ==
+        "variant:1:68: thresholds[2]: must be greater than the value before it (0.2): thresholds increase strictly "
+        "(got 0.2)\n"
+        "variant:1:73: thresholds[3]: must be greater than the value before it (0.2): thresholds increase strictly "
+        "(got 0.15)\n");
+  CHECK_THAT(errors(head + "thresholds: [0.1, 1.5]}"), Catch::Contains("thresholds[1]: must be in [0, 1] (got 1.5)"));
+  CHECK_THAT(errors(head + "thresholds: [-0.1, 0.5]}"), Catch::Contains("thresholds[0]: must be in [0, 1] (got -0.1)"));
+  CHECK_THAT(errors(head + "thresholds: [0.1, high]}"), Catch::Contains("thresholds[1]:"));
+  CHECK_THAT(errors(head + "thresholds: [0.1]}"),
+             Catch::Contains("thresholds: must list 2 to 64 thresholds (one simulation each) (got a list of 1)"));
+  std::string many = head + "thresholds: [";
+  for (int i = 0; i < 65; ++i) many += fmt::format("{}{}", i ? ", " : "", i / 100.0);
+  CHECK_THAT(errors(many + "]}"), Catch::Contains("thresholds: must list 2 to 64 thresholds (one simulation each) "
+                                                  "(got a list of 65)"));
+  std::string max = head + "thresholds: [";
+  for (int i = 0; i < 64; ++i) max += fmt::format("{}{}", i ? ", " : "", i / 100.0);
+  CHECK(errors(max + "]}").empty());
+  CHECK_THAT(errors(head + "thresholds: 0.1}"), Catch::Contains("thresholds: must be a list (got 0.1)"));
+  CHECK_THAT(errors(head + "threshold: 0.1, thresholds: [0.1, 0.2]}"),
+             Catch::Contains("thresholds: cannot be given together with threshold (threshold: one value; thresholds: "
+                             "a list of values to sweep) (got a list)"));
+  CHECK_THAT(errors("{name: d, schedule: dualsparse, thresholds: [0.1, 0.2]}"),
+             Catch::Contains("thresholds: needs a dropping policy (policy: 1t, 2t or load_aware) (got a list)"));
+  // Unknown keys stay errors, with a suggestion.
+  CHECK_THAT(errors(head + "threshold_list: [0.1, 0.2]}"), Catch::Contains("threshold_list"));
+  // A list with an error is not expanded (no points, no follow-on errors from them).
+  auto [bad, text] = decode(head + "thresholds: [0.2, 0.1]}", a);
+  CHECK(!text.empty());
+  CHECK(expand(bad).empty());
+  // Other schedules do not know the key.
+  CHECK_THAT(errors("{name: t, schedule: topk, thresholds: [0.1, 0.2]}"), Catch::Contains("thresholds"));
+}
+
+TEST_CASE("a sweep point simulates exactly as the same threshold written alone", "[variants][dualsparse][sweep]") {
+  auto toy = make_toy();
+  const std::vector<VariantSpec> points =
+      expand(spec("{name: ds, schedule: dualsparse, policy: 1t, thresholds: [0.2, 0.3, 0.5]}", *toy));
+  REQUIRE(points.size() == 3);
+  // Dropped pairs by hand from the score lists at the top of the file (routed 16 + shared 8 = 24):
+  //   T = 0.2: .10 .05 -> 2;  T = 0.3: + .25 .25 -> 4;  T = 0.5: + .45 .42 .32 .35 -> 8.
+  const std::vector<double> dropped{2, 4, 8};
+  for (std::size_t i = 0; i < 3; ++i) {
+    INFO(points[i].name);
+    const Sim s = simulate(*toy, points[i]);
+    CHECK(s.v.extra.at("ds_drop_rate") == Approx(dropped[i] / 24.0));
+    CHECK(s.v.extra.at("ds_ideal_speedup") == Approx(24.0 / (24.0 - dropped[i])));
+  }
+  const Sim point = simulate(*toy, points[1]);
+  const Sim alone = simulate(*toy, spec("{name: d, schedule: dualsparse, policy: 1t, threshold: 0.3}", *toy));
+  CHECK(point.v.step_time_s == alone.v.step_time_s);
+  CHECK(point.v.extra == alone.v.extra);
+  CHECK(point.expert_s == alone.expert_s);
+  CHECK(point.a2a_bytes == alone.a2a_bytes);
 }
