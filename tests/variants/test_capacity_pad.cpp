@@ -25,6 +25,7 @@
 #include "sim/diagnostics.hpp"
 #include "sim/scenario.hpp"
 #include "sim/yaml_view.hpp"
+#include "tests/variants/toy_model.hpp"
 
 using namespace moesim;
 using namespace moesim::models;
@@ -36,32 +37,9 @@ const char* kTrace =
     "0,0,0,0;1\n0,0,1,0;2\n0,0,2,0;3\n0,0,3,1;2\n"
     "0,1,0,2;3\n0,1,1,2;0\n0,1,2,2;1\n0,1,3,3;0\n";
 
-Architecture arch() {
-  Architecture a;
-  a.name = "toy-pad";
-  a.layers = 1;
-  a.hidden = 1024;
-  a.expert_ffn = 512;
-  a.vision_expert_ffn = 512;
-  a.routed_experts = 4;
-  a.top_k = 2;
-  a.attention.kind = AttentionKind::mha;
-  a.attention.heads = 8;
-  a.attention.kv_heads = 8;
-  a.attention.head_dim = 128;
-  a.moe_layer = {true};
-  return a;
-}
+Architecture arch() { return testing::toy_moe("toy-pad", 4, 2); }
 
-Profile profile() {
-  Profile p;
-  p.id = "toy";
-  p.kind = ProfileKind::datasheet;
-  p.memory_bandwidth = 1e12;
-  p.peak_bf16 = 1e14;
-  p.launch_overhead_s = 5e-6;
-  return p;
-}
+Profile profile() { return testing::toy_gpu(); }
 
 RoutingPlan plan(const std::string& mode) {
   auto dir = std::filesystem::temp_directory_path() / ("moesim_pad_" + std::to_string(::getpid()));

@@ -38,6 +38,7 @@
 #include "sim/result_json.hpp"
 #include "sim/yaml_view.hpp"
 #include "tests/sim/test_support.hpp"
+#include "tests/variants/toy_model.hpp"
 
 using namespace moesim;
 using namespace moesim::models;
@@ -52,34 +53,9 @@ const char* kTrace =
     "0,0,0,0;2,0.90;0.10\n0,0,1,1;3,0.68;0.32\n0,0,2,0;1,0.58;0.42\n0,0,3,2;3,0.75;0.25\n"
     "0,1,0,2;0,0.55;0.45\n0,1,1,3;1,0.75;0.25\n0,1,2,2;3,0.65;0.35\n0,1,3,0;2,0.95;0.05\n";
 
-Profile toy_profile() {
-  Profile p;
-  p.id = "toy";
-  p.kind = ProfileKind::datasheet;
-  p.memory_bandwidth = 1e12;
-  p.peak_bf16 = 1e14;
-  p.launch_overhead_s = 5e-6;
-  return p;
-}
+Profile toy_profile() { return testing::toy_gpu(); }
 
-Architecture toy_arch(int64_t expert_ffn = 512) {
-  Architecture a;
-  a.name = "toy-dualsparse";
-  a.layers = 1;
-  a.hidden = kHidden;
-  a.expert_ffn = expert_ffn;
-  a.vision_expert_ffn = expert_ffn;
-  a.routed_experts = 4;
-  a.shared_experts = 1;
-  a.shared_expert_ffn = 512;
-  a.top_k = 2;
-  a.attention.kind = AttentionKind::mha;
-  a.attention.heads = 8;
-  a.attention.kv_heads = 8;
-  a.attention.head_dim = 128;
-  a.moe_layer = {true};
-  return a;
-}
+Architecture toy_arch(int64_t expert_ffn = 512) { return testing::toy_moe("toy-dualsparse", 4, 2, expert_ffn, 1); }
 
 using testing::two_gpus;
 

@@ -35,6 +35,7 @@
 #include "sim/platform_spec.hpp"
 #include "sim/yaml_view.hpp"
 #include "tests/sim/test_support.hpp"
+#include "tests/variants/toy_model.hpp"
 
 using namespace moesim;
 using namespace moesim::models;
@@ -50,32 +51,9 @@ const char* kTrace =
     "0,2,0,0;1,0.55;0.45\n0,2,1,0;3,0.65;0.35\n"
     "0,3,0,1;2,0.85;0.15\n0,3,1,2;0,0.52;0.48\n";
 
-Architecture arch4() {
-  Architecture a;
-  a.name = "toy-etp";
-  a.layers = 1;
-  a.hidden = 1024;
-  a.expert_ffn = 512;
-  a.vision_expert_ffn = 512;
-  a.routed_experts = 4;
-  a.top_k = 2;
-  a.attention.kind = AttentionKind::mha;
-  a.attention.heads = 8;
-  a.attention.kv_heads = 8;
-  a.attention.head_dim = 128;
-  a.moe_layer = {true};
-  return a;
-}
+Architecture arch4() { return testing::toy_moe("toy-etp", 4, 2); }
 
-Profile profile4() {
-  Profile p;
-  p.id = "toy";
-  p.kind = ProfileKind::datasheet;
-  p.memory_bandwidth = 1e12;
-  p.peak_bf16 = 1e14;
-  p.launch_overhead_s = 5e-6;
-  return p;
-}
+Profile profile4() { return testing::toy_gpu(); }
 
 // 4 GPUs on a switch, 50 GB/s per direction, no latency.
 PlatformSpec four_gpus() {

@@ -41,6 +41,7 @@
 #include "sim/result_json.hpp"
 #include "sim/yaml_view.hpp"
 #include "tests/sim/test_support.hpp"
+#include "tests/variants/toy_model.hpp"
 
 using namespace moesim;
 using namespace moesim::models;
@@ -57,33 +58,9 @@ constexpr int64_t kT = 1024;      // tokens per rank
 constexpr int kHidden = 1024;
 constexpr double kBytesPerToken = kHidden * 2.0;
 
-Profile toy_profile() {
-  Profile p;
-  p.id = "toy-fp8";
-  p.kind = ProfileKind::datasheet;
-  p.memory_bandwidth = 1e12;
-  p.peak_bf16 = 1e14;
-  p.peak_fp8 = 2e14;
-  p.launch_overhead_s = 5e-6;
-  return p;
-}
+Profile toy_profile() { return testing::toy_gpu("toy-fp8", 2e14); }
 
-Architecture toy_arch() {
-  Architecture a;
-  a.name = "toy-vl";
-  a.layers = 1;
-  a.hidden = kHidden;
-  a.expert_ffn = 512;
-  a.vision_expert_ffn = 512;
-  a.routed_experts = 4;
-  a.top_k = 1;
-  a.attention.kind = AttentionKind::mha;
-  a.attention.heads = 8;
-  a.attention.kv_heads = 8;
-  a.attention.head_dim = 128;
-  a.moe_layer = {true};
-  return a;
-}
+Architecture toy_arch() { return testing::toy_moe("toy-vl", 4, 1); }
 
 using testing::two_gpus;
 
