@@ -52,9 +52,11 @@ void decode_attention(const YamlView& v, Attention& at) {
   std::string kind = v.choice("kind", {"mha", "gqa", "mla"});
   at = Attention{};
   at.heads = static_cast<int>(v.integer("heads", Range::between(1, limits::kMaxHeadWidth)));
+  at.causal = v.boolean_or("causal", true);
+  at.window = v.integer_or("window", 0, Range::between(0, limits::kMaxContext));
   if (kind == "mla") {
     v.check_keys({"kind", "heads", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
-                  "v_head_dim"});
+                  "v_head_dim", "causal", "window"});
     at.kind = AttentionKind::mla;
     at.q_lora_rank = static_cast<int>(v.integer_or("q_lora_rank", 0, Range::between(0, limits::kMaxHeadWidth)));
     at.kv_lora_rank = static_cast<int>(v.integer("kv_lora_rank", Range::between(1, limits::kMaxHeadWidth)));
@@ -65,7 +67,7 @@ void decode_attention(const YamlView& v, Attention& at) {
     at.head_dim = at.qk_nope_head_dim + at.qk_rope_head_dim;
     return;
   }
-  v.check_keys({"kind", "heads", "kv_heads", "head_dim"});
+  v.check_keys({"kind", "heads", "kv_heads", "head_dim", "causal", "window"});
   at.kind = kind == "gqa" ? AttentionKind::gqa : AttentionKind::mha;
   at.head_dim = static_cast<int>(v.integer("head_dim", Range::between(1, limits::kMaxHeadWidth)));
   if (at.kind == AttentionKind::mha) {

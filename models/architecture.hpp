@@ -26,8 +26,14 @@ enum class AttentionKind { mha, gqa, mla };
 // mha/gqa use heads, kv_heads, head_dim. mla (DeepSeek multi-head latent attention) uses heads,
 // q_lora_rank (0 = queries not compressed, as in DeepSeek-V2-Lite), kv_lora_rank, qk_nope_head_dim,
 // qk_rope_head_dim, v_head_dim; its KV cache holds kv_lora_rank + qk_rope_head_dim values per token.
+// The span a query attends over: causal (a decoder: position i sees positions 1..i) or not (an encoder, a
+// vision transformer: every position sees the whole sequence), limited by window > 0 (sliding window for a
+// causal model: the last `window` positions; for a non-causal one, Swin-style windows: the `window` tokens
+// of the query's own window). See CostModel::attention_core for the average span each gives.
 struct Attention {
   AttentionKind kind = AttentionKind::mha;
+  bool causal = true;
+  int64_t window = 0;  // tokens; 0 = no window
   int heads = 0;
   int kv_heads = 0;  // mha: = heads
   int head_dim = 0;

@@ -117,12 +117,20 @@ KernelCost CostModel::attention_core(AttentionPass pass, int64_t tokens, int64_t
   if (seq_len < 1) throw std::invalid_argument(fmt::format("sequence length must be >= 1 (got {})", seq_len));
   if (tokens == 0) return {0.0, zero_prov()};
   const Attention& a = arch_.attention;
-  const double t = static_cast<double>(tokens), S = static_cast<double>(seq_len), H = a.heads;
+  const double t = static_cast<double>(tokens), H = a.heads;
+  double S = static_cast<double>(seq_len);
   const bool mla = a.kind == AttentionKind::mla;
   double flops = 0, bytes = 0;
+  // Keys a query attends over, on average (W = window, 0 = none):
+  //   prefill, causal:            (S + 1) / 2; with W < S: (W (W + 1) / 2 + (S - W) W) / S (the first W
+  //                               positions see 1..W keys, the others W)
+  //   prefill, not causal:        S; with W: min(W, S) (Swin-style windows of W tokens)
+  //   decode (one new token):     S cached keys; with W: min(W, S) (a sliding-window cache)
+  const double W = a.window > 0 ? static_cast<double>(a.window) : 0.0;
   if (pass == AttentionPass::prefill) {
-    // Flash-style: Q, K, V read and O written once; causal average context (S + 1) / 2.
-    const double ctx = (S + 1.0) / 2.0;
+    // Flash-style: Q, K, V read and O written once.
+    double ctx = a.causal ? (S + 1.0) / 2.0 : S;
+    if (W > 0 && W < S) ctx = a.causal ? (W * (W + 1.0) / 2.0 + (S - W) * W) / S : W;
     const double qk = mla ? a.qk_nope_head_dim + a.qk_rope_head_dim : a.head_dim;
     const double v = mla ? a.v_head_dim : a.head_dim;
     const double kvh = mla ? H : a.kv_heads;  // MLA prefill materialises per-head K and V
@@ -130,10 +138,12 @@ KernelCost CostModel::attention_core(AttentionPass pass, int64_t tokens, int64_t
     bytes = t * (H * qk + kvh * qk + kvh * v + H * v) * kActBytes;
   } else if (mla) {
     // Absorbed MLA decode: scores over the latent + rope key, output in the latent; cache = latent + rope.
+    if (W > 0 && W < S) S = W;
     const double lat = a.kv_lora_rank, rope = a.qk_rope_head_dim;
     flops = 2.0 * t * S * H * (lat + rope) + 2.0 * t * S * H * lat;
     bytes = t * S * (lat + rope) * kActBytes + t * H * (2.0 * lat + rope) * kActBytes;
   } else {
+    if (W > 0 && W < S) S = W;
     const double d = a.head_dim, kvh = a.kv_heads;
     flops = 2.0 * t * S * H * 2.0 * d;
     bytes = t * S * 2.0 * kvh * d * kActBytes + t * 2.0 * H * d * kActBytes;

@@ -32,6 +32,7 @@ inline constexpr int64_t kMaxSharedExperts = 1024;
 
 // Workload.
 inline constexpr int64_t kMaxSteps = 100000;  // workload.steps (memory is checked separately)
+inline constexpr int64_t kMaxContext = 100000000;  // context_tokens, attention.window (tokens)
 
 // Profiles.
 inline constexpr int64_t kMaxSms = 65536;

@@ -200,3 +200,36 @@ TEST_CASE("FFN kinds: an unknown activation is an error naming the key", "[model
   decode_architecture(d.root.at("model"), kDataDir);
   CHECK_THAT(d.diags.str(), Catch::Contains("model.expert_activation: must be one of swiglu, gelu, relu (got tanh)"));
 }
+
+TEST_CASE("attention kinds: causal or not, sliding or Swin-style windows", "[models][cost]") {
+  auto with = [](const std::string& extra) {
+    Doc d(std::string("model:\n  layers: 1\n  hidden: 1024\n  expert_ffn: 4096\n  routed_experts: 8\n  top_k: 2\n"
+                      "  attention: {kind: mha, heads: 8, head_dim: 128") + extra + "}\n");
+    Architecture a = decode_architecture(d.root.at("model"), kDataDir);
+    REQUIRE(d.diags.str() == "");
+    return a;
+  };
+  // Prefill of 4096 tokens in sequences of 4096, 8 heads x (128 + 128): flops = 2 x 4096 x ctx x 8 x 256 =
+  // 16,777,216 x ctx; / (0.5 x 100e12) = 3.3554432e-7 x ctx s. Bytes (Q, K, V, O once: 4 x 4096 x 1024 x 2 =
+  // 33,554,432 -> 6.7108864e-5 s) stay below the compute time for every ctx here, so time = 1 us + 3.3554432e-7 ctx.
+  auto prefill = [](const Architecture& a) {
+    return CostModel(toy_profile(), a).attention_core(AttentionPass::prefill, 4096, 4096).seconds;
+  };
+  const double per_ctx = 3.3554432e-7;
+  CHECK(prefill(with("")) == Approx(1e-6 + per_ctx * 2048.5).epsilon(1e-12));                  // (S + 1) / 2
+  CHECK(prefill(with(", causal: false")) == Approx(1e-6 + per_ctx * 4096).epsilon(1e-12));      // S
+  // Causal, sliding window 1024: (1024 x 1025 / 2 + 3072 x 1024) / 4096 = (524,800 + 3,145,728) / 4096 = 896.125.
+  CHECK(prefill(with(", window: 1024")) == Approx(1e-6 + per_ctx * 896.125).epsilon(1e-12));
+  // Not causal, windows of 256 tokens (Swin-style): 256 keys per query. Compute 8.59e-5 s, bytes 6.71e-5 s.
+  CHECK(prefill(with(", causal: false, window: 256")) == Approx(1e-6 + per_ctx * 256).epsilon(1e-12));
+  // A window at least S changes nothing.
+  CHECK(prefill(with(", window: 8192")) == prefill(with("")));
+  // Decode over 1000 cached tokens with a 100-token sliding window reads 100 keys: as decode over 100.
+  const CostModel w(toy_profile(), with(", window: 100")), full(toy_profile(), with(""));
+  CHECK(w.attention_core(AttentionPass::decode, 1, 1000).seconds ==
+        full.attention_core(AttentionPass::decode, 1, 100).seconds);
+  Doc bad("model:\n  layers: 1\n  hidden: 1024\n  expert_ffn: 4096\n  routed_experts: 8\n  top_k: 2\n"
+          "  attention: {kind: mha, heads: 8, head_dim: 128, window: -4}\n");
+  decode_architecture(bad.root.at("model"), kDataDir);
+  CHECK_THAT(bad.diags.str(), Catch::Contains("model.attention.window: must be in [0, 100000000] (got -4)"));
+}
