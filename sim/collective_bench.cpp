@@ -273,7 +273,7 @@ std::vector<std::string> header_lines(const CollectiveBenchResult& r) {
                           r.kind == CollectiveKind::all_reduce ? "2(n-1)/n" : "(n-1)/n",
                           bus_bandwidth_factor(r.kind, n)));
   std::string s = "simgrid " + simgrid_version() + ":";
-  for (const auto& [k, v] : r.simgrid_settings) s += " " + k + ":" + v;
+  for (const auto& [k, v] : r.simgrid_settings) s += fmt::format(" {}:{}", k, v);
   h.push_back(s);
   return h;
 }
