@@ -264,38 +264,15 @@ OpGraph build_dualsparse_tp(const DualSparseOptions& o, const StepInput& in) {
     em.set_expert_cost([&](int l, int r) { return cost.at(l)[static_cast<std::size_t>(r)]; });
     em.set_pairs([&](int l) -> const std::vector<int64_t>* { return &a2a.at(l); });
   };
-  OpGraph g = s_etp ? build_sequential(in, false, setup)
-                    : build_layered(in, [&](LayerEmitter& em, int l, Phase ph) {
-                        const bool shared = in.arch.shared_experts > 0;
-                        const std::vector<int64_t>& blk = block.at(l);
-                        auto gather = [&] {
-                          em.group_collective(l, ph, OpKind::all_gather, OpClass::expert_all_gather, Stream::compute, blk);
-                        };
-                        auto scatter = [&] {
-                          em.group_collective(l, ph, OpKind::reduce_scatter, OpClass::expert_reduce_scatter,
-                                              Stream::compute, blk);
-                        };
-                        // Backward mirrors forward; an all-gather's gradient is a reduce-scatter and back.
-                        if (ph == Phase::forward) {
-                          em.gate_permute(l, ph);
-                          em.all_to_all(l, ph, OpClass::dispatch, Stream::compute);
-                          gather();
-                          em.experts(l, ph);
-                          scatter();
-                          em.all_to_all(l, ph, OpClass::combine, Stream::compute);
-                          em.unpermute(l, ph);
-                          if (shared) em.shared_expert(l, ph);
-                          return;
-                        }
-                        if (shared) em.shared_expert(l, ph);
-                        em.unpermute(l, ph);
-                        em.all_to_all(l, ph, OpClass::combine, Stream::compute);
-                        gather();
-                        em.experts(l, ph);
-                        scatter();
-                        em.all_to_all(l, ph, OpClass::dispatch, Stream::compute);
-                        em.gate_permute(l, ph);
-                      }, setup);
+  // ETP: the group all-gather right before the experts and the reduce-scatter right after, in both passes.
+  auto group = [&](OpKind kind, OpClass cls) -> MoeBlock {
+    if (s_etp) return {};
+    return [&, kind, cls](LayerEmitter& em, int l, Phase ph) {
+      em.group_collective(l, ph, kind, cls, Stream::compute, block.at(l));
+    };
+  };
+  OpGraph g = build_sequential(in, false, setup, group(OpKind::all_gather, OpClass::expert_all_gather),
+                               group(OpKind::reduce_scatter, OpClass::expert_reduce_scatter));
   for (auto& [l, rx] : computed) g.set_received(l, std::move(rx));
   tally.note(g);
   return g;

@@ -95,9 +95,12 @@ OpGraph build_layered(const StepInput& in, const MoeBlock& moe,
 
 // The sequential EP step of topk, shared_expert, eplb and dualsparse (topk.cpp): gate, permute, dispatch,
 // experts, combine, unpermute [, shared expert] on one stream. force_shared: a shared expert in every MoE layer
-// even when the model has none. `setup` (optional) prepares the emitter, as in build_layered.
+// even when the model has none. `setup` (optional) prepares the emitter, as in build_layered. `before_experts`
+// / `after_experts` (optional) emit ops right before and after the expert op in both passes (ETP's group
+// all-gather and reduce-scatter: the backward of one is the other, so the order holds in either pass).
 OpGraph build_sequential(const StepInput& in, bool force_shared,
-                         const std::function<void(LayerEmitter&)>& setup = {});
+                         const std::function<void(LayerEmitter&)>& setup = {},
+                         const MoeBlock& before_experts = {}, const MoeBlock& after_experts = {});
 
 // Time per Block-MLP + Block-MoE pair (seconds): 2 x step_time_s / simulated layers. With every other block
 // MoE this is step time / pairs; with every block MoE it is the per-layer time x 2 (two blocks' worth, so
