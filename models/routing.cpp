@@ -1,4 +1,5 @@
 #include "models/routing.hpp"
+#include "models/routing_counts.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -257,7 +258,7 @@ RoutingSpec decode_routing(const YamlView& v, const Architecture& arch, int rank
   if (!v.defined()) return s;
   if (!v.expect_map()) return s;
   v.check_keys({"distribution", "s", "hot_experts", "hot_share", "rotate_hot", "capacity_factor", "capacity_mode",
-                "keep_scores", "histogram_bins", "file", "gate"});
+                "keep_scores", "histogram_bins", "file", "gate", "sampler"});
   const std::string d = v.choice_or("distribution", {"uniform", "zipf", "hot", "trace"}, "uniform");
   s.distribution = d == "zipf"  ? RoutingDistribution::zipf
                    : d == "hot" ? RoutingDistribution::hot
@@ -281,6 +282,17 @@ RoutingSpec decode_routing(const YamlView& v, const Architecture& arch, int rank
   if (s.capacity_pad && !v.has("capacity_factor"))
     v.error_at("capacity_mode", "pad sizes every buffer at the capacity: set capacity_factor too");
   if (v.has("gate")) s.gate = decode_gate(v.at("gate"), s.distribution == RoutingDistribution::trace);
+  const std::string sm = v.choice_or("sampler", {"tokens", "counts", "auto"}, "auto");
+  s.sampler = sm == "tokens" ? Sampler::tokens : sm == "counts" ? Sampler::counts : Sampler::automatic;
+  if (s.sampler == Sampler::counts) {
+    // What needs per-token records regardless of the schedule (schedules are checked by the scenario).
+    if (s.distribution == RoutingDistribution::trace)
+      v.error_at("sampler", "counts cannot draw a trace (a trace gives every token's experts)");
+    else if (s.keep_scores)
+      v.error_at("sampler", "counts keeps no per-token records: keep_scores needs sampler: tokens (or auto)");
+    else if (s.gate.scores == GateScores::softmax)
+      v.error_at("sampler", "counts does not model the softmax gate's per-token scores: use sampler: tokens (or auto)");
+  }
   if (s.distribution == RoutingDistribution::zipf) s.zipf_s = v.number_or("s", 1.0, Range::between(0, limits::kMaxZipfS));
   if (s.distribution == RoutingDistribution::hot) {
     s.hot_share = v.number("hot_share", Range::between(0, 1));
@@ -394,10 +406,16 @@ void decode_modalities(const YamlView& v, const Architecture& arch, int ranks, c
     }
   }
   const int tv = arch.routed_experts - arch.vision_experts;
+  // One sampler draws both modalities: routing.sampler of the workload, not of a modality.
+  for (const char* m : {"text", "vision"})
+    if (v.has(m) && v.at(m).is_map() && v.at(m).has("sampler"))
+      v.at(m).error_at("sampler", "set the sampler on workload.routing (it draws both modalities)");
   if (v.has("text")) {
     const Drift drift = text.drift;
+    const Sampler sampler = text.sampler;
     text = decode_routing(v.at("text"), arch, ranks, base_dir);
     text.drift = drift;
+    text.sampler = sampler;
   }
   check_range(v.has("text") ? v.at("text") : v, text, arch, 0, tv, "text");
   auto vision = std::make_shared<RoutingSpec>();
@@ -543,6 +561,7 @@ struct LayerSetup {
   int64_t cap = INT64_MAX;  // per (source rank, expert) capacity
   Gate gate;                // how picks and scores are made
   std::vector<double> log_w;  // softmax gate: log of each expert's weight (-infinity: weight 0), size E
+  std::vector<double> pi;     // counts sampler: each expert's inclusion probability (size E, sum top_k)
 };
 
 // Draws the k distinct experts of one token from the layer's weights into pick[0..k) (sampling without
@@ -872,6 +891,59 @@ std::vector<std::pair<int64_t, bool>> request_runs(const RequestShape& r, int64_
   return runs;
 }
 
+const char* sampler_name(Sampler s) {
+  return s == Sampler::tokens ? "tokens" : s == Sampler::counts ? "counts" : "auto";
+}
+
+std::string needs_token_sampler(const RoutingSpec& spec) {
+  if (spec.distribution == RoutingDistribution::trace) return "the routing is a trace (every token's experts)";
+  if (spec.keep_scores) return "per-token records are kept (keep_scores, or a schedule that reads token scores)";
+  if (spec.score_histograms) return "gate-score histograms are drawn per token";
+  if (spec.gate.scores == GateScores::softmax || (spec.vision && spec.vision->gate.scores == GateScores::softmax))
+    return "the softmax gate scores each token";
+  if (spec.requests && spec.capacity_factor)
+    return "capacity in a multimodal batch keeps pairs in token order (text and vision interleaved)";
+  return "";
+}
+
+Sampler resolve_sampler(const RoutingSpec& spec) {
+  if (spec.sampler == Sampler::tokens) return Sampler::tokens;
+  const std::string why = needs_token_sampler(spec);
+  if (spec.sampler == Sampler::counts && !why.empty())
+    throw std::invalid_argument("routing.sampler counts cannot draw this routing: " + why);
+  return why.empty() ? Sampler::counts : Sampler::tokens;
+}
+
+namespace {
+// A stream for the counts sampler of (layer, source rank), apart from the per-token streams.
+constexpr uint64_t kCountStream = 0x636f756e74735f31ULL;  // "counts_1"
+
+// The counts sampler for source ranks [src0, src1) of one layer: text tokens from `ls`, vision tokens (the
+// request runs' vision share) from `vis`; capacity (never with modalities) keeps min(count, cap) per
+// (source, expert), as the per-token sampler keeps the first cap pairs.
+void sample_sources_counts(const LayerSetup& ls, const LayerSetup* vis, int E, int k, int64_t T, uint64_t seed,
+                           const std::vector<int64_t>* src_vision, LayerRouting& L, int src0, int src1,
+                           int64_t* dropped) {
+  std::vector<int64_t> tmp(static_cast<size_t>(E));
+  for (int src = src0; src < src1; ++src) {
+    L.src_tokens[static_cast<size_t>(src)] = T;
+    Rng rng(derive_seed(seed ^ kCountStream, static_cast<uint64_t>(L.layer), static_cast<uint64_t>(src)));
+    int64_t* const counts = L.counts.data() + static_cast<size_t>(src) * E;
+    const int64_t tv = vis ? (*src_vision)[static_cast<size_t>(src)] : 0;
+    sample_pair_counts(rng, ls.pi, k, T - tv, counts);
+    if (vis) {
+      std::fill(tmp.begin(), tmp.end(), 0);
+      sample_pair_counts(rng, vis->pi, k, tv, tmp.data());
+      int64_t* const vc = L.vision_counts.data() + static_cast<size_t>(src) * E;
+      for (int e = 0; e < E; ++e) counts[e] += tmp[static_cast<size_t>(e)], vc[e] += tmp[static_cast<size_t>(e)];
+    }
+    if (ls.cap != INT64_MAX)
+      for (int e = 0; e < E; ++e)
+        if (counts[e] > ls.cap) *dropped += counts[e] - ls.cap, counts[e] = ls.cap;
+  }
+}
+}  // namespace
+
 RoutingPlan generate_routing(const RoutingSpec& spec, const Architecture& arch, const Placement& placement,
                              int64_t tokens_per_rank, uint64_t seed, int threads) {
   return generate_routing_step(spec, arch, placement, tokens_per_rank, seed, 0, threads);
@@ -887,6 +959,7 @@ RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& a
   if (is_trace && !spec.trace) throw std::invalid_argument("trace routing without loaded trace rows");
   const int R = placement.ranks(), E = arch.routed_experts, k = arch.top_k, bins = spec.histogram_bins;
   if (k > E || k < 1) throw std::invalid_argument("top_k must be in [1, routed_experts]");
+  const bool by_counts = resolve_sampler(spec) == Sampler::counts;
   const bool mm = spec.requests.has_value();
   if (mm && (!spec.vision || is_trace)) throw std::invalid_argument("multimodal routing needs a synthetic vision spec");
   // Token draws of this step; the popularity rankings come from the base seed (then drift by step).
@@ -902,6 +975,7 @@ RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& a
   RoutingPlan plan;
   plan.step_ = step;
   plan.multimodal_ = mm;
+  plan.sampler_ = by_counts ? Sampler::counts : Sampler::tokens;
   if (mm) {
     plan.src_vision_.assign(static_cast<size_t>(R), 0);
     for (int r = 0; r < R; ++r) {
@@ -958,6 +1032,11 @@ RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& a
       }
       ls.cap = capacity(tokens_per_rank);
       ls.gate = rs.gate;
+      if (by_counts) {
+        // Uniform routing (empty w) over all E experts: every expert is a pick with probability k / E.
+        ls.pi = ls.w.empty() ? std::vector<double>(static_cast<size_t>(E), static_cast<double>(k) / E)
+                             : inclusion_probabilities(ls.w, k);
+      }
       if (ls.gate.scores == GateScores::softmax) {
         // log(w_e); uniform routing (empty w) has all weights equal, and log(1) = 0 serves.
         ls.log_w.assign(static_cast<size_t>(E), 0.0);
@@ -1006,6 +1085,12 @@ RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& a
       if (spec.score_histograms) h.assign(moe.size() * static_cast<size_t>(R) * bins, 0);
       const bool counts_only = !replicated && !keep && !spec.score_histograms && !mm && !softmax;
       for (size_t i = 0; i < moe.size(); ++i) {
+        if (by_counts) {
+          sample_sources_counts(setup[i], mm ? &vsetup[i] : nullptr, E, k, tokens_per_rank, seed,
+                                mm ? &plan.src_vision_ : nullptr, plan.layers_[i], src0, src1,
+                                &dropped[static_cast<size_t>(t)][i]);
+          continue;
+        }
         if (counts_only && !setup[i].w.empty() && setup[i].cap == INT64_MAX) {
           sample_counts_weighted(setup[i], E, k, tokens_per_rank, seed, plan.layers_[i], src0, src1);
           continue;

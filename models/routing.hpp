@@ -127,6 +127,14 @@ struct RequestShape {
   int64_t tokens_per_image = 0;
 };
 
+// How a generated layer is drawn (routing.sampler): per token (every token's k picks; needed for traces,
+// per-token records, gate-score histograms, the softmax gate and capacity in multimodal batches) or per
+// (source rank, expert) count (models/routing_counts.hpp: O(ranks x experts) per layer, same generative model;
+// top_k > 1 is an approximation whose measured error is in ARCHITECTURE.md). automatic: counts when nothing
+// needs per-token records, else tokens.
+enum class Sampler { tokens, counts, automatic };
+const char* sampler_name(Sampler s);
+
 struct RoutingSpec {
   RoutingDistribution distribution = RoutingDistribution::uniform;
   double zipf_s = 1.0;                 // zipf exponent, >= 0 (0 = uniform)
@@ -139,6 +147,7 @@ struct RoutingSpec {
   bool keep_scores = false;            // keep per-token experts and scores in the plan
   int histogram_bins = 64;             // bins over [0, 1] of the normalised gate-score histograms
   Gate gate;                           // routing.gate: how generated picks and gate scores are made
+  Sampler sampler = Sampler::automatic;  // routing.sampler (workload-wide for multimodal batches)
   // Not a scenario key: whether the plan carries score_hist. The runner turns it off for schedules that do
   // not read gate scores; expert picks and counts are the same either way (scores are drawn regardless).
   bool score_histograms = true;
@@ -234,6 +243,8 @@ class RoutingPlan {
   std::vector<int64_t> vision_per_rank_received(int layer) const;
   bool multimodal() const { return multimodal_; }
   int step() const { return step_; }
+  // The sampler that drew this plan: Sampler::tokens (also for traces) or Sampler::counts.
+  Sampler sampler() const { return sampler_; }
   // Vision tokens of each source rank (multimodal; same in every layer).
   const std::vector<int64_t>& src_vision_tokens() const { return src_vision_; }
 
@@ -249,6 +260,7 @@ class RoutingPlan {
                                           uint64_t, int, int);
   int ranks_ = 0, experts_ = 0, bins_ = 64, step_ = 0;
   bool multimodal_ = false;
+  Sampler sampler_ = Sampler::tokens;
   std::vector<int64_t> src_vision_;
   std::vector<LayerRouting> layers_;
   std::vector<int> index_;  // model layer -> position in layers_, -1 for dense layers
@@ -268,6 +280,12 @@ std::string gate_scores_label(const RoutingSpec& spec);
 
 // Threads generate_routing uses by default: the machine's hardware threads, at most 8.
 int routing_threads();
+
+// Why `spec` needs the per-token sampler (a sentence for an error message), or "" when counts can draw it.
+std::string needs_token_sampler(const RoutingSpec& spec);
+// The sampler generate_routing uses for `spec`: tokens or counts (throws std::invalid_argument when the spec
+// asks for counts but needs per-token records).
+Sampler resolve_sampler(const RoutingSpec& spec);
 
 // Generates the plan for every MoE layer. tokens_per_rank (T) must be > 0 (throws std::invalid_argument);
 // ignored for traces, whose rows define the tokens. placement.experts() must equal arch.routed_experts.

@@ -159,6 +159,7 @@ std::string console_report(const RunResult& r, bool show_wall) {
                                 ? fmt::format(", overlap interference x{:g}", p.overlap_interference)
                                 : std::string());
   kv("profiles", profiles.empty() ? "(none)" : profiles);
+  for (const std::string& a : c.approximations) kv("approx", a);
   if (!r.baseline.empty()) kv("baseline", r.baseline);
   if (!r.variants.empty() && r.variants.front().steps > 1)
     kv("steps", fmt::format("{} consecutive batches; the table's times are means per step", r.variants.front().steps));

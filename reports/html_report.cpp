@@ -327,6 +327,7 @@ std::string html_report(const RunResult& r) {
     profiles += fmt::format("{}{} ({}, {}, confidence {})", profiles.empty() ? "" : "; ", p.id, p.kind, p.gpu,
                             p.confidence);
   item("profiles", profiles.empty() ? "(none)" : profiles);
+  for (const std::string& a : c.approximations) item("approximation", a);
   if (!r.baseline.empty()) item("baseline", r.baseline);
   s += "</dl>\n<h2>Step time</h2>\n" + step_chart(r) + "<h2>Variants</h2>\n" + table_html(summary_table(r));
   if (const SummaryTable m = moe_table(r); !m.rows.empty())

@@ -41,13 +41,15 @@ Json context_json(const RunContext& c) {
           {"ep_ranks", c.ep_ranks},
           {"mode", c.mode},
           {"tokens_per_rank", c.tokens_per_rank},
-          {"profiles", profiles}};
+          {"profiles", profiles},
+          {"approximations", c.approximations}};
   if (c.etp > 1) out["etp"] = c.etp;  // only with expert tensor parallelism: other outputs stay as they were
   return out;
 }
 
 Json variant_json(const VariantResult& v, bool include_events, bool include_wall) {
   Json j = {{"name", v.name}, {"schedule", v.schedule}, {"options", v.options}};
+  if (!v.routing_sampler.empty()) j["routing_sampler"] = v.routing_sampler;
   // Only the points of a sweep carry the tag, so other reports keep their bytes.
   if (!v.sweep.empty()) j["sweep"] = {{"of", v.sweep.of}, {"key", v.sweep.key}, {"value", v.sweep.value}};
   j["step_time_s"] = v.step_time_s;

@@ -31,7 +31,11 @@ ResourceEstimate estimate_resources(const Scenario& sc) {
   est.bytes = per_layer * moe_layers * steps + (steps > 1 ? steps * layers * R * 16.0 * 512.0 : 0.0);
   // The softmax gate (routing.gate.scores) draws one Gumbel per expert and token, not one per pick.
   const double per_token = sc.routing.gate.scores == models::GateScores::softmax ? E : k;
-  est.routing_draws = is_trace ? 0.0 : tokens * R * per_token * moe_layers * steps;
+  // The counts sampler (routing.sampler) draws about one binomial per (rank, expert) instead.
+  bool any_tokens = false;
+  for (const auto& v : sc.variants)
+    any_tokens = any_tokens || models::resolve_sampler(variant_routing(sc.routing, v)) == models::Sampler::tokens;
+  est.routing_draws = is_trace ? 0.0 : (any_tokens ? tokens * R * per_token : R * E) * moe_layers * steps;
   return est;
 }
 

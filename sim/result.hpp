@@ -36,6 +36,9 @@ struct RunContext {
     std::vector<std::string> sources;
   };
   std::vector<ProfileInfo> profiles;
+  // Each approximation this run makes for speed, named with where its measured error is stated (issue 14
+  // point 5): e.g. routing counts sampled per (rank, expert) instead of per token.
+  std::vector<std::string> approximations;
 };
 
 // Per (layer, rank) figures of one variant, for the CSV and detailed views.
@@ -102,6 +105,7 @@ struct SweepPoint {
 struct VariantResult {
   std::string name;      // as named in the scenario
   std::string schedule;  // topk, shared_expert, pipelined, scmoe, ...
+  std::string routing_sampler;  // tokens | counts: how this variant's routing plans were drawn
   std::map<std::string, std::string> options;  // schedule options as resolved (e.g. expert_slot chosen)
   double step_time_s = 0;          // makespan of the simulated step
   double per_layer_mean_s = 0;     // step_time_s / layers simulated

@@ -10,7 +10,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(GateScoreStats, scores, norm_topk_prob, bins,
                                    layers)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SweepPoint, of, key, value)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TraceEvent, rank, stream, name, cls, layer, chunk, phase, start_s, end_s)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(VariantResult, name, schedule, options, step_time_s, per_layer_mean_s,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(VariantResult, name, schedule, routing_sampler, options, step_time_s, per_layer_mean_s,
                                    compute_s, comm_s, exposed_comm_s, overlap_ratio, load_imbalance,
                                    load_imbalance_max, dropped_tokens, speedup_vs_baseline, time_by_class_s,
                                    ops_by_provenance, extra, ops, simgrid_activities, wall_s, rows, events,

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <chrono>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <csignal>
 #include <map>
 #include <optional>
@@ -52,6 +53,23 @@ RunContext make_context(const Scenario& sc, Fidelity fidelity) {
   p.overlap_interference = sc.profile.overlap_interference;
   p.sources = sc.profile.sources;
   c.profiles.push_back(std::move(p));
+  // The counts sampler: exact for top_k = 1, an approximation above (issue 14 point 5).
+  std::vector<std::string> by_counts;
+  int k = 1;  // the largest top_k among them
+  for (const auto& v : sc.variants) {
+    const models::RoutingSpec r = variant_routing(sc.routing, v);
+    if (r.distribution != models::RoutingDistribution::trace && models::resolve_sampler(r) == models::Sampler::counts) {
+      by_counts.push_back(v.name);
+      k = std::max(k, v.top_k > 0 ? v.top_k : sc.arch.top_k);
+    }
+  }
+  if (!by_counts.empty())
+    c.approximations.push_back(fmt::format(
+        "routing drawn as per-(rank, expert) counts (routing.sampler {}; variants: {}): {}",
+        models::sampler_name(sc.routing.sampler), fmt::join(by_counts, ", "),
+        k == 1 ? "exact for top_k = 1 (multinomial counts)"
+               : "exact per-expert means, variances within O(1/experts) of the per-token sampler (top_k > 1); "
+                 "measured error in ARCHITECTURE.md, 'Routing at the level of counts'"));
   return c;
 }
 
@@ -69,10 +87,7 @@ models::Architecture routed_arch(const Scenario& sc, const models::VariantSpec& 
 }  // namespace
 
 models::StepSeries make_series(const Scenario& sc, const models::VariantSpec& spec, int history) {
-  const models::ScheduleInfo* info = models::find_schedule(spec.schedule);
-  models::RoutingSpec rspec = spec.routing ? *spec.routing : sc.routing;
-  rspec.score_histograms = info && info->uses_gate_scores;
-  if (info && info->uses_token_scores) rspec.keep_scores = true;
+  const models::RoutingSpec rspec = variant_routing(sc.routing, spec);
   const models::Architecture routed = routed_arch(sc, spec);
   models::StepSeries series;
   series.first = -history;
@@ -132,6 +147,7 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   VariantResult v;
   v.name = spec.name;
   v.schedule = spec.schedule;
+  v.routing_sampler = models::sampler_name(series.at(0).sampler());
   v.options = spec.shown;
   v.sweep = spec.sweep;
   summarize(graph, trace, static_cast<int>(layers.size()), keep_events, v);

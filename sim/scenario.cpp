@@ -20,6 +20,14 @@ std::string data_dir() {
   return MOESIM_DATA_DIR;
 }
 
+models::RoutingSpec variant_routing(const models::RoutingSpec& workload, const models::VariantSpec& spec) {
+  const models::ScheduleInfo* info = models::find_schedule(spec.schedule);
+  models::RoutingSpec r = spec.routing ? *spec.routing : workload;
+  r.score_histograms = info && info->uses_gate_scores;
+  if (info && info->uses_token_scores) r.keep_scores = true;
+  return r;
+}
+
 std::vector<int> Scenario::simulated_layers() const {
   std::vector<int> out;
   const int n = layers_limit > 0 ? std::min(layers_limit, arch.layers) : arch.layers;
@@ -215,6 +223,17 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
     }
   }
 
+  // routing.sampler: counts where a variant needs per-token records (its schedule reads gate scores, or a
+  // multimodal batch has a capacity) is refused, naming the variant.
+  auto check_sampler = [&](const models::VariantSpec& spec, const YamlView& v) {
+    const models::RoutingSpec r = variant_routing(sc.routing, spec);
+    if (r.sampler != models::Sampler::counts) return;
+    if (const std::string why = models::needs_token_sampler(r); !why.empty()) {
+      const YamlView at = spec.routing ? v.at("routing") : wl.at("routing");
+      at.error_at("sampler", fmt::format("counts cannot draw the routing of variant '{}': {}", spec.name, why));
+    }
+  };
+
   // capacity_mode pad (checked per variant too when a variant has its own routing).
   static constexpr const char* kPadReplicated =
       "pad is not modelled with replicated experts (placement.replicate, parallelism.etp)";
@@ -237,6 +256,7 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
       // their pairs themselves.
       const bool pad = spec.routing ? spec.routing->capacity_pad : sc.routing.capacity_pad;
       const models::ScheduleInfo* info = models::find_schedule(spec.schedule);
+      check_sampler(spec, v);
       if (pad && spec.routing && sc.placement.replicated())
         v.at("routing").error_at("capacity_mode", kPadReplicated);
       else if (pad && info && !info->supports_capacity_pad)
@@ -252,6 +272,15 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
       }
     }
   }
+  // routing.sampler auto decides once for the workload's routing, not per variant: when one variant that
+  // routes with it needs per-token records, every such variant draws tokens, so all of them are compared on
+  // the same draws (a topk baseline and a dualsparse variant without dropping give the same times).
+  if (sc.routing.sampler == models::Sampler::automatic)
+    for (const auto& spec : sc.variants)
+      if (!spec.routing && !models::needs_token_sampler(variant_routing(sc.routing, spec)).empty()) {
+        sc.routing.sampler = models::Sampler::tokens;
+        break;
+      }
   if (root.has("baseline")) {
     sc.baseline = root.str("baseline");
     if (!sc.variants.empty() && !names.count(sc.baseline)) {

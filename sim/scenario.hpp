@@ -65,6 +65,11 @@ struct Scenario {
 
 inline constexpr double kExactFlowBudget = 100000;
 
+// The routing a variant's plans are drawn from: its own routing or the workload's, with gate-score
+// histograms on only for a schedule that reads gate scores and per-token records kept for one that reads
+// token scores (the runner routes with exactly this spec).
+models::RoutingSpec variant_routing(const models::RoutingSpec& workload, const models::VariantSpec& spec);
+
 // Directory holding shipped presets/profiles: $MOESIM_DATA_DIR, else the source tree it was built from.
 std::string data_dir();
 

@@ -307,6 +307,7 @@ TEST_CASE("turning score histograms off leaves the expert picks unchanged", "[mo
     Placement p(E, 8, PlacementScheme::contiguous, rc.replicate);
     RoutingSpec on = spec(rc.yaml, a, 8), off = on;
     off.score_histograms = false;
+    off.sampler = Sampler::tokens;  // the per-token sampler's picks (auto would draw counts here)
     const RoutingPlan with = generate_routing(on, a, p, 300, 23, 3), without = generate_routing(off, a, p, 300, 23, 3);
     check_same_plan(with, without, false);
     for (std::size_t i = 0; i < with.layers().size(); ++i) {
@@ -323,6 +324,7 @@ TEST_CASE("turning score histograms off leaves the expert picks unchanged", "[mo
   RoutingSpec on = spec("routing: {distribution: hot, hot_experts: 2, hot_share: 0.5, keep_scores: true}\n", a, 4),
               off = on;
   off.score_histograms = false;
+  off.sampler = Sampler::tokens;
   const RoutingPlan with = generate_routing(on, a, Placement(16, 4), 100, 3, 2),
                     without = generate_routing(off, a, Placement(16, 4), 100, 3, 2);
   check_same_plan(with, without, false);

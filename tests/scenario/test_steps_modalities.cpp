@@ -390,7 +390,8 @@ TEST_CASE("each step draws its own routing and the same seed gives the same plan
   CHECK(a.at(1).layer(0).counts != a.at(2).layer(0).counts);
   // Step 0 is the one-step run's plan (the scenario seed itself).
   const models::RoutingPlan one =
-      models::generate_routing(sc.routing, sc.arch, sc.placement, sc.tokens_per_rank, sc.seed);
+      models::generate_routing(variant_routing(sc.routing, sc.variants.front()), sc.arch, sc.placement,
+                               sc.tokens_per_rank, sc.seed);
   CHECK(one.layer(0).counts == a.at(0).layer(0).counts);
   // Another seed draws other tokens.
   const Scenario other = load(replaced(replaced(kHotScenario, "DRIFT", "drift: {kind: none}"), "seed: 5", "seed: 6"));
