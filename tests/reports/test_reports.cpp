@@ -290,7 +290,7 @@ TEST_CASE("sweep csv: header with units, one row per point with the variant's fi
   const std::vector<std::string> lines = lines_of(moesim::reports::sweep_csv_report(with_sweeps()));
   REQUIRE(lines.size() == 6);
   CHECK(lines[0] ==
-        "sweep,key,value,variant,step_time_s,step_speedup_vs_baseline,moe_layer_time_s,"
+        "sweep,key,value,variant,step_time_s,speedup_vs_baseline,moe_layer_time_s,"
         "moe_layer_speedup_vs_baseline,drop_frac,half_frac,ideal_speedup");
   // ds T=0.05: step 1.6 ms, speed-up 2 / 1.6 = 1.25, MoE layer 0.4 ms, 1.125x, drop 0.1, half 0.2, ideal 1.25.
   CHECK(lines[1] == "ds,threshold,0.05,ds T=0.05,0.0016,1.25,0.0004,1.125,0.1,0.2,1.25");
