@@ -30,7 +30,7 @@ const std::vector<std::string> kArchKeys = {"name",          "source",         "
                                             "moe_every",     "hidden",         "expert_ffn",   "dense_ffn",
                                             "routed_experts", "shared_experts", "shared_expert_ffn", "top_k",
                                             "attention",     "dtype",          "vision_experts", "vision_expert_ffn",
-                                            "norm_topk_prob", "expert_activation", "dense_activation"};
+                                            "norm_topk_prob", "expert_activation", "dense_activation", "vocab_size"};
 
 // The architecture being assembled from a preset file and inline overrides. `where` remembers the mapping
 // that last set each key, so a rule violation points at the line that caused it.
@@ -102,6 +102,7 @@ void apply_keys(const YamlView& m, Draft& d) {
     else if (key == "dtype") a.dtype = v.as_choice({"bf16", "fp8"}) == "fp8" ? DType::fp8 : DType::bf16;
     else if (key == "attention") decode_attention(v, a.attention);
     else if (key == "norm_topk_prob") a.norm_topk_prob = m.boolean(key);
+    else if (key == "vocab_size") a.vocab_size = positive_int(m, key, Range::between(0, limits::kMaxVocab));
     else if (key == "expert_activation" || key == "dense_activation") {
       const std::string x = v.as_choice({"swiglu", "gelu", "relu"});
       const Activation act = x == "gelu" ? Activation::gelu : x == "relu" ? Activation::relu : Activation::swiglu;

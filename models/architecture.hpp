@@ -80,6 +80,9 @@ struct Architecture {
   bool norm_topk_prob = false;
   Activation expert_activation = Activation::swiglu;  // routed and shared experts (expert_activation)
   Activation dense_activation = Activation::swiglu;   // dense-layer MLPs (dense_activation)
+  // Tokenizer vocabulary (config.json vocab_size): the embedding table and the LM head are vocab_size x hidden
+  // (untied). 0 = not given: the step has no embedding, LM head or loss op (models/step_ops.hpp).
+  int vocab_size = 0;
   std::vector<bool> moe_layer;  // moe_layer[l]: block l has a routed MoE FFN (else a dense MLP)
 
   bool is_moe_layer(int l) const { return l >= 0 && l < layers && moe_layer[static_cast<size_t>(l)]; }

@@ -112,6 +112,12 @@ KernelCost CostModel::attention_projections(int64_t tokens) const {
   return roofline(KernelClass::gemm, arch_.dtype, flops, bytes, static_cast<int>(proj_.size()));
 }
 
+double CostModel::attention_params() const {
+  double n = 0;
+  for (const Proj& p : proj_) n += static_cast<double>(p.in) * static_cast<double>(p.out);
+  return n;
+}
+
 KernelCost CostModel::attention_core(AttentionPass pass, int64_t tokens, int64_t seq_len) const {
   check_tokens(tokens);
   if (seq_len < 1) throw std::invalid_argument(fmt::format("sequence length must be >= 1 (got {})", seq_len));

@@ -61,6 +61,8 @@ class CostModel {
   // The attention block of one layer on one rank: projections (GEMM efficiency) + core attention.
   KernelCost attention(AttentionPass pass, int64_t tokens, int64_t seq_len) const;
   KernelCost attention_projections(int64_t tokens) const;
+  // Weights of the attention projections of one layer (the GEMMs attention_projections costs), in elements.
+  double attention_params() const;
   KernelCost attention_core(AttentionPass pass, int64_t tokens, int64_t seq_len) const;
   // Router GEMM (tokens x hidden . hidden x experts, bf16, roofline) + top-k (table router_topk: n = top_k,
   // k = experts, x = tokens, when the profile has one).

@@ -92,7 +92,7 @@ std::string class_times_text(const VariantResult& v) {
 SummaryTable summary_table(const RunResult& r) {
   SummaryTable t;
   const bool with_speedup = !r.baseline.empty();
-  auto col = [&](const char* h, bool right) { t.headers.emplace_back(h); t.right_aligned.push_back(right); };
+  auto col = [&](const std::string& h, bool right) { t.headers.push_back(h); t.right_aligned.push_back(right); };
   col("variant", false);
   col("schedule", false);
   col("step time", true);
@@ -102,7 +102,7 @@ SummaryTable summary_table(const RunResult& r) {
   col("exposed comm", true);
   col("overlap", true);
   col("imbalance (max/mean)", true);
-  if (with_speedup) col("speedup", true);
+  if (with_speedup) col(fmt::format("speedup ({})", r.speedup_scope), true);
   col("costs", false);
   for (const auto& v : r.variants) {
     std::vector<std::string> row{
@@ -111,7 +111,7 @@ SummaryTable summary_table(const RunResult& r) {
         fmt::format("{:.1f}%", 100.0 * v.overlap_ratio),
         fmt::format("{:.3f} (worst {:.3f})", v.load_imbalance, v.load_imbalance_max)};
     if (with_speedup)
-      // As computed by the simulator (baseline step / this step); 0 means "not available".
+      // As computed by the simulator (baseline time / this time, of the scope); 0 means "not available".
       row.push_back(v.speedup_vs_baseline > 0 ? fmt::format("{:.3f}x", v.speedup_vs_baseline) : "-");
     row.push_back(provenance_text(v));
     t.rows.push_back(std::move(row));
@@ -149,7 +149,8 @@ std::string console_report(const RunResult& r, bool show_wall) {
   kv("moesim", fmt::format("{} (git {})", c.moesim_version, c.git_sha));
   kv("scenario", fmt::format("{} ({}, sha256 {})", c.scenario_name, c.scenario_file,
                              c.scenario_sha256.substr(0, 12)));
-  kv("model", fmt::format("{} on {} ({} GPUs), {}", c.model, c.cluster, c.gpus, c.etp > 1 ? fmt::format("{} ranks (EP {} x ETP {})", c.ep_ranks, c.ep_ranks / c.etp, c.etp) : fmt::format("{} EP ranks", c.ep_ranks)));
+  kv("model", fmt::format("{} on {} ({} GPUs), {}", c.model, c.cluster, c.gpus, c.etp > 1 ? fmt::format("{} ranks (EP {} x ETP {})", c.ep_ranks, c.ep_ranks / c.etp, c.etp) : fmt::format("{} EP ranks", c.ep_ranks)) +
+                 (c.dp > 1 ? fmt::format(", x DP {} replicas = {} ranks", c.dp, c.dp * c.ep_ranks) : std::string()));
   kv("mode", fmt::format("{}, {} tokens per rank, seed {}", c.mode, c.tokens_per_rank, c.seed));
   kv("fidelity", fmt::format("{} (requested {})", c.fidelity, c.fidelity_requested));
   kv("simgrid", fmt::format("{}: {}", c.simgrid_version, settings_text(c)));
@@ -160,7 +161,12 @@ std::string console_report(const RunResult& r, bool show_wall) {
                                 : std::string());
   kv("profiles", profiles.empty() ? "(none)" : profiles);
   for (const std::string& a : c.approximations) kv("approx", a);
-  if (!r.baseline.empty()) kv("baseline", r.baseline);
+  if (!r.baseline.empty())
+    kv("baseline", fmt::format("{} (speed-ups compare {} time: {})", r.baseline, r.speedup_scope,
+                               r.speedup_scope == "step"        ? "the whole step"
+                               : r.speedup_scope == "moe_layer" ? "gate to end of combine of the MoE layers"
+                                                                : "the transformer blocks, without embedding, LM head, "
+                                                                  "loss, optimizer and DP all-reduce"));
   if (!r.variants.empty() && r.variants.front().steps > 1)
     kv("steps", fmt::format("{} consecutive batches; the table's times are means per step", r.variants.front().steps));
   out += '\n';

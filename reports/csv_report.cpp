@@ -56,7 +56,7 @@ std::string csv_report(const RunResult& r) {
 // without one (no baseline, a schedule that does not drop) leaves its field empty.
 std::string sweep_csv_report(const RunResult& r) {
   std::string out =
-      "sweep,key,value,variant,step_time_s,step_speedup_vs_baseline,moe_layer_time_s,"
+      "sweep,key,value,variant,step_time_s,speedup_vs_baseline,moe_layer_time_s,"
       "moe_layer_speedup_vs_baseline,drop_frac,half_frac,ideal_speedup\n";
   auto extra = [](const VariantResult& v, const char* key) {
     auto it = v.extra.find(key);

@@ -328,7 +328,7 @@ std::string html_report(const RunResult& r) {
                             p.confidence);
   item("profiles", profiles.empty() ? "(none)" : profiles);
   for (const std::string& a : c.approximations) item("approximation", a);
-  if (!r.baseline.empty()) item("baseline", r.baseline);
+  if (!r.baseline.empty()) item("baseline", fmt::format("{} (speed-ups compare {} time)", r.baseline, r.speedup_scope));
   s += "</dl>\n<h2>Step time</h2>\n" + step_chart(r) + "<h2>Variants</h2>\n" + table_html(summary_table(r));
   if (const SummaryTable m = moe_table(r); !m.rows.empty())
     s += "<h2>MoE metrics</h2>\n<p>MoE layer = gate to end of combine (mean over steps and MoE layers); low-prec "

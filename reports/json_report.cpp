@@ -44,6 +44,7 @@ Json context_json(const RunContext& c) {
           {"profiles", profiles},
           {"approximations", c.approximations}};
   if (c.etp > 1) out["etp"] = c.etp;  // only with expert tensor parallelism: other outputs stay as they were
+  if (c.dp > 1) out["dp"] = c.dp;     // only with data-parallel replicas
   return out;
 }
 
@@ -139,6 +140,7 @@ std::string json_report(const RunResult& r, bool include_events, bool include_wa
   j["schema"] = RunResult::kSchema;
   j["context"] = context_json(r.context);
   j["baseline"] = r.baseline;
+  if (!r.baseline.empty()) j["speedup_scope"] = r.speedup_scope;
   Json variants = Json::array();
   for (const auto& v : r.variants) variants.push_back(variant_json(v, include_events, include_wall));
   j["variants"] = std::move(variants);

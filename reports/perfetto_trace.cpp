@@ -21,6 +21,7 @@ double ns_of(double seconds) { return std::round(seconds * 1e9); }
 std::string thread_name(int rank, int stream) {
   if (stream == 0) return fmt::format("rank {} compute", rank);
   if (stream == 1) return fmt::format("rank {} comm", rank);
+  if (stream == 2) return fmt::format("rank {} dp", rank);
   return fmt::format("rank {} stream {}", rank, stream);
 }
 

@@ -37,7 +37,7 @@ SummaryTable sweep_table(const Sweep& s) {
   auto col = [&](const std::string& h, bool right) { t.headers.push_back(h); t.right_aligned.push_back(right); };
   col(s.key, true);
   col("step time", true);
-  col("step speedup", true);
+  col("speedup", true);  // of the run's speedup_scope (baseline.scope)
   col("MoE layer", true);
   col("MoE speedup", true);
   col("dropped", true);

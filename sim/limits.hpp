@@ -25,6 +25,7 @@ inline constexpr int64_t kMaxNicsPerLeaf = 65536;  // fat_tree nics_per_leaf
 // Model shape.
 inline constexpr int64_t kMaxLayers = 100000;     // layers, moe_every, dense_layers
 inline constexpr int64_t kMaxWidth = 1 << 20;     // hidden, expert_ffn, dense_ffn, shared_expert_ffn
+inline constexpr int64_t kMaxVocab = 1 << 24;     // vocab_size (tokens; the largest shipped preset has 163,840)
 inline constexpr int64_t kMaxHeadWidth = 65536;   // heads, kv_heads, head dims, LoRA ranks
 inline constexpr int64_t kMaxExperts = 65536;     // routed_experts
 inline constexpr int64_t kMaxTopK = 64;           // top_k (as variants' k)

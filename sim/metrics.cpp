@@ -134,7 +134,7 @@ void summarize_moe(const OpGraph& graph, const Trace& trace, const std::string& 
 
 void summarize(const OpGraph& graph, const Trace& trace, int layers, bool keep_events, VariantResult& out) {
   const int R = graph.ranks();
-  std::vector<std::vector<std::pair<double, double>>> comp(R), comm(R);
+  std::vector<std::vector<std::pair<double, double>>> comp(R), comm(R), step_level(R), block_level(R);
   std::vector<double> comp_sum(R, 0.0), comm_sum(R, 0.0);
   std::map<std::string, double> by_class;
   std::map<std::string, int64_t> by_prov;
@@ -145,6 +145,7 @@ void summarize(const OpGraph& graph, const Trace& trace, int layers, bool keep_e
     const double s = trace.start_s[op.id], e = trace.end_s[op.id], d = e - s;
     steps = std::max(steps, op.step + 1);
     by_class[op_class_name(op.cls)] += d;
+    (is_step_level(op.cls, op.layer) ? step_level : block_level)[op.rank].emplace_back(s, e);
     if (op.kind == OpKind::compute) {
       comp[op.rank].emplace_back(s, e);
       comp_sum[op.rank] += d;
@@ -181,8 +182,9 @@ void summarize(const OpGraph& graph, const Trace& trace, int layers, bool keep_e
       out.events.push_back(std::move(ev));
     }
   }
-  double exposed = 0, compute = 0, communication = 0;
+  double exposed = 0, compute = 0, communication = 0, step_exposed = 0;
   for (int r = 0; r < R; ++r) {
+    step_exposed += exposed_length(std::move(step_level[r]), std::move(block_level[r]));
     exposed += exposed_length(std::move(comm[r]), std::move(comp[r]));
     compute += comp_sum[r];
     communication += comm_sum[r];
@@ -194,6 +196,9 @@ void summarize(const OpGraph& graph, const Trace& trace, int layers, bool keep_e
   out.comm_s = communication / R / steps;
   out.exposed_comm_s = exposed / R / steps;
   out.overlap_ratio = out.comm_s > 0 ? 1.0 - out.exposed_comm_s / out.comm_s : 0.0;
+  // Block scope: the step less the time its step-level ops (embedding, final norm, LM head, loss, optimizer, DP
+  // all-reduce) run while no block op of the same rank does, mean over ranks.
+  out.extra["block_time_s"] = out.step_time_s - step_exposed / R / steps;
   for (auto& [k, v] : by_class) v /= static_cast<double>(R) * steps;
   if (steps > 1) {
     // Step s ends with its last op; ranks start a step when they finish the previous one.

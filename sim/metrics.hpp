@@ -14,6 +14,8 @@ namespace moesim {
 // Multi-step graphs (ops of steps 0..steps-1): step_time_s is the mean step time (step s ends when its last
 // op ends; its time runs from the end of step s-1), and compute_s, comm_s, exposed_comm_s and time_by_class_s
 // are per step (totals / steps); rows are per (step, layer, rank); extra.total_time_s is the makespan.
+// extra.block_time_s (the `block` speed-up scope) = step_time_s less the mean over ranks (per step) of the time
+// step-level ops (is_step_level) run outside every block op of that rank.
 void summarize(const OpGraph& graph, const Trace& trace, int layers, bool keep_events, VariantResult& out);
 
 // The MoE-layer figures (ReaLB / EPLB comparisons), added to `out` after summarize:

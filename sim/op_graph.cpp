@@ -33,8 +33,25 @@ const char* op_class_name(OpClass c) {
     case OpClass::weight_move: return "weight_move";
     case OpClass::expert_all_gather: return "expert_all_gather";
     case OpClass::expert_reduce_scatter: return "expert_reduce_scatter";
+    case OpClass::embedding: return "embedding";
+    case OpClass::norm: return "norm";
+    case OpClass::residual: return "residual";
+    case OpClass::lm_head: return "lm_head";
+    case OpClass::loss: return "loss";
+    case OpClass::optimizer: return "optimizer";
+    case OpClass::dp_all_reduce: return "dp_all_reduce";
   }
   return "?";
+}
+
+bool is_step_level(OpClass c, int layer) {
+  switch (c) {
+    case OpClass::embedding: case OpClass::lm_head: case OpClass::loss: case OpClass::optimizer:
+    case OpClass::dp_all_reduce:
+      return true;
+    case OpClass::norm: return layer < 0;  // the final norm before the LM head
+    default: return false;
+  }
 }
 
 const char* op_kind_name(OpKind k) {
@@ -85,7 +102,7 @@ void OpGraph::append(const OpGraph& next, int step) {
     if (op.collective >= 0) op.collective += cbase;
     op.deps.clear();
     // next's own stream predecessor is re-added by push(); keep its other deps, shifted.
-    const std::size_t slot = static_cast<std::size_t>(o.rank) * 2 + static_cast<std::size_t>(o.stream);
+    const std::size_t slot = static_cast<std::size_t>(o.rank) * kStreams + static_cast<std::size_t>(o.stream);
     for (OpId d : o.deps) {
       const Op& dep = next.ops_[d];
       const bool stream_pred = dep.rank == o.rank && dep.stream == o.stream && started[slot] &&
@@ -94,8 +111,11 @@ void OpGraph::append(const OpGraph& next, int step) {
     }
     if (!started[slot]) {
       started[slot] = true;
-      const int64_t other = before[slot ^ 1];
-      if (other >= 0) op.deps.push_back(static_cast<OpId>(other));
+      for (int st = 0; st < kStreams; ++st) {
+        const std::size_t other_slot = static_cast<std::size_t>(o.rank) * kStreams + static_cast<std::size_t>(st);
+        const int64_t other = before[other_slot];
+        if (other_slot != slot && other >= 0) op.deps.push_back(static_cast<OpId>(other));
+      }
     }
     push(std::move(op));
   }
@@ -106,7 +126,37 @@ void OpGraph::append(const OpGraph& next, int step) {
   }
 }
 
-OpGraph::OpGraph(int ranks) : ranks_(ranks), last_(static_cast<std::size_t>(ranks) * 2, -1) {
+OpGraph OpGraph::replicate(int copies) const {
+  if (copies < 1) throw std::invalid_argument("OpGraph::replicate: at least one copy");
+  OpGraph g(ranks_ * copies);
+  g.notes_ = notes_;
+  g.received_ = received_;
+  g.ops_.reserve(ops_.size() * static_cast<std::size_t>(copies));
+  for (int c = 0; c < copies; ++c) {
+    const OpId base = static_cast<OpId>(ops_.size()) * static_cast<OpId>(c);
+    const int32_t cbase = static_cast<int32_t>(collectives_.size()) * c;
+    const int32_t rbase = ranks_ * c;
+    for (const Op& o : ops_) {
+      Op op = o;
+      op.id = o.id + base;
+      op.rank = o.rank + rbase;
+      if (op.collective >= 0) op.collective += cbase;
+      for (OpId& d : op.deps) d += base;  // the stream predecessor is among them already
+      g.ops_.push_back(std::move(op));
+    }
+    for (const Collective& col : collectives_) {
+      Collective copy = col;
+      for (int32_t& m : copy.members) m += rbase;
+      for (OpId& id : copy.ops) id += base;
+      g.collectives_.push_back(std::move(copy));
+    }
+    for (std::size_t i = 0; i < last_.size(); ++i)
+      g.last_[static_cast<std::size_t>(rbase) * kStreams + i] = last_[i] < 0 ? -1 : last_[i] + base;
+  }
+  return g;
+}
+
+OpGraph::OpGraph(int ranks) : ranks_(ranks), last_(static_cast<std::size_t>(ranks) * kStreams, -1) {
   if (ranks <= 0) throw std::invalid_argument("OpGraph needs at least one rank");
 }
 
@@ -116,7 +166,7 @@ OpId OpGraph::push(Op op) {
   if (!(op.duration_s >= 0.0)) throw std::invalid_argument("op duration must be >= 0");
   for (OpId d : op.deps)
     if (d >= op.id) throw std::invalid_argument("op dep must refer to an earlier op");
-  int64_t& last = last_[op.rank * 2 + static_cast<int>(op.stream)];
+  int64_t& last = last_[static_cast<std::size_t>(op.rank) * kStreams + static_cast<std::size_t>(op.stream)];
   if (last >= 0) op.deps.push_back(static_cast<OpId>(last));
   last = op.id;
   ops_.push_back(std::move(op));

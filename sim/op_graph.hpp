@@ -21,7 +21,10 @@ namespace moesim {
 
 using OpId = uint32_t;
 
-enum class Stream : uint8_t { compute = 0, comm = 1 };
+// dp: the data-parallel gradient all-reduce, on a stream of its own (as frameworks issue it on a separate NCCL
+// stream), so it overlaps the backward pass without queueing behind or ahead of the EP all-to-alls.
+enum class Stream : uint8_t { compute = 0, comm = 1, dp = 2 };
+inline constexpr int kStreams = 3;
 enum class OpKind : uint8_t { compute = 0, all_to_all = 1, all_gather = 2, reduce_scatter = 3 };
 const char* op_kind_name(OpKind k);
 enum class Phase : uint8_t { forward = 0, backward = 1 };
@@ -37,8 +40,15 @@ enum class OpClass : uint8_t {
   weight_move,  // moving expert weights between ranks (EPLB re-placement)
   // Expert tensor parallelism (ETP): the all-gather of dispatched tokens within an expert's TP group, and the
   // reduce-scatter of the partial expert outputs before the combine all-to-all.
-  expert_all_gather, expert_reduce_scatter
+  expert_all_gather, expert_reduce_scatter,
+  // The rest of a step (issue 13 point 4; costs in models/step_ops.hpp): the token embedding lookup, RMSNorm /
+  // LayerNorm, residual adds, the LM head GEMM, the cross-entropy loss, the optimizer step and the data-parallel
+  // gradient all-reduce.
+  embedding, norm, residual, lm_head, loss, optimizer, dp_all_reduce
 };
+// Whether an op belongs to the step around the transformer blocks (embedding, the final norm, LM head, loss,
+// optimizer, DP gradient all-reduce) rather than to a block: what `scope: block` leaves out.
+bool is_step_level(OpClass c, int layer);
 const char* op_class_name(OpClass c);
 
 // The precision a compute op runs at, when a schedule chooses it per rank (ReaLB): `model` = the model's dtype.
@@ -108,6 +118,11 @@ class OpGraph {
   // streams of that rank here, so rank r starts step `step` when it has finished everything before it (no
   // global barrier: ranks are coupled through the all-to-alls, as in a serving loop).
   void append(const OpGraph& next, int step);
+
+  // This graph repeated `copies` times side by side (data-parallel replicas): copy c's ranks are
+  // c * ranks() .. (c + 1) * ranks() - 1, its ops and collectives are the originals shifted; no op of one copy
+  // depends on another. Notes and received counts are kept once (they describe one replica).
+  OpGraph replicate(int copies) const;
 
   // Figures a schedule computes while building (e.g. EPLB's extra weight bytes per rank), copied into the
   // variant's `extra` metrics. note_max keeps the largest value over appended steps, note_sum adds them up.

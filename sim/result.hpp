@@ -28,6 +28,7 @@ struct RunContext {
   int gpus = 0;                   // GPUs in the cluster
   int ep_ranks = 0;  // ranks (GPUs) = EP degree x etp
   int etp = 1;       // expert tensor-parallel degree (parallelism.etp)
+  int dp = 1;        // data-parallel replicas of the EP group (parallelism.dp); the run has dp x ep_ranks ranks
   std::string mode;               // inference_prefill | decode | training
   int64_t tokens_per_rank = 0;
   struct ProfileInfo {
@@ -116,7 +117,7 @@ struct VariantResult {
   double load_imbalance = 0;       // mean over MoE layers of max/mean tokens received per rank
   double load_imbalance_max = 0;   // max over MoE layers
   int64_t dropped_tokens = 0;      // token-expert pairs dropped by the capacity factor
-  double speedup_vs_baseline = 0;  // baseline step time / this step time (0 when no baseline)
+  double speedup_vs_baseline = 0;  // baseline time / this time, times of RunResult::speedup_scope (0 when no baseline)
   std::map<std::string, double> time_by_class_s;       // mean over ranks, per op class
   std::map<std::string, int64_t> ops_by_provenance;    // compute ops per cost provenance
   std::map<std::string, double> extra;                 // variant-specific metrics (units in names)
@@ -139,6 +140,7 @@ struct RunResult {
   static constexpr const char* kSchema = "moesim-result/1";
   RunContext context;
   std::string baseline;  // variant name the speedups refer to ("" if none)
+  std::string speedup_scope = "block";  // the time speedup_vs_baseline compares: moe_layer | block | step
   std::vector<VariantResult> variants;
 };
 

@@ -43,6 +43,7 @@ RunContext make_context(const Scenario& sc, Fidelity fidelity) {
   c.gpus = static_cast<int>(sc.cluster.gpu_count());
   c.ep_ranks = sc.ep;
   c.etp = sc.etp;
+  c.dp = sc.dp;
   c.mode = models::mode_name(sc.mode);
   c.tokens_per_rank = sc.tokens_per_rank;
   RunContext::ProfileInfo p;
@@ -98,6 +99,7 @@ models::StepSeries make_series(const Scenario& sc, const models::VariantSpec& sp
 
 bool wants_moe_metrics(const Scenario& sc, const std::vector<const models::VariantSpec*>& variants) {
   if (sc.steps > 1 || sc.routing.requests) return true;
+  if (!sc.baseline.empty() && sc.speedup_scope == "moe_layer") return true;
   for (const auto* v : variants)
     if (const auto* info = models::find_schedule(v->schedule); info && info->moe_metrics) return true;
   return false;
@@ -121,14 +123,17 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   clock.mark("routing", spec.name);
   models::CostModel cost(sc.profile, arch);
   models::StepCosts costs(cost, sc.mode == models::Mode::decode, sc.context_tokens);
+  const models::DataParallel dp{sc.dp, sc.dp_bucket_bytes};
   auto build_step = [&](int s) {
+    // The whole step: blocks with their norms and residual adds, embedding, LM head, loss, then the DP
+    // replicas, the gradient all-reduce and the optimizer (models/step_ops.hpp, finish_step).
     const models::StepInput in{arch, sc.placement, series.at(s), costs, sc.mode, sc.ep, sc.tokens_per_rank,
-                               layers, s, &series, sc.etp};
-    return info->build(spec, in);
+                               layers, s, &series, sc.etp, true};
+    return models::finish_step(info->build(spec, in), in, dp);
   };
   OpGraph graph = build_step(0);
   if (sc.steps > 1) {
-    OpGraph all(sc.ep);
+    OpGraph all(sc.ep * sc.dp);
     all.append(graph, 0);
     for (int s = 1; s < sc.steps; ++s) all.append(build_step(s), s);
     graph = std::move(all);
@@ -199,7 +204,8 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   for (auto& row : v.rows) {
     auto it = recv.find({row.step, row.layer});
     if (it == recv.end()) continue;
-    const auto r = static_cast<std::size_t>(row.rank);
+    // DP replicas run the same routing: replica d's rank d x ep + r received what rank r did.
+    const auto r = static_cast<std::size_t>(row.rank % sc.ep);
     row.tokens_received = it->second.first[r];
     if (!it->second.second.empty())
       row.vision_share = row.tokens_received > 0
@@ -385,12 +391,18 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
     }
     rr.variants.push_back(std::move(v));
   }
-  // Speedups against the baseline.
+  // Speedups against the baseline, on the time of the scenario's scope (baseline.scope).
+  rr.speedup_scope = sc.speedup_scope;
   if (!rr.baseline.empty()) {
+    auto scoped = [&](const VariantResult& v) {
+      if (sc.speedup_scope == "step") return v.step_time_s;
+      const char* key = sc.speedup_scope == "moe_layer" ? "moe_layer_time_s" : "block_time_s";
+      return v.extra.count(key) ? v.extra.at(key) : 0.0;
+    };
     double base = 0;
     for (const auto& v : rr.variants)
-      if (v.name == rr.baseline) base = v.step_time_s;
-    for (auto& v : rr.variants) v.speedup_vs_baseline = (base > 0 && v.step_time_s > 0) ? base / v.step_time_s : 0.0;
+      if (v.name == rr.baseline) base = scoped(v);
+    for (auto& v : rr.variants) v.speedup_vs_baseline = (base > 0 && scoped(v) > 0) ? base / scoped(v) : 0.0;
     // MoE-layer speed-up against the baseline's MoE layers (ReaLB's headline figure).
     double base_moe = 0;
     for (const auto& v : rr.variants)

@@ -10,6 +10,7 @@
 #include "sim/budget.hpp"
 #include "sim/input_file.hpp"
 #include "sim/limits.hpp"
+#include "models/step_ops.hpp"
 #include "sim/sha256.hpp"
 #include "topologies/topology_spec.hpp"
 
@@ -54,7 +55,8 @@ double Scenario::expected_exact_flows() const {
   const double passes = mode == models::Mode::training ? 2.0 : 1.0;  // backward repeats both all-to-alls
   // Every workload step repeats them.
   const double pairs = static_cast<double>(ep) * (static_cast<double>(std::max(0, ep - 1)) + (etp - 1));
-  return moe * 2.0 * passes * pairs * static_cast<double>(std::max(1, steps));
+  // Every DP replica runs its own all-to-alls (the gradient all-reduce rings add a few flows per bucket).
+  return moe * 2.0 * passes * pairs * static_cast<double>(std::max(1, steps)) * std::max(1, dp);
 }
 
 namespace {
@@ -143,7 +145,11 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
   YamlView par = root.at("parallelism");
   const std::size_t errors_before_par = diags.size();
   if (root.require("parallelism") && par.expect_map()) {
-    par.check_keys({"ep", "etp", "placement", "gpus"});
+    par.check_keys({"ep", "etp", "dp", "dp_bucket", "placement", "gpus"});
+    sc.dp = static_cast<int>(par.integer_or("dp", 1, Range::between(1, limits::kMaxGpus)));
+    // PyTorch DDP's default bucket_cap_mb = 25 MiB (models/step_ops.hpp).
+    sc.dp_bucket_bytes =
+        par.quantity_or("dp_bucket", Dim::bytes, models::kDefaultDpBucketBytes, Range::between(1.0, limits::kMaxBytes));
     const int ep_degree = static_cast<int>(par.integer("ep", Range::between(1, 1 << 20)));
     sc.etp = static_cast<int>(par.integer_or("etp", 1, Range::between(1, 64)));
     if (sc.etp & (sc.etp - 1)) par.at("etp").error("must be a power of two (1, 2, 4, ..., 64)", par.at("etp").shown());
@@ -153,7 +159,10 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
                                       sc.arch.expert_ffn),
                           par.at("etp").shown());
     sc.ep = ep_degree * sc.etp;
-    const std::string ranks_rule = sc.etp > 1 ? fmt::format("ep x etp = {}", sc.ep) : fmt::format("ep = {}", sc.ep);
+    const int all_ranks = sc.ep * sc.dp;
+    const std::string ranks_rule =
+        sc.dp > 1 ? fmt::format("dp x ep{} = {}", sc.etp > 1 ? " x etp" : "", all_ranks)
+                  : sc.etp > 1 ? fmt::format("ep x etp = {}", sc.ep) : fmt::format("ep = {}", sc.ep);
     const int gpus = static_cast<int>(sc.cluster.gpu_count());
     if (par.has("gpus")) {
       std::set<int64_t> seen;
@@ -163,15 +172,16 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
         if (diags.size() == n_before && !seen.insert(id).second) g.error("GPU listed twice", g.shown());
         sc.rank_gpu.push_back(static_cast<int>(id));
       }
-      if (static_cast<int>(sc.rank_gpu.size()) != sc.ep)
+      if (static_cast<int>(sc.rank_gpu.size()) != all_ranks)
         par.at("gpus").error(fmt::format("must list exactly {} GPU ids (one per rank)", ranks_rule),
                              fmt::format("{} ids", sc.rank_gpu.size()));
     } else if (gpus > 0) {
-      if (sc.ep > gpus)
-        par.at("ep").error(sc.etp > 1 ? fmt::format("more ranks ({}) than GPUs in the cluster ({})", ranks_rule, gpus)
-                                      : fmt::format("more EP ranks than GPUs in the cluster ({})", gpus),
-                           par.at("ep").shown());
-      for (int r = 0; r < std::min(sc.ep, gpus); ++r) sc.rank_gpu.push_back(r);
+      if (all_ranks > gpus)
+        par.at(sc.dp > 1 ? "dp" : "ep")
+            .error(sc.etp > 1 || sc.dp > 1 ? fmt::format("more ranks ({}) than GPUs in the cluster ({})", ranks_rule, gpus)
+                                           : fmt::format("more EP ranks than GPUs in the cluster ({})", gpus),
+                   par.at(sc.dp > 1 ? "dp" : "ep").shown());
+      for (int r = 0; r < std::min(all_ranks, gpus); ++r) sc.rank_gpu.push_back(r);
     }
     if (diags.size() == errors_before_par && model_ok && sc.arch.routed_experts > 0) {
       if (sc.etp == 1) {
@@ -282,12 +292,23 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
         break;
       }
   if (root.has("baseline")) {
-    sc.baseline = root.str("baseline");
-    if (!sc.variants.empty() && !names.count(sc.baseline)) {
+    // A variant name, or {variant: name, scope: moe_layer | block | step}. (No YamlView is re-assigned here:
+    // assigning a yaml-cpp node overwrites the node it refers to.)
+    const YamlView b = root.at("baseline");
+    const bool mapped = b.is_map();
+    if (mapped) {
+      b.check_keys({"variant", "scope"});
+      sc.baseline = b.str("variant");
+      sc.speedup_scope = b.choice_or("scope", {"moe_layer", "block", "step"}, "block");
+    } else {
+      sc.baseline = root.str("baseline");
+    }
+    if (!sc.baseline.empty() && !sc.variants.empty() && !names.count(sc.baseline)) {
+      const YamlView name_at = mapped ? b.at("variant") : b;
       std::vector<std::string> all(names.begin(), names.end());
       std::string hint = closest_match(sc.baseline, all);
-      root.at("baseline").error(hint.empty() ? "must name a variant" : fmt::format("must name a variant; did you mean '{}'?", hint),
-                                root.at("baseline").shown());
+      name_at.error(hint.empty() ? "must name a variant" : fmt::format("must name a variant; did you mean '{}'?", hint),
+                    name_at.shown());
     }
   }
 

@@ -33,7 +33,12 @@ struct Scenario {
 
   int ep = 0;                 // ranks (GPUs) = parallelism.ep x parallelism.etp; every rank is a token source
   int etp = 1;                // parallelism.etp: expert tensor-parallel degree (groups of etp consecutive ranks)
-  std::vector<int> rank_gpu;  // rank -> GPU id in the cluster
+  // parallelism.dp: data-parallel replicas of the EP group. The cluster runs dp x ep x etp ranks; replica d's
+  // rank r is global rank d * ep + r (ep here = ranks of one group) on GPU rank_gpu[d * ep + r]. A DP group is
+  // the same EP rank in every replica. dp_bucket_bytes: the gradient all-reduce's bucket (parallelism.dp_bucket).
+  int dp = 1;
+  double dp_bucket_bytes = 0;
+  std::vector<int> rank_gpu;  // global rank (dp x ep of them) -> GPU id in the cluster
   models::Placement placement;
 
   models::Mode mode = models::Mode::inference_prefill;
@@ -45,6 +50,10 @@ struct Scenario {
 
   std::vector<models::VariantSpec> variants;
   std::string baseline;  // a variant name, or ""
+  // Which time a speed-up against the baseline compares (baseline.scope): moe_layer (MoE-layer time), block
+  // (the transformer blocks: the step less its exposed embedding / LM head / loss / optimizer / DP all-reduce
+  // time; the default, which is what step times meant before those ops existed) or step (the whole step).
+  std::string speedup_scope = "block";
 
   FidelityRequest fidelity = FidelityRequest::auto_;
   double precision_s = 1e-9;

@@ -208,7 +208,7 @@ OpGraph build_eplb(const VariantSpec& spec, const StepInput& in) {
     for (const auto& [l, pl] : placed)
       before.emplace(l, Placement::from_slots(E, eplb_slots(in.placement, window_load(*in.series, l, s0 - o.interval - o.window, s0 - o.interval, E, R), o.redundant)));
   const StepInput in2{in.arch, in.placement, plan, in.costs, in.mode, in.ranks, in.tokens_per_rank, in.layers, in.step,
-                      in.series};
+                      in.series, in.etp, in.full_step};
   OpGraph body = build_sequential(in2, false);
   // Extra memory: the most extra slots any rank has, for every MoE layer of the model.
   const int extra_slots = o.redundant / R + (o.redundant % R ? 1 : 0);

@@ -1,18 +1,20 @@
 #include "models/variants/schedule_util.hpp"
 
+#include <algorithm>
 #include <map>
 #include <stdexcept>
 
 namespace moesim::models {
 
-LayerEmitter::LayerEmitter(OpGraph& g, const StepInput& in) : g_(g), in_(in), tokens_(in.tokens_per_rank) {}
+LayerEmitter::LayerEmitter(OpGraph& g, const StepInput& in)
+    : g_(g), in_(in), step_ops_(in.costs.model()), tokens_(in.tokens_per_rank) {}
 
 double LayerEmitter::factor(Phase ph) const { return ph == Phase::backward ? in_.costs.backward_factor() : 1.0; }
 
 LayerEmitter::Ids LayerEmitter::emit(int layer, Phase ph, OpClass cls, const Deps& deps, int chunk,
-                                     const std::function<KernelCost(int rank)>& cost) {
+                                     const std::function<KernelCost(int rank)>& cost, double f) {
   Ids ids(static_cast<std::size_t>(in_.ranks));
-  const double f = factor(ph);
+  if (f < 0) f = factor(ph);
   for (int r = 0; r < in_.ranks; ++r) {
     const KernelCost k = cost(r);
     std::vector<OpId> d = deps.empty() ? std::vector<OpId>{} : deps[static_cast<std::size_t>(r)];
@@ -24,12 +26,64 @@ LayerEmitter::Ids LayerEmitter::emit(int layer, Phase ph, OpClass cls, const Dep
 
 LayerEmitter::Ids LayerEmitter::attention(int layer, Phase ph, const Deps& deps) {
   const KernelCost k = in_.costs.attention(tokens_);
-  return emit(layer, ph, OpClass::attention, deps, -1, [&](int) { return k; });
+  if (!in_.full_step) return emit(layer, ph, OpClass::attention, deps, -1, [&](int) { return k; });
+  const bool fwd = ph == Phase::forward;
+  fwd ? norm(layer, ph, deps) : residual(layer, ph, deps);
+  emit(layer, ph, OpClass::attention, {}, -1, [&](int) { return k; });
+  return fwd ? residual(layer, ph) : norm(layer, ph);
 }
 
 LayerEmitter::Ids LayerEmitter::dense_mlp(int layer, Phase ph, const Deps& deps) {
   const KernelCost k = in_.costs.dense_mlp(tokens_);
-  return emit(layer, ph, OpClass::dense_mlp, deps, -1, [&](int) { return k; });
+  if (!in_.full_step) return emit(layer, ph, OpClass::dense_mlp, deps, -1, [&](int) { return k; });
+  const bool fwd = ph == Phase::forward;
+  fwd ? norm(layer, ph, deps) : residual(layer, ph, deps);
+  emit(layer, ph, OpClass::dense_mlp, {}, -1, [&](int) { return k; });
+  return fwd ? residual(layer, ph) : norm(layer, ph);
+}
+
+LayerEmitter::Ids LayerEmitter::norm(int layer, Phase ph, const Deps& deps) {
+  if (!in_.full_step) return {};
+  const KernelCost k = step_ops_.norm(tokens_);
+  return emit(layer, ph, OpClass::norm, deps, -1, [&](int) { return k; });
+}
+
+LayerEmitter::Ids LayerEmitter::residual(int layer, Phase ph, const Deps& deps) {
+  if (!in_.full_step) return {};
+  // Backward: the gradient of x + f(x) is the sum of the two branches' gradients, one add like the forward.
+  const KernelCost k = step_ops_.residual(tokens_);
+  return emit(layer, ph, OpClass::residual, deps, -1, [&](int) { return k; }, 1.0);
+}
+
+void LayerEmitter::step_begin() {
+  if (!in_.full_step || in_.arch.vocab_size <= 0) return;
+  const KernelCost k = step_ops_.embedding(tokens_);
+  emit(-1, Phase::forward, OpClass::embedding, {}, -1, [&](int) { return k; });
+}
+
+void LayerEmitter::step_turn() {
+  if (!in_.full_step) return;
+  const bool training = in_.mode == Mode::training;
+  const KernelCost n = step_ops_.norm(tokens_);
+  emit(-1, Phase::forward, OpClass::norm, {}, -1, [&](int) { return n; });
+  if (in_.arch.vocab_size > 0) {
+    const int64_t rows = lm_head_rows(training, in_.mode == Mode::decode, tokens_, in_.costs.context_tokens());
+    const KernelCost head = step_ops_.lm_head(rows);
+    emit(-1, Phase::forward, OpClass::lm_head, {}, -1, [&](int) { return head; });
+    if (training) {
+      const KernelCost loss = step_ops_.loss(rows);
+      emit(-1, Phase::forward, OpClass::loss, {}, -1, [&](int) { return loss; });
+      // Input and weight gradients: two GEMMs of the forward's shape.
+      emit(-1, Phase::backward, OpClass::lm_head, {}, -1, [&](int) { return head; });
+    }
+  }
+  if (training) emit(-1, Phase::backward, OpClass::norm, {}, -1, [&](int) { return n; });
+}
+
+void LayerEmitter::step_end() {
+  if (!in_.full_step || in_.mode != Mode::training || in_.arch.vocab_size <= 0) return;
+  const KernelCost k = step_ops_.embedding_backward(tokens_);
+  emit(-1, Phase::backward, OpClass::embedding, {}, -1, [&](int) { return k; }, 1.0);
 }
 
 LayerEmitter::Ids LayerEmitter::shared_expert(int layer, Phase ph, const Deps& deps) {
@@ -174,22 +228,169 @@ OpGraph build_layered(const StepInput& in, const MoeBlock& moe, const std::funct
   OpGraph g(in.ranks);
   LayerEmitter em(g, in);
   if (setup) setup(em);
+  em.step_begin();
   for (int layer : in.layers) {
     em.attention(layer, Phase::forward);
-    if (in.arch.is_moe_layer(layer)) moe(em, layer, Phase::forward);
-    else em.dense_mlp(layer, Phase::forward);
+    if (in.arch.is_moe_layer(layer)) {
+      em.norm(layer, Phase::forward);
+      moe(em, layer, Phase::forward);
+      em.residual(layer, Phase::forward);
+    } else {
+      em.dense_mlp(layer, Phase::forward);
+    }
   }
+  em.step_turn();
   if (in.mode != Mode::training) return g;
   for (auto it = in.layers.rbegin(); it != in.layers.rend(); ++it) {
-    if (in.arch.is_moe_layer(*it)) moe(em, *it, Phase::backward);
-    else em.dense_mlp(*it, Phase::backward);
+    if (in.arch.is_moe_layer(*it)) {
+      em.residual(*it, Phase::backward);
+      moe(em, *it, Phase::backward);
+      em.norm(*it, Phase::backward);
+    } else {
+      em.dense_mlp(*it, Phase::backward);
+    }
     em.attention(*it, Phase::backward);
   }
+  em.step_end();
   return g;
 }
 
 double pair_time_s(double step_time_s, int simulated_layers) {
   return simulated_layers > 0 ? 2.0 * step_time_s / simulated_layers : 0.0;
+}
+
+}  // namespace moesim::models
+
+namespace moesim::models {
+
+namespace {
+
+// A ring all-reduce of `bytes` over `members` (ascending) on the dp stream: a reduce-scatter then an
+// all-gather, in each of which member i sends (N - 1) / N x bytes to member i + 1 (mod N). `ready[r]` is the op
+// after which rank r's gradients are ready (kNoOp: none). Returns the all-gather's op ids (per graph rank).
+std::vector<OpId> ring_all_reduce(OpGraph& g, const std::vector<int>& members, double bytes,
+                                  const std::vector<OpId>& ready) {
+  const std::size_t n = members.size();
+  if (n < 2 || bytes <= 0) return {};
+  std::vector<double> matrix(n * n, 0.0);
+  for (std::size_t i = 0; i < n; ++i) matrix[i * n + (i + 1) % n] = static_cast<double>(n - 1) / n * bytes;
+  std::vector<std::vector<OpId>> deps(static_cast<std::size_t>(g.ranks()));
+  for (int r : members)
+    if (ready[static_cast<std::size_t>(r)] != kNoOp) deps[static_cast<std::size_t>(r)].push_back(ready[static_cast<std::size_t>(r)]);
+  g.add_collective(OpKind::reduce_scatter, members, Stream::dp, OpClass::dp_all_reduce, Phase::backward, -1, matrix,
+                   deps);
+  return g.add_collective(OpKind::all_gather, members, Stream::dp, OpClass::dp_all_reduce, Phase::backward, -1,
+                          std::move(matrix), {});
+}
+
+}  // namespace
+
+OpGraph finish_step(OpGraph g, const StepInput& in, const DataParallel& dp) {
+  const int R = in.ranks, D = std::max(1, dp.degree);
+  if (g.ranks() != R) throw std::invalid_argument("finish_step: the graph must hold one EP group");
+  const StepOpCosts costs(in.costs.model());
+  const Architecture& a = in.arch;
+  // Gradient-ready points of one replica in backward order: the op on each rank after which the gradients of
+  // `dense` (replicated on every rank) and expert[r] (rank r's routed experts) parameters exist.
+  struct Ready {
+    std::vector<OpId> op;
+    double dense = 0;
+    std::vector<double> expert;
+  };
+  std::vector<Ready> points;
+  const bool training = in.mode == Mode::training;
+  if (training) {
+    auto point = [&](double dense) {
+      Ready p;
+      p.op.assign(static_cast<std::size_t>(R), kNoOp);
+      p.dense = dense;
+      p.expert.assign(static_cast<std::size_t>(R), 0.0);
+      return p;
+    };
+    Ready head = point(static_cast<double>(a.vocab_size) * a.hidden + a.hidden);  // LM head + final norm
+    std::map<int, Ready> blocks;
+    for (int l : in.layers) {
+      Ready p = point(costs.block_params(l));
+      if (a.is_moe_layer(l))
+        for (int r = 0; r < R; ++r)
+          p.expert[static_cast<std::size_t>(r)] = costs.expert_params(in.placement.experts_of_rank(r), in.etp);
+      blocks.emplace(l, std::move(p));
+    }
+    Ready embed = point(static_cast<double>(a.vocab_size) * a.hidden);
+    for (const Op& op : g.ops()) {
+      if (op.phase != Phase::backward || op.kind != OpKind::compute) continue;
+      const auto r = static_cast<std::size_t>(op.rank);
+      if (op.layer >= 0) {
+        if (auto it = blocks.find(op.layer); it != blocks.end()) it->second.op[r] = op.id;  // the block's last
+      } else if (op.cls == OpClass::norm) {
+        head.op[r] = op.id;  // the final norm's backward follows the LM head's
+      } else if (op.cls == OpClass::embedding) {
+        embed.op[r] = op.id;
+      }
+    }
+    points.push_back(std::move(head));
+    for (auto it = in.layers.rbegin(); it != in.layers.rend(); ++it) points.push_back(std::move(blocks.at(*it)));
+    if (a.vocab_size > 0) points.push_back(std::move(embed));
+  }
+  const auto n_ops = static_cast<OpId>(g.ops().size());
+  OpGraph out = D > 1 ? g.replicate(D) : std::move(g);
+  if (!training) return out;
+
+  const int N = D * R;
+  std::vector<int> all(static_cast<std::size_t>(N));
+  for (int r = 0; r < N; ++r) all[static_cast<std::size_t>(r)] = r;
+  // ready op of every graph rank at point p (replica d's copy of rank r's op is shifted by d x n_ops).
+  auto ready_of = [&](const Ready& p) {
+    std::vector<OpId> ready(static_cast<std::size_t>(N), kNoOp);
+    for (int d = 0; d < D; ++d)
+      for (int r = 0; r < R; ++r) {
+        const OpId id = p.op[static_cast<std::size_t>(r)];
+        ready[static_cast<std::size_t>(d * R + r)] = id == kNoOp ? kNoOp : id + static_cast<OpId>(d) * n_ops;
+      }
+    return ready;
+  };
+  std::vector<OpId> last(static_cast<std::size_t>(N), kNoOp);  // each rank's last dp-stream op
+  auto keep_last = [&](const std::vector<OpId>& ids) {
+    for (std::size_t r = 0; r < ids.size(); ++r)
+      if (ids[r] != kNoOp) last[r] = ids[r];
+  };
+  double dense_acc = 0;
+  std::vector<double> expert_acc(static_cast<std::size_t>(R), 0.0);
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const Ready& p = points[i];
+    const bool final_point = i + 1 == points.size();
+    const std::vector<OpId> ready = ready_of(p);
+    dense_acc += p.dense * kGradBytesPerParam;
+    if (N > 1 && (dense_acc >= dp.bucket_bytes || final_point) && dense_acc > 0) {
+      keep_last(ring_all_reduce(out, all, dense_acc, ready));
+      dense_acc = 0;
+    }
+    if (D < 2) continue;
+    for (int r = 0; r < R; ++r) {
+      double& acc = expert_acc[static_cast<std::size_t>(r)];
+      acc += p.expert[static_cast<std::size_t>(r)] * kGradBytesPerParam;
+      if ((acc >= dp.bucket_bytes || final_point) && acc > 0) {
+        std::vector<int> group;
+        for (int d = 0; d < D; ++d) group.push_back(d * R + r);
+        keep_last(ring_all_reduce(out, group, acc, ready));
+        acc = 0;
+      }
+    }
+  }
+  // The optimizer step of every rank over all it holds, after its last bucket.
+  double dense_params = costs.outer_params();
+  for (int l : in.layers) dense_params += costs.block_params(l);
+  int moe_layers = 0;
+  for (int l : in.layers) moe_layers += a.is_moe_layer(l) ? 1 : 0;
+  for (int rank = 0; rank < N; ++rank) {
+    const double params =
+        dense_params + moe_layers * costs.expert_params(in.placement.experts_of_rank(rank % R), in.etp);
+    const KernelCost k = costs.adam(params);
+    std::vector<OpId> deps;
+    if (last[static_cast<std::size_t>(rank)] != kNoOp) deps.push_back(last[static_cast<std::size_t>(rank)]);
+    out.add_compute(rank, Stream::compute, OpClass::optimizer, Phase::backward, -1, k.seconds, k.prov, std::move(deps));
+  }
+  return out;
 }
 
 }  // namespace moesim::models

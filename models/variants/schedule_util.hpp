@@ -6,6 +6,7 @@
 #include <map>
 #include <vector>
 
+#include "models/step_ops.hpp"
 #include "models/variants/variant.hpp"
 
 namespace moesim::models {
@@ -19,8 +20,23 @@ class LayerEmitter {
   // op carries no chunk whatever `chunk` says).
   using Ids = std::vector<OpId>;
   using Deps = std::vector<std::vector<OpId>>;
+  // With in.full_step, attention and dense_mlp are whole sublayers: norm, the op, residual add (backward:
+  // residual, op, norm); deps go to the first op and the ids returned are the last op's.
   Ids attention(int layer, Phase ph, const Deps& deps = {});
   Ids dense_mlp(int layer, Phase ph, const Deps& deps = {});
+  // A block's RMSNorm / residual add (OpClass::norm / residual; models/step_ops.hpp) on the rank's tokens;
+  // nothing (empty ids) unless in.full_step. Schedules call them around a MoE block's MLP side.
+  Ids norm(int layer, Phase ph, const Deps& deps = {});
+  Ids residual(int layer, Phase ph, const Deps& deps = {});
+  // The ops around the blocks, with in.full_step (nothing otherwise), on the compute stream (layer -1):
+  //   step_begin: embedding lookup (before the first block's forward);
+  //   step_turn:  final norm, LM head (lm_head_rows), then in training the loss and the LM head and final
+  //               norm backward (between the last forward and the first backward block);
+  //   step_end:   training: embedding backward (after the last backward block).
+  // The embedding, LM head and loss are left out when the model has no vocab_size.
+  void step_begin();
+  void step_turn();
+  void step_end();
   Ids gate_permute(int layer, Phase ph, const Deps& deps = {}, int chunk = -1, int parts = 1);
   Ids experts(int layer, Phase ph, const Deps& deps = {}, int chunk = -1, int parts = 1);
   Ids unpermute(int layer, Phase ph, const Deps& deps = {}, int chunk = -1, int parts = 1);
@@ -57,8 +73,9 @@ class LayerEmitter {
   double factor(Phase ph) const;
 
  private:
+  // `f` scales the cost (negative: factor(ph)).
   Ids emit(int layer, Phase ph, OpClass cls, const Deps& deps, int chunk,
-           const std::function<KernelCost(int rank)>& cost);
+           const std::function<KernelCost(int rank)>& cost, double f = -1.0);
   // Tokens per local expert of every rank in a layer: computed once per layer, reused by every chunk and by
   // the backward pass.
   const std::vector<int64_t>& expert_tokens_of(int layer, int rank);
@@ -68,6 +85,7 @@ class LayerEmitter {
   const std::vector<int>& experts_of(int layer, int rank) const;
   OpGraph& g_;
   const StepInput& in_;
+  StepOpCosts step_ops_;
   std::function<DType(int, int)> precision_;
   std::function<KernelCost(int, int)> expert_cost_;
   std::function<const std::vector<int64_t>*(int)> pairs_;
@@ -90,8 +108,35 @@ KernelCost shared_expert_cost(const StepInput& in, int64_t tokens);
 // reverse layer order: the dense MLP or moe(em, layer, Phase::backward), then attention.
 using MoeBlock = std::function<void(LayerEmitter& em, int layer, Phase ph)>;
 // `setup` (optional) prepares the emitter first (e.g. set_precision).
+// With in.full_step the step is framed by LayerEmitter::step_begin / step_turn / step_end, and each MoE block's
+// MLP side by norm / residual.
 OpGraph build_layered(const StepInput& in, const MoeBlock& moe,
                       const std::function<void(LayerEmitter&)>& setup = {});
+
+// Data-parallel settings of a training step (parallelism.dp, dp_bucket).
+struct DataParallel {
+  int degree = 1;             // replicas of the EP group (parallelism.dp)
+  double bucket_bytes = 0;    // gradient bucket (bytes); see finish_step
+};
+
+// Completes a full step graph built for one EP group (in.ranks ranks, in.full_step) for the whole cluster:
+//  - dp.degree > 1: the graph is replicated (OpGraph::replicate): replica d's rank r is rank d * in.ranks + r.
+//    Every replica runs the same routing plan (this group's).
+//  - training: the gradient all-reduce and the optimizer step. Gradients become ready, in backward order, at
+//    the LM head's backward (LM head and final norm), at the end of each block's backward on a rank (the block's
+//    dense weights and the rank's routed experts) and at the embedding's backward. They fill buckets of
+//    dp.bucket_bytes (bf16 gradients, kGradBytesPerParam); a bucket closes at the first ready point where it
+//    reaches the size (one block's gradients are not split), the last one at the end of the backward pass.
+//    Each bucket is a ring all-reduce on the rank's dp stream, overlapping the rest of the backward pass:
+//    the dense (non-expert) weights are replicated on every rank (each EP rank runs attention on its own
+//    tokens), so their buckets reduce over all dp x in.ranks ranks; a routed expert's weights are replicated
+//    only across the DP group (the same EP rank in every replica: ranks r, r + in.ranks, ...), so with
+//    dp.degree > 1 their buckets reduce over each DP group. A ring all-reduce of S bytes over N members is
+//    given as a reduce-scatter then an all-gather in which each member sends (N - 1) / N x S to the next member
+//    of the ring (rank order): 2 (N - 1) / N x S / B on links of bandwidth B, the ring's bandwidth term (its
+//    2 (N - 1) per-hop latencies are one route latency per half here). Then each rank's optimizer step (Adam,
+//    StepOpCosts::adam over every parameter it holds) runs once its last bucket is reduced.
+OpGraph finish_step(OpGraph g, const StepInput& in, const DataParallel& dp);
 
 // The sequential EP step of topk, shared_expert, eplb and dualsparse (topk.cpp): gate, permute, dispatch,
 // experts, combine, unpermute [, shared expert] on one stream. force_shared: a shared expert in every MoE layer

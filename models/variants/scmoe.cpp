@@ -133,6 +133,7 @@ std::vector<Unit> plan_units(const VariantSpec& spec, const StepInput& in) {
 class UnitEmitter {
  public:
   UnitEmitter(OpGraph& g, const StepInput& in, int parts) : em_(g, in), r_(parts) {}
+  LayerEmitter& emitter() { return em_; }
 
   void forward(const Unit& u) {
     const int n = static_cast<int>(u.backbone.size());
@@ -179,7 +180,13 @@ class UnitEmitter {
     switch (b.kind) {
       case BackboneKind::attention: em_.attention(b.layer, ph); break;
       case BackboneKind::dense_mlp: em_.dense_mlp(b.layer, ph); break;
-      case BackboneKind::shared_expert: em_.shared_expert(b.layer, ph); break;
+      case BackboneKind::shared_expert:
+        // The MoE block's MLP side with in.full_step: its norm before the shared expert, its residual add after
+        // (the routed experts read an earlier representation, so the norm does not hold up their gate).
+        ph == Phase::forward ? em_.norm(b.layer, ph) : em_.residual(b.layer, ph);
+        em_.shared_expert(b.layer, ph);
+        ph == Phase::forward ? em_.residual(b.layer, ph) : em_.norm(b.layer, ph);
+        break;
     }
   }
   LayerEmitter em_;
@@ -192,9 +199,12 @@ OpGraph build_scmoe_chunked(const VariantSpec& spec, const StepInput& in, int pa
   OpGraph g(in.ranks);
   UnitEmitter ue(g, in, std::max(1, parts));
   const std::vector<Unit> units = plan_units(spec, in);
+  ue.emitter().step_begin();
   for (const Unit& u : units) ue.forward(u);
+  ue.emitter().step_turn();
   if (in.mode == Mode::training)
     for (auto it = units.rbegin(); it != units.rend(); ++it) ue.backward(*it);
+  ue.emitter().step_end();
   return g;
 }
 

@@ -18,6 +18,8 @@ class StepCosts {
 
   const CostModel& model() const { return cost_; }
   double backward_factor() const { return backward_factor_; }
+  bool decode() const { return decode_; }
+  int64_t context_tokens() const { return context_; }
 
   KernelCost attention(int64_t tokens) const;
   KernelCost gate(int64_t tokens) const { return cost_.router(tokens); }

@@ -74,6 +74,11 @@ struct StepInput {
   // Expert tensor-parallel degree (parallelism.etp): ranks form groups of etp consecutive ranks, and every
   // expert is held by all ranks of one group (the placement lists it on each). 1 = plain EP.
   int etp = 1;
+  // Whether the graph is the whole step (the runner sets it): LayerEmitter then adds each block's norms and
+  // residual adds, and build_layered / the scmoe builder the embedding, final norm, LM head and loss around
+  // the blocks (models/step_ops.hpp). Off: the blocks' attention / MLP / MoE ops only (schedule unit tests
+  // that check a schedule's own timeline).
+  bool full_step = false;
 };
 
 // What a schedule's option decoder may look at.

@@ -290,7 +290,7 @@ TEST_CASE("sweep csv: header with units, one row per point with the variant's fi
   const std::vector<std::string> lines = lines_of(moesim::reports::sweep_csv_report(with_sweeps()));
   REQUIRE(lines.size() == 6);
   CHECK(lines[0] ==
-        "sweep,key,value,variant,step_time_s,step_speedup_vs_baseline,moe_layer_time_s,"
+        "sweep,key,value,variant,step_time_s,speedup_vs_baseline,moe_layer_time_s,"
         "moe_layer_speedup_vs_baseline,drop_frac,half_frac,ideal_speedup");
   // ds T=0.05: step 1.6 ms, speed-up 2 / 1.6 = 1.25, MoE layer 0.4 ms, 1.125x, drop 0.1, half 0.2, ideal 1.25.
   CHECK(lines[1] == "ds,threshold,0.05,ds T=0.05,0.0016,1.25,0.0004,1.125,0.1,0.2,1.25");
@@ -317,7 +317,7 @@ TEST_CASE("console and html show a table per sweep; html a chart per sweep, a ma
   const auto lines = lines_of(text);
   auto at = std::find_if(lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("Sweep ds over", 0) == 0; });
   REQUIRE(std::distance(at, lines.end()) > 3);
-  CHECK(at[1] == "threshold  step time  step speedup  MoE layer  MoE speedup  dropped   half  ideal speedup");
+  CHECK(at[1] == "threshold  step time       speedup  MoE layer  MoE speedup  dropped   half  ideal speedup");
   CHECK(at[3] == "     0.05     1.6 ms        1.250x     400 us       1.125x    10.0%  20.0%         1.250x");
   CHECK(moesim::reports::console_report(sample()).find("Sweep") == std::string::npos);
 

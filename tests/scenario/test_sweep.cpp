@@ -123,7 +123,7 @@ TEST_CASE("a sweep point's result equals the same threshold alone, and every rep
   const std::vector<std::string> lines = split(csv, '\n');
   REQUIRE(lines.size() == 4);  // header, two rows, and the empty piece after the final newline
   CHECK(lines[0] ==
-        "sweep,key,value,variant,step_time_s,step_speedup_vs_baseline,moe_layer_time_s,"
+        "sweep,key,value,variant,step_time_s,speedup_vs_baseline,moe_layer_time_s,"
         "moe_layer_speedup_vs_baseline,drop_frac,half_frac,ideal_speedup");
   CHECK(lines[3].empty());
   for (std::size_t i = 1; i <= 2; ++i) {
