@@ -165,6 +165,21 @@ class Runner {
     auto gpu_route = [&](int s, int d) -> const std::vector<LinkUse>& {
       return platform_.route(static_cast<std::size_t>(rank_gpu_[s]), static_cast<std::size_t>(rank_gpu_[d]));
     };
+    // The rank pairs that get routes: those some collective can use. Every pair of a dense collective's
+    // members (the fast fidelity's reduction may move bytes to any of them) and every transfer of a sparse
+    // one; nothing else (a ring all-reduce over 2,048 ranks uses 2,048 pairs, not 4 M).
+    const std::size_t P = static_cast<std::size_t>(R) * R;
+    std::vector<char> usable(P, 0);
+    for (const Collective& col : graph_.collectives()) {
+      if (col.sparse()) {
+        for (const Transfer& t : col.transfers)
+          usable[static_cast<std::size_t>(col.members[t.src]) * R + static_cast<std::size_t>(col.members[t.dst])] = 1;
+        continue;
+      }
+      for (int32_t a : col.members)
+        for (int32_t b : col.members)
+          if (a != b) usable[static_cast<std::size_t>(a) * R + static_cast<std::size_t>(b)] = 1;
+    }
     struct Signature {
       uint64_t a = 0, b = 0, count = 0;
       bool operator<(const Signature& o) const { return std::tie(a, b, count) < std::tie(o.a, o.b, o.count); }
@@ -172,7 +187,7 @@ class Runner {
     std::vector<Signature> sig(2 * platform_.links.size());
     for (int s = 0; s < R; ++s)
       for (int d = 0; d < R; ++d) {
-        if (s == d) continue;
+        if (s == d || !usable[static_cast<std::size_t>(s) * R + static_cast<std::size_t>(d)]) continue;
         const uint64_t r = static_cast<uint64_t>(s) * R + d;
         uint64_t h1 = r * 0x9E3779B97F4A7C15ULL + 1, h2 = r * 0xC2B2AE3D27D4EB4FULL + 7;
         h1 = (h1 ^ (h1 >> 31)) * 0xBF58476D1CE4E5B9ULL;
@@ -204,11 +219,10 @@ class Runner {
         group_latency[rep[ch]] += platform_.links[ch / 2].latency_s;
       }
     // Each rank pair's route as its distinct representative channels, in route order (diagonal empty).
-    const std::size_t P = static_cast<std::size_t>(R) * R;
     std::vector<uint32_t> route_off(P + 1, 0), route_ch;
     for (std::size_t p = 0; p < P; ++p) {
       const int s = static_cast<int>(p / R), d = static_cast<int>(p % R);
-      if (s != d)
+      if (s != d && usable[p])
         for (const LinkUse& u : gpu_route(s, d)) {
           const auto c = static_cast<uint32_t>(rep[channel(u)]);
           if (std::find(route_ch.begin() + route_off[p], route_ch.end(), c) == route_ch.end()) route_ch.push_back(c);
@@ -231,26 +245,54 @@ class Runner {
     std::vector<char> needed(P, 0);
     const auto& colls = graph_.collectives();
     if (opt_.fidelity == Fidelity::exact) {
-      for (const Collective& col : colls) {
-        const auto M = static_cast<std::size_t>(col.size());
-        for (std::size_t p = 0; p < M * M; ++p)
-          if (col.bytes[p] > 0 && p / M != p % M)
-            needed[static_cast<std::size_t>(col.members[p / M]) * R + static_cast<std::size_t>(col.members[p % M])] = 1;
-      }
+      for (const Collective& col : colls)
+        col.for_each_transfer([&](int i, int j, double) {
+          needed[static_cast<std::size_t>(col.members[static_cast<std::size_t>(i)]) * R +
+                 static_cast<std::size_t>(col.members[static_cast<std::size_t>(j)])] = 1;
+        });
     } else {
       std::vector<int> rank_node(static_cast<std::size_t>(R));
       for (int r = 0; r < R; ++r) rank_node[static_cast<std::size_t>(r)] = platform_.gpu_node[rank_gpu_[r]];
       reduced_.resize(colls.size());
+      struct GroupRoutes {
+        std::vector<int> node;
+        RankRoutes routes;
+      };
+      std::map<std::vector<int32_t>, GroupRoutes> group_routes;
       for (std::size_t c = 0; c < colls.size(); ++c) {
         const Collective& col = colls[c];
-        if (col.size() == R) {
+        if (col.size() == R && !col.sparse()) {
           reduced_[c] = reduce_all_to_all(col.bytes, rank_node, routes);
+        } else if (col.kind == OpKind::all_to_all && !col.sparse() && col.size() > 2) {
+          // An EP group's all-to-all among several groups (parallelism.dp): the same reduction over the
+          // group's own ranks (their routes and nodes, built once per distinct group), mapped back.
+          auto [it, fresh] = group_routes.try_emplace(col.members);
+          if (fresh) {
+            const auto M = static_cast<std::size_t>(col.size());
+            it->second.node.resize(M);
+            RankRoutes& lr = it->second.routes;
+            lr.ranks = col.size();
+            lr.channel_latency_s = routes.channel_latency_s;
+            lr.off.assign(M * M + 1, 0);
+            for (std::size_t i = 0; i < M; ++i) {
+              it->second.node[i] = rank_node[static_cast<std::size_t>(col.members[i])];
+              for (std::size_t j = 0; j < M; ++j) {
+                lr.ch.insert(lr.ch.end(), routes.begin(col.members[i], col.members[j]),
+                             routes.end(col.members[i], col.members[j]));
+                lr.off[i * M + j + 1] = static_cast<uint32_t>(lr.ch.size());
+              }
+            }
+          }
+          reduced_[c] = reduce_all_to_all(col.bytes, it->second.node, it->second.routes);
+          for (PairBytes& x : reduced_[c]) {
+            x.src = col.members[static_cast<std::size_t>(x.src)];
+            x.dst = col.members[static_cast<std::size_t>(x.dst)];
+          }
         } else {
-          // A group collective (a few ranks): its pairs as they are, in graph ranks.
-          const auto M = static_cast<std::size_t>(col.size());
-          for (std::size_t p = 0; p < M * M; ++p)
-            if (col.bytes[p] > 0 && p / M != p % M)
-              reduced_[c].push_back({col.members[p / M], col.members[p % M], col.bytes[p]});
+          // A group or sparse collective: its pairs as they are, in graph ranks.
+          col.for_each_transfer([&](int i, int j, double b) {
+            reduced_[c].push_back({col.members[static_cast<std::size_t>(i)], col.members[static_cast<std::size_t>(j)], b});
+          });
         }
         for (const PairBytes& x : reduced_[c]) needed[static_cast<std::size_t>(x.src) * R + x.dst] = 1;
         trace_.ptask_pairs += reduced_[c].size();
@@ -308,16 +350,28 @@ class Runner {
     for (std::size_t c = 0; c < colls.size(); ++c) coll_rank_ready_[c].assign(colls[c].members.size(), 0);
     if (opt_.fidelity != Fidelity::exact) return;
     flows_left_.resize(colls.size());
+    inbound_.resize(colls.size());
+    ring_degree_.resize(colls.size());
+    ring_flows_left_.assign(colls.size(), 0);
     for (std::size_t c = 0; c < colls.size(); ++c) {
       const Collective& col = colls[c];
       const int M = col.size();
       flows_left_[c].assign(static_cast<std::size_t>(M), 0);
-      for (int s = 0; s < M; ++s)
-        for (int d = 0; d < M; ++d)
-          if (s != d && col.bytes[static_cast<std::size_t>(s) * M + d] > 0) {
-            ++flows_left_[c][s];
-            ++flows_left_[c][d];
-          }
+      col.for_each_transfer([&](int s, int d, double) {
+        ++flows_left_[c][static_cast<std::size_t>(s)];
+        ++flows_left_[c][static_cast<std::size_t>(d)];
+      });
+      // Sparse: the transfers into each member, so a member that becomes ready finds its peers in O(degree).
+      if (col.sparse()) {
+        ring_degree_[c] = flows_left_[c];
+        ring_flows_left_[c] = col.transfers.size();
+        std::vector<uint32_t>& in = inbound_[c];
+        in.resize(col.transfers.size());
+        for (uint32_t t = 0; t < in.size(); ++t) in[t] = t;
+        std::sort(in.begin(), in.end(), [&](uint32_t a, uint32_t b) {
+          return std::tie(col.transfers[a].dst, col.transfers[a].src) < std::tie(col.transfers[b].dst, col.transfers[b].src);
+        });
+      }
     }
   }
 
@@ -363,10 +417,21 @@ class Runner {
     ++coll_ready_count_[c];
     if (opt_.fidelity == Fidelity::exact) {
       // Start every flow whose other end is ready too (NCCL send/recv pairs need both sides posted).
-      for (int q = 0; q < col.size(); ++q) {
-        if (q == r || !coll_rank_ready_[c][q]) continue;
-        start_flow(c, r, q);
-        start_flow(c, q, r);
+      if (col.sparse()) {
+        const auto& tr = col.transfers;
+        auto out = std::lower_bound(tr.begin(), tr.end(), r, [](const Transfer& t, int v) { return t.src < v; });
+        for (; out != tr.end() && out->src == r; ++out)
+          if (coll_rank_ready_[c][static_cast<std::size_t>(out->dst)]) start_flow(c, r, out->dst);
+        const std::vector<uint32_t>& in = inbound_[c];
+        auto it = std::lower_bound(in.begin(), in.end(), r, [&](uint32_t t, int v) { return tr[t].dst < v; });
+        for (; it != in.end() && tr[*it].dst == r; ++it)
+          if (coll_rank_ready_[c][static_cast<std::size_t>(tr[*it].src)]) start_flow(c, tr[*it].src, r);
+      } else {
+        for (int q = 0; q < col.size(); ++q) {
+          if (q == r || !coll_rank_ready_[c][q]) continue;
+          start_flow(c, r, q);
+          start_flow(c, q, r);
+        }
       }
       if (flows_left_[c][r] == 0) finish_op(id, now);
     } else if (coll_ready_count_[c] == col.size()) {
@@ -377,8 +442,7 @@ class Runner {
   // s, d: member indices of collective c.
   void start_flow(int c, int s, int d) {
     const Collective& col = graph_.collectives()[c];
-    const int M = col.size();
-    const double bytes = col.bytes[static_cast<std::size_t>(s) * M + d];
+    const double bytes = col.bytes_between(s, d);
     if (bytes <= 0) return;  // a 0-byte transfer never starts in SimGrid (DESIGN rule 4): skip it
     auto comm = sg4::Comm::sendto_init(hosts_[rank_gpu_[col.members[s]]], hosts_[rank_gpu_[col.members[d]]]);
     comm->set_payload_size(static_cast<uint64_t>(bytes + 0.5));
@@ -451,6 +515,15 @@ class Runner {
         const std::size_t R = static_cast<std::size_t>(graph_.ranks());
         const std::size_t c = value / (R * R);
         const int s = static_cast<int>((value / R) % R), d = static_cast<int>(value % R);
+        if (colls[c].sparse()) {
+          // A ring: every member's op ends with the collective's last transfer (see Collective).
+          --flows_left_[c][s];
+          --flows_left_[c][d];
+          if (--ring_flows_left_[c] == 0)
+            for (std::size_t i = 0; i < colls[c].ops.size(); ++i)
+              if (ring_degree_[c][i] > 0) finish_op(colls[c].ops[i], now);
+          break;
+        }
         for (int r : {s, d})
           if (--flows_left_[c][r] == 0 && coll_rank_ready_[c][r]) finish_op(colls[c].ops[r], now);
         break;
@@ -490,6 +563,9 @@ class Runner {
   std::vector<int> coll_ready_count_;
   std::vector<int> comm_active_;  // per rank: comm-stream all-to-alls in flight
   std::vector<std::vector<char>> coll_rank_ready_;
+  std::vector<std::vector<uint32_t>> inbound_;  // exact, sparse collectives: transfer indices by (dst, src)
+  std::vector<std::vector<int>> ring_degree_;    // exact, sparse: per member, its transfers (sent + received)
+  std::vector<std::size_t> ring_flows_left_;     // exact, sparse: transfers not yet ended
   std::vector<std::vector<int>> flows_left_;  // exact: per collective and rank, flows not yet ended
   std::vector<std::vector<PairBytes>> reduced_;  // fast: per collective, the pairs of its ptask
 };

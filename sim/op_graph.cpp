@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fmt/format.h>
 #include <stdexcept>
+#include <tuple>
 
 namespace moesim {
 
@@ -198,22 +199,58 @@ std::vector<OpId> OpGraph::add_all_to_all(Stream stream, OpClass cls, Phase phas
                         deps_per_rank, chunk);
 }
 
+namespace {
+void check_members(const std::vector<int>& members, int ranks) {
+  if (members.empty()) throw std::invalid_argument("collective without members");
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    if (members[i] < 0 || members[i] >= ranks) throw std::out_of_range("collective member out of range");
+    if (i > 0 && members[i] <= members[i - 1]) throw std::invalid_argument("collective members must ascend");
+  }
+}
+}  // namespace
+
 std::vector<OpId> OpGraph::add_collective(OpKind kind, std::vector<int> members, Stream stream, OpClass cls,
                                           Phase phase, int layer, std::vector<double> bytes,
                                           const std::vector<std::vector<OpId>>& deps_per_rank, int chunk) {
   if (kind == OpKind::compute) throw std::invalid_argument("add_collective: a compute op is not a collective");
+  check_members(members, ranks_);
   const std::size_t M = members.size();
-  if (M == 0) throw std::invalid_argument("collective without members");
   if (bytes.size() != M * M) throw std::invalid_argument("collective byte matrix must be members x members");
-  for (std::size_t i = 0; i < M; ++i) {
-    if (members[i] < 0 || members[i] >= ranks_) throw std::out_of_range("collective member out of range");
-    if (i > 0 && members[i] <= members[i - 1]) throw std::invalid_argument("collective members must ascend");
-  }
   for (double b : bytes)
     if (!(b >= 0.0)) throw std::invalid_argument("collective bytes must be >= 0");
   Collective c;
   c.kind = kind;
   c.bytes = std::move(bytes);
+  return push_collective(std::move(c), members, stream, cls, phase, layer, deps_per_rank, chunk);
+}
+
+std::vector<OpId> OpGraph::add_collective(OpKind kind, std::vector<int> members, Stream stream, OpClass cls,
+                                          Phase phase, int layer, std::vector<Transfer> transfers,
+                                          const std::vector<std::vector<OpId>>& deps_per_rank, int chunk) {
+  if (kind == OpKind::compute) throw std::invalid_argument("add_collective: a compute op is not a collective");
+  check_members(members, ranks_);
+  const auto M = static_cast<int32_t>(members.size());
+  std::erase_if(transfers, [](const Transfer& t) { return t.bytes == 0.0; });
+  for (const Transfer& t : transfers) {
+    if (t.src < 0 || t.src >= M || t.dst < 0 || t.dst >= M || t.src == t.dst)
+      throw std::invalid_argument("collective transfer between member indices out of range or to itself");
+    if (!(t.bytes >= 0.0)) throw std::invalid_argument("collective bytes must be >= 0");
+  }
+  std::sort(transfers.begin(), transfers.end(),
+            [](const Transfer& a, const Transfer& b) { return std::tie(a.src, a.dst) < std::tie(b.src, b.dst); });
+  for (std::size_t i = 1; i < transfers.size(); ++i)
+    if (transfers[i].src == transfers[i - 1].src && transfers[i].dst == transfers[i - 1].dst)
+      throw std::invalid_argument("collective transfer listed twice");
+  Collective c;
+  c.kind = kind;
+  c.transfers = std::move(transfers);
+  return push_collective(std::move(c), members, stream, cls, phase, layer, deps_per_rank, chunk);
+}
+
+std::vector<OpId> OpGraph::push_collective(Collective c, const std::vector<int>& members, Stream stream, OpClass cls,
+                                           Phase phase, int layer, const std::vector<std::vector<OpId>>& deps_per_rank,
+                                           int chunk) {
+  const OpKind kind = c.kind;
   std::vector<OpId> by_rank(static_cast<std::size_t>(ranks_), kNoOp);
   const int32_t cid = static_cast<int32_t>(collectives_.size());
   for (int r : members) {
@@ -235,6 +272,16 @@ std::vector<OpId> OpGraph::add_collective(OpKind kind, std::vector<int> members,
   c.members.assign(members.begin(), members.end());
   collectives_.push_back(std::move(c));
   return by_rank;
+}
+
+double Collective::bytes_between(int i, int j) const {
+  if (i == j) return 0.0;
+  if (!sparse()) return bytes[static_cast<std::size_t>(i) * members.size() + static_cast<std::size_t>(j)];
+  const auto it = std::lower_bound(transfers.begin(), transfers.end(), std::pair<int, int>(i, j),
+                                   [](const Transfer& t, const std::pair<int, int>& k) {
+                                     return std::tie(t.src, t.dst) < std::tie(k.first, k.second);
+                                   });
+  return it != transfers.end() && it->src == i && it->dst == j ? it->bytes : 0.0;
 }
 
 int Collective::member_index(int rank) const {

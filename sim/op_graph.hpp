@@ -74,15 +74,43 @@ struct Op {
 
 inline constexpr OpId kNoOp = UINT32_MAX;
 
+// One transfer of a sparse collective: member index src sends `bytes` to member index dst.
+struct Transfer {
+  int32_t src = 0, dst = 0;
+  double bytes = 0.0;
+};
+
+// A collective's bytes are either dense (M x M, for all-to-alls and group collectives, where most pairs carry
+// bytes) or sparse (`transfers`, for collectives whose pairs are O(M): a ring all-reduce over thousands of
+// ranks would otherwise hold M^2 doubles, 32 MB per gradient bucket at 2,048 ranks). A sparse collective is
+// a ring: data passes through every member, so every member's op ends with its last transfer, in both
+// fidelities (exact: when the last flow ends; fast: the one parallel task), as a NCCL ring's ranks do. A
+// dense one lets each member finish with its own flows (exact).
 struct Collective {
   OpKind kind = OpKind::all_to_all;
   std::vector<int32_t> members;  // participating ranks, ascending (every rank of the graph for an all-to-all)
-  std::vector<double> bytes;     // M x M over members (M = members.size()), row-major: bytes[i * M + j] from
-                                 // members[i] to members[j]; diagonal ignored
+  std::vector<double> bytes;     // dense: M x M over members (M = members.size()), row-major: bytes[i * M + j]
+                                 // from members[i] to members[j]; diagonal ignored. Empty when sparse.
+  std::vector<Transfer> transfers;  // sparse: positive transfers, i != j, sorted by (src, dst), unique
   std::vector<OpId> ops;         // ops[i] = the op of members[i]
   int size() const { return static_cast<int>(members.size()); }
+  bool sparse() const { return bytes.empty(); }
   // Index of `rank` among the members, -1 when it is not one.
   int member_index(int rank) const;
+  // Bytes from member i to member j (0 on the diagonal and for pairs without a transfer).
+  double bytes_between(int i, int j) const;
+  // Calls f(i, j, bytes) for every pair of distinct members with bytes > 0, in (i, j) order.
+  template <class F>
+  void for_each_transfer(F&& f) const {
+    if (sparse()) {
+      for (const Transfer& t : transfers) f(static_cast<int>(t.src), static_cast<int>(t.dst), t.bytes);
+      return;
+    }
+    const auto M = static_cast<std::size_t>(members.size());
+    for (std::size_t i = 0; i < M; ++i)
+      for (std::size_t j = 0; j < M; ++j)
+        if (i != j && bytes[i * M + j] > 0) f(static_cast<int>(i), static_cast<int>(j), bytes[i * M + j]);
+  }
 };
 
 class OpGraph {
@@ -111,6 +139,12 @@ class OpGraph {
   // kNoOp for non-members).
   std::vector<OpId> add_collective(OpKind kind, std::vector<int> members, Stream stream, OpClass cls, Phase phase,
                                    int layer, std::vector<double> bytes,
+                                   const std::vector<std::vector<OpId>>& deps_per_rank, int chunk = -1);
+
+  // The same with sparse bytes: `transfers` over member indices (each 0 <= src, dst < M, src != dst, bytes >= 0;
+  // zero transfers are dropped; sorted and checked for duplicates here).
+  std::vector<OpId> add_collective(OpKind kind, std::vector<int> members, Stream stream, OpClass cls, Phase phase,
+                                   int layer, std::vector<Transfer> transfers,
                                    const std::vector<std::vector<OpId>>& deps_per_rank, int chunk = -1);
 
   // Appends the ops and collectives of `next` (built for the same ranks) as workload step `step`: ids and
@@ -147,6 +181,10 @@ class OpGraph {
 
  private:
   OpId push(Op op);
+  // One op per member for collective `c` (bytes already checked), recorded as the next collective.
+  std::vector<OpId> push_collective(Collective c, const std::vector<int>& members, Stream stream, OpClass cls,
+                                    Phase phase, int layer, const std::vector<std::vector<OpId>>& deps_per_rank,
+                                    int chunk);
   int ranks_;
   std::vector<Op> ops_;
   std::vector<Collective> collectives_;

@@ -272,15 +272,18 @@ std::vector<OpId> ring_all_reduce(OpGraph& g, const std::vector<int>& members, d
                                   const std::vector<OpId>& ready) {
   const std::size_t n = members.size();
   if (n < 2 || bytes <= 0) return {};
-  std::vector<double> matrix(n * n, 0.0);
-  for (std::size_t i = 0; i < n; ++i) matrix[i * n + (i + 1) % n] = static_cast<double>(n - 1) / n * bytes;
+  // Sparse: n transfers, not an n x n matrix (a bucket over 2,048 ranks would hold 32 MB of zeros).
+  std::vector<Transfer> ring;
+  ring.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    ring.push_back({static_cast<int32_t>(i), static_cast<int32_t>((i + 1) % n), static_cast<double>(n - 1) / n * bytes});
   std::vector<std::vector<OpId>> deps(static_cast<std::size_t>(g.ranks()));
   for (int r : members)
     if (ready[static_cast<std::size_t>(r)] != kNoOp) deps[static_cast<std::size_t>(r)].push_back(ready[static_cast<std::size_t>(r)]);
-  g.add_collective(OpKind::reduce_scatter, members, Stream::dp, OpClass::dp_all_reduce, Phase::backward, -1, matrix,
+  g.add_collective(OpKind::reduce_scatter, members, Stream::dp, OpClass::dp_all_reduce, Phase::backward, -1, ring,
                    deps);
   return g.add_collective(OpKind::all_gather, members, Stream::dp, OpClass::dp_all_reduce, Phase::backward, -1,
-                          std::move(matrix), {});
+                          std::move(ring), {});
 }
 
 }  // namespace

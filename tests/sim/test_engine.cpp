@@ -223,3 +223,124 @@ TEST_CASE("add_collective checks its members and bytes", "[engine]") {
   CHECK(g.op(ids[3]).kind == OpKind::reduce_scatter);
   CHECK(g.op(ids[3]).layer == 2);
 }
+
+TEST_CASE("a sparse collective (a ring) runs as its dense matrix would, in both fidelities", "[engine]") {
+  // 7 GPUs on one switch (B = 100 GB/s per direction, 1 us per link); members {0, 2, 3, 5, 6} (member index
+  // i = 0..4) each send S = 50 MB to member i + 1 (mod 5): every up-link and every down-link carries one
+  // transfer, so each ends at 2 us + S / B = 502 us; rank 1 and rank 4 (not members) get no op.
+  const int n = 7;
+  const double B = 100e9, lat = 1e-6, S = 50e6;
+  const double expected = 2 * lat + S / B;
+  const std::vector<int> members = {0, 2, 3, 5, 6};
+  for (Fidelity f : {Fidelity::exact, Fidelity::fast})
+    for (bool sparse : {true, false}) {
+      const double err = testing::run_in_child([&] {
+        PlatformSpec p = star(n, B, lat);
+        OpGraph g(n);
+        std::vector<OpId> ops;
+        if (sparse) {
+          std::vector<Transfer> ring;
+          for (int i = 4; i >= 0; --i) ring.push_back({i, (i + 1) % 5, S});  // any order: sorted on insertion
+          ring.push_back({0, 2, 0.0});                                         // zero transfers are dropped
+          ops = g.add_collective(OpKind::all_gather, members, Stream::comm, OpClass::dp_all_reduce, Phase::backward,
+                                 -1, ring, {});
+          const Collective& c = g.collectives().at(0);
+          if (!c.sparse() || c.transfers.size() != 5 || c.bytes_between(4, 0) != S || c.bytes_between(0, 2) != 0.0 ||
+              c.bytes_between(1, 1) != 0.0)
+            return 1.0;
+        } else {
+          std::vector<double> m(25, 0.0);
+          for (int i = 0; i < 5; ++i) m[static_cast<std::size_t>(i * 5 + (i + 1) % 5)] = S;
+          ops = g.add_collective(OpKind::all_gather, members, Stream::comm, OpClass::dp_all_reduce, Phase::backward,
+                                 -1, m, {});
+        }
+        if (ops[1] != kNoOp || ops[4] != kNoOp) return 1.0;
+        EngineOptions opt;
+        opt.fidelity = f;
+        Trace t = run_engine(p, identity(n), g, opt);
+        double worst = 0;
+        for (int r : members) worst = std::max(worst, std::abs(t.end_s[ops[static_cast<std::size_t>(r)]] - expected) / expected);
+        return worst;
+      });
+      INFO((f == Fidelity::exact ? "exact" : "fast") << (sparse ? " sparse" : " dense"));
+      CHECK(err < 1e-9);
+    }
+}
+
+TEST_CASE("add_collective checks sparse transfers", "[engine]") {
+  OpGraph g(4);
+  auto add = [&](std::vector<Transfer> t) {
+    return g.add_collective(OpKind::all_gather, {0, 1, 3}, Stream::comm, OpClass::dp_all_reduce, Phase::backward, -1,
+                            std::move(t), {});
+  };
+  CHECK_THROWS_AS(add({{0, 0, 1.0}}), std::invalid_argument);                // to itself
+  CHECK_THROWS_AS(add({{0, 3, 1.0}}), std::invalid_argument);                // member index 3 of 3 members
+  CHECK_THROWS_AS(add({{0, 1, 1.0}, {0, 1, 2.0}}), std::invalid_argument);   // listed twice
+  CHECK_THROWS_AS(add({{0, 1, -1.0}}), std::invalid_argument);               // negative bytes
+  CHECK(g.collectives().empty());
+  add({{2, 0, 3.0}, {0, 2, 1.0}});
+  const Collective& c = g.collectives().at(0);
+  CHECK(c.transfers.front().src == 0);  // sorted by (src, dst)
+  CHECK(c.bytes_between(2, 0) == 3.0);
+  CHECK(c.bytes_between(0, 1) == 0.0);
+}
+
+TEST_CASE("fast: each EP group's all-to-all is reduced over its own ranks, with the same times", "[engine]") {
+  // 8 GPUs on one switch (B = 100 GB/s per direction, 1 us per link); two all-to-alls at once over the groups
+  // {0..3} and {4..7} (two DP replicas), every member sending S = 10 MB to each other member. Each rank sends
+  // 3 S over its up-link and receives 3 S over its down-link, the groups share no link: every op ends at
+  // 2 us + 3 S / B. Every route has the two-channel shape [up(s), down(d)], so inside the (single) node each
+  // group's 12 pairs become a north-west corner of at most 4 + 4 - 1 = 7 cells: fewer than the 24 pairs in.
+  const int n = 8;
+  const double B = 100e9, lat = 1e-6, S = 10e6;
+  const double expected = 2 * lat + 3 * S / B;
+  const double err = testing::run_in_child([&] {
+    PlatformSpec p = star(n, B, lat);
+    OpGraph one(4);
+    std::vector<double> m(16, S);
+    for (int i = 0; i < 4; ++i) m[static_cast<std::size_t>(i * 5)] = 0.0;
+    one.add_all_to_all(Stream::comm, OpClass::dispatch, Phase::forward, 0, m, {});
+    const OpGraph g = one.replicate(2);
+    if (g.collectives().size() != 2 || g.collectives()[1].members.front() != 4) return 1.0;
+    EngineOptions opt;
+    opt.fidelity = Fidelity::fast;
+    Trace t = run_engine(p, identity(n), g, opt);
+    double worst = 0;
+    for (OpId id = 0; id < g.ops().size(); ++id) worst = std::max(worst, std::abs(t.end_s[id] - expected) / expected);
+    return t.ptask_pairs <= 14 && t.ptask_pairs > 0 ? worst : 2.0;
+  });
+  CHECK(err < 1e-9);
+}
+
+TEST_CASE("exact: a ring's members all end with its slowest hop, a dense collective's members with their own flows",
+          "[engine]") {
+  // 4 GPUs on one switch, links of B = 100 GB/s except GPU 3's at B / 10, no latency. Transfers of S = 10 MB
+  // 0 -> 1 -> 2 -> 3 -> 0. Hops 2 -> 3 and 3 -> 0 cross GPU 3's slow link (one per direction): 10 S / B = 1 ms;
+  // the others S / B = 0.1 ms. As a ring (sparse) every member ends at 1 ms, rank 1 too (its data passes
+  // through rank 3 before the ring is done); as a dense matrix rank 1 ends with its own two flows at 0.1 ms.
+  const double B = 100e9, S = 10e6;
+  for (bool sparse : {true, false}) {
+    const double err = testing::run_in_child([&] {
+      PlatformSpec p = star(4, B, 0.0);
+      p.links[3].bandwidth_Bps = B / 10;
+      OpGraph g(4);
+      std::vector<OpId> ops;
+      if (sparse) {
+        ops = g.add_collective(OpKind::reduce_scatter, {0, 1, 2, 3}, Stream::dp, OpClass::dp_all_reduce,
+                               Phase::backward, -1, std::vector<Transfer>{{0, 1, S}, {1, 2, S}, {2, 3, S}, {3, 0, S}}, {});
+      } else {
+        std::vector<double> m(16, 0.0);
+        m[1] = m[6] = m[11] = m[12] = S;  // 0->1, 1->2, 2->3, 3->0
+        ops = g.add_collective(OpKind::reduce_scatter, {0, 1, 2, 3}, Stream::dp, OpClass::dp_all_reduce,
+                               Phase::backward, -1, m, {});
+      }
+      Trace t = run_engine(p, identity(4), g, {});
+      const double slow = 10 * S / B, fast = S / B;
+      double worst = std::abs(t.end_s[ops[1]] - (sparse ? slow : fast)) / fast;
+      for (int r : {0, 2, 3}) worst = std::max(worst, std::abs(t.end_s[ops[static_cast<std::size_t>(r)]] - slow) / slow);
+      return worst;
+    });
+    INFO((sparse ? "ring (sparse)" : "dense"));
+    CHECK(err < 1e-9);
+  }
+}
