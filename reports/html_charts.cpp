@@ -259,7 +259,8 @@ std::string layer_timeline(const VariantResult& v, int layer) {
     s += fmt::format("<rect class=\"gantt-op\" x=\"{:.2f}\" y=\"{:.1f}\" width=\"{:.2f}\" height=\"{:.1f}\" "
                      "fill=\"{}\" stroke=\"#fff\" stroke-width=\"0.5\"><title>rank {} {}{}: {} to {} ({})</title>"
                      "</rect>\n",
-                     x, lane_y.at({e->rank, e->stream}) + 1, w, kLaneH - 2, class_color(e->cls), e->rank, escape(e->cls),
+                     x, lane_y.at({e->rank, e->stream}) + 1, w, kLaneH - 2, class_color(e->cls), e->rank,
+                     escape(e->cls),
                      e->chunk >= 0 ? fmt::format(" chunk {}", e->chunk) : std::string(),
                      format_seconds(e->start_s - t0), format_seconds(e->end_s - t0),
                      format_seconds(e->end_s - e->start_s));

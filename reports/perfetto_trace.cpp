@@ -62,7 +62,6 @@ constexpr int64_t kMaxFlows = 200000;
 // Busiest ranks shown with byte counters (by bytes sent + received over the run, ties to the lower rank).
 constexpr std::size_t kCounterRanks = 4;
 
-
 }  // namespace
 
 std::string perfetto_trace(const RunResult& r) {
@@ -95,7 +94,11 @@ std::string perfetto_trace(const RunResult& r) {
                         {"ts", start_ns / 1e3},
                         {"dur", dur_ns / 1e3},
                         {"args",
-                         {{"class", e.cls}, {"layer", e.layer}, {"chunk", e.chunk}, {"phase", e.phase}, {"step", e.step}}}});
+                         {{"class", e.cls},
+                          {"layer", e.layer},
+                          {"chunk", e.chunk},
+                          {"phase", e.phase},
+                          {"step", e.step}}}});
     }
     // Flows: an arrow from each rank's dispatch op to every expert op it sends tokens to (the members of the
     // dispatch all-to-all that feeds the expert op and send a non-zero byte count to its rank). The arrow leaves
@@ -103,7 +106,8 @@ std::string perfetto_trace(const RunResult& r) {
     // ends bind to their enclosing slices and the flow never runs backwards in time.
     std::map<int, std::vector<uint32_t>> dispatch_of;  // collective -> its members' dispatch events
     for (uint32_t i = 0; i < v.events.size(); ++i)
-      if (v.events[i].cls == "dispatch" && v.events[i].collective >= 0) dispatch_of[v.events[i].collective].push_back(i);
+      if (v.events[i].cls == "dispatch" && v.events[i].collective >= 0)
+        dispatch_of[v.events[i].collective].push_back(i);
     for (uint32_t x = 0; x < v.events.size(); ++x) {
       const TraceEvent& e = v.events[x];
       if (e.cls != "expert") continue;

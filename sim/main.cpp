@@ -47,7 +47,8 @@ bool outputs_writable(const std::string& cmd, const std::vector<std::pair<const 
 }
 
 int cmd_run(const std::string& file, const std::string& json, const std::string& csv, const std::string& sweep_csv,
-            const std::string& trace, const std::string& html, int html_layer, const std::vector<std::string>& only, const std::string& fidelity, int jobs,
+            const std::string& trace, const std::string& html, int html_layer, const std::vector<std::string>& only,
+            const std::string& fidelity, int jobs,
             bool quiet, bool show_wall, bool force) {
   Scenario sc = load_scenario(file);
   if (const ResourceEstimate est = estimate_resources(sc); est.routing_draws > kMaxDrawsWithoutForce && !force) {

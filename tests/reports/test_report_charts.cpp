@@ -59,7 +59,7 @@ TEST_CASE("html charts: the timeline draws each forward op of the layer in step 
   CHECK(moesim::testing::svg_problems(l7).empty());
 }
 
-TEST_CASE("html charts: no timeline without events; nothing loaded from the network", "[reports][html]") {
+TEST_CASE("html charts: no timeline without events, and nothing loaded from the network", "[reports][html]") {
   moesim::RunResult r = fixture_result();
   for (auto& v : r.variants) v.events.clear();
   const std::string html = moesim::reports::html_report(r);

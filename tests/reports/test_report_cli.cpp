@@ -41,7 +41,7 @@ const std::string kToy = std::string(MOESIM_SOURCE_DIR) + "/tests/data/toy-2rank
 
 }  // namespace
 
-TEST_CASE("moesim run --html --trace: valid trace with flows; the timeline draws the layer's ops", "[reports][cli]") {
+TEST_CASE("moesim run --html --trace: a valid trace with flows, a timeline of the layer's ops", "[reports][cli]") {
   const fs::path dir = fs::temp_directory_path() / fmt::format("moesim_report_cli_{}", ::getpid());
   fs::create_directories(dir);
   const fs::path html = dir / "r.html", trace = dir / "r.trace.json";
