@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "reports/html_charts.hpp"
 #include "reports/reports.hpp"
 #include "sim/units.hpp"
 
@@ -304,9 +305,45 @@ std::string sweep_chart(const Sweep& sw) {
   return s + "</svg>\n";
 }
 
+// Issue 15 point 4: op time by class (stacked), tokens received per (MoE layer, rank), and a timeline of one
+// layer per variant (the layer asked for, or the first MoE layer; only when the run kept its events).
+std::string html_charts_section(const RunResult& r, int timeline_layer) {
+  std::string s;
+  if (std::string bars = html::op_class_chart(r); !bars.empty())
+    s += "<h2>Op time by class</h2>\n<p>Per variant, the time of each op class (mean over ranks, per step). Ops that "
+         "overlap (communication under computation) both count, so a bar can be longer than the step.</p>\n" +
+         bars;
+  std::string maps;
+  for (const auto& v : r.variants)
+    if (std::string m = html::tokens_heat_map(v); !m.empty()) maps += "<h3>" + esc(v.name) + "</h3>\n" + m;
+  if (!maps.empty())
+    s += "<h2>Tokens received per MoE layer and rank</h2>\n<p>Token-expert pairs each rank's experts compute "
+         "(forward, mean over steps), coloured by the ratio to the layer's mean: a red column is a rank that "
+         "receives more than the others (load skew), a blue one less; each cell's tooltip gives the count and the "
+         "ratio.</p>\n" +
+         maps;
+  const int layer = timeline_layer >= 0 ? timeline_layer : html::default_timeline_layer(r);
+  if (layer < 0) {
+    bool events = false;
+    for (const auto& v : r.variants) events = events || !v.events.empty();
+    if (!events) return s;  // a report built without events (e.g. from a JSON result) has no timeline
+  }
+  s += fmt::format("<h2>Timeline of layer {}</h2>\n<p>Forward ops of layer {} in step 0{}, per rank and stream "
+                   "(at most the first {} ranks), coloured by op class: where a comm bar lies under a compute bar "
+                   "of the same rank, the communication is hidden. Choose the layer with <code>--html-layer N</code> "
+                   "(default: the first MoE layer).</p>\n",
+                   layer, layer, timeline_layer >= 0 ? "" : " (the first MoE layer)", html::kTimelineRanks);
+  for (const auto& v : r.variants) {
+    std::string t = html::layer_timeline(v, layer);
+    s += "<h3>" + esc(v.name) + "</h3>\n" +
+         (t.empty() ? fmt::format("<p>No forward op of layer {} in step 0 in this variant.</p>\n", layer) : t);
+  }
+  return s;
+}
+
 }  // namespace
 
-std::string html_report(const RunResult& r) {
+std::string html_report(const RunResult& r, int timeline_layer) {
   const RunContext& c = r.context;
   std::string s =
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -330,6 +367,7 @@ std::string html_report(const RunResult& r) {
   for (const std::string& a : c.approximations) item("approximation", a);
   if (!r.baseline.empty()) item("baseline", fmt::format("{} (speed-ups compare {} time)", r.baseline, r.speedup_scope));
   s += "</dl>\n<h2>Step time</h2>\n" + step_chart(r) + "<h2>Variants</h2>\n" + table_html(summary_table(r));
+  s += html_charts_section(r, timeline_layer);
   if (const SummaryTable m = moe_table(r); !m.rows.empty())
     s += "<h2>MoE metrics</h2>\n<p>MoE layer = gate to end of combine (mean over steps and MoE layers); low-prec "
          "pairs = share of routed token-expert computations done in low precision; slowest rank changes = share of "

@@ -64,7 +64,11 @@ std::string csv_report(const RunResult& r);
 std::string sweep_csv_report(const RunResult& r);
 
 // Chrome trace-event JSON (ui.perfetto.dev, chrome://tracing): a process per variant, a thread per
-// (rank, stream), one complete ("X") event per TraceEvent with ts/dur in microseconds.
+// (rank, stream), one complete ("X") event per TraceEvent with ts/dur in microseconds; flow arrows ("s" -> "f",
+// named "dispatch to expert") from each rank's dispatch op to every expert op on a rank it sends a non-zero
+// byte count to (at most 200,000 over the trace, the rest counted in otherData.flows_left_out); and, for the 4
+// ranks moving the most bytes, a counter ("C", "rank R bytes of collectives in progress", args sent_B and
+// received_B) of the payload of the collective ops in progress on that rank (per rank, not per link).
 std::string perfetto_trace(const RunResult& r);
 
 // Self-contained HTML (no scripts, no network): SVG bar chart of step time per variant split into
@@ -73,6 +77,10 @@ std::string perfetto_trace(const RunResult& r);
 // statistics (dualsparse), a histogram of the normalised gate scores with a strip per layer; with sweeps, a
 // "Sweeps" section: per sweep an SVG chart of speed-up against drop rate (simulated MoE-layer speed-up and the
 // ideal one, each point labelled with its value) and the sweep's table.
-std::string html_report(const RunResult& r);
+// Also (issue 15 point 4, reports/html_charts.hpp): a stacked bar per variant of op time by class; per variant a
+// heat map (MoE layer x rank) of token-expert pairs received; and, when the variants carry events, a timeline per
+// variant of the forward ops of one layer in step 0 per (rank, stream): `timeline_layer`, or the first MoE
+// layer when it is -1.
+std::string html_report(const RunResult& r, int timeline_layer = -1);
 
 }  // namespace moesim::reports

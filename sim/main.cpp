@@ -1,5 +1,6 @@
 // moesim: the command-line front end.
-//   moesim run FILE [--json OUT] [--csv OUT] [--sweep-csv OUT] [--trace OUT] [--html OUT] [--variant NAME]...
+//   moesim run FILE [--json OUT] [--csv OUT] [--sweep-csv OUT] [--trace OUT] [--html OUT [--html-layer N]]
+//              [--variant NAME]...
 //              [--fidelity F]
 //   moesim topo FILE [--dot OUT] [--simgrid-settings]
 //   moesim validate FILE
@@ -46,7 +47,8 @@ bool outputs_writable(const std::string& cmd, const std::vector<std::pair<const 
 }
 
 int cmd_run(const std::string& file, const std::string& json, const std::string& csv, const std::string& sweep_csv,
-            const std::string& trace, const std::string& html, const std::vector<std::string>& only, const std::string& fidelity, int jobs,
+            const std::string& trace, const std::string& html, int html_layer, const std::vector<std::string>& only,
+            const std::string& fidelity, int jobs,
             bool quiet, bool show_wall, bool force) {
   Scenario sc = load_scenario(file);
   if (const ResourceEstimate est = estimate_resources(sc); est.routing_draws > kMaxDrawsWithoutForce && !force) {
@@ -78,13 +80,26 @@ int cmd_run(const std::string& file, const std::string& json, const std::string&
                              escape_control(file), only.empty() ? "" : " among the selected variants");
     return 2;
   }
+  // --html-layer picks the layer of the HTML timeline: it needs --html and one of the simulated layers.
+  if (html_layer >= 0) {
+    const int simulated = static_cast<int>(sc.simulated_layers().size());
+    if (html.empty()) {
+      std::cerr << "moesim run: --html-layer: needs --html (it picks the layer of the HTML report's timeline)\n";
+      return 2;
+    }
+    if (html_layer >= simulated) {
+      std::cerr << fmt::format("moesim run: --html-layer {}: {} simulates layers 0 to {} (simulation.layers)\n",
+                               html_layer, escape_control(file), simulated - 1);
+      return 2;
+    }
+  }
   if (!outputs_writable("run", {{"--json", json}, {"--csv", csv}, {"--sweep-csv", sweep_csv}, {"--trace", trace},
                                 {"--html", html}}))
     return 2;
   RunOptions opt;
   opt.only = only;
   opt.jobs = jobs;
-  opt.keep_events = !trace.empty();
+  opt.keep_events = !trace.empty() || !html.empty();  // the HTML timeline draws one layer's events
   if (fidelity == "exact") opt.fidelity = Fidelity::exact;
   if (fidelity == "fast") opt.fidelity = Fidelity::fast;
   RunResult rr = run_scenario(sc, opt);
@@ -96,7 +111,7 @@ int cmd_run(const std::string& file, const std::string& json, const std::string&
   if (!csv.empty()) write_file(csv, reports::csv_report(rr));
   if (!sweep_csv.empty()) write_file(sweep_csv, reports::sweep_csv_report(rr));
   if (!trace.empty()) write_file(trace, reports::perfetto_trace(rr));
-  if (!html.empty()) write_file(html, reports::html_report(rr));
+  if (!html.empty()) write_file(html, reports::html_report(rr, html_layer));
   return 0;
 }
 
@@ -194,7 +209,7 @@ int main(int argc, char** argv) {
 
   std::string file, json, csv, sweep_csv, trace, html, dot, fidelity = "scenario";
   std::vector<std::string> only;
-  int jobs = 2;
+  int jobs = 2, html_layer = -1;
   bool quiet = false, show_wall = false, settings = false, force = false;
 
   auto* run = app.add_subcommand("run", "simulate every variant of a scenario and report");
@@ -206,6 +221,9 @@ int main(int argc, char** argv) {
                   "refused when the run has no sweep");
   run->add_option("--trace", trace, "write a Perfetto / Chrome trace of every op");
   run->add_option("--html", html, "write a self-contained HTML report");
+  run->add_option("--html-layer", html_layer,
+                  "layer the HTML report's timeline shows (forward ops of step 0; default: the first MoE layer)")
+      ->check(CLI::NonNegativeNumber);
   run->add_option("--variant", only, "run only this variant (repeatable)");
   run->add_option("--fidelity", fidelity, "override the scenario: exact | fast")
       ->check(CLI::IsMember({"scenario", "exact", "fast"}));
@@ -251,7 +269,7 @@ int main(int argc, char** argv) {
   }
   try {
     const int rc = [&] {
-      if (run->parsed()) return cmd_run(file, json, csv, sweep_csv, trace, html, only, fidelity, jobs, quiet, show_wall, force);
+      if (run->parsed()) return cmd_run(file, json, csv, sweep_csv, trace, html, html_layer, only, fidelity, jobs, quiet, show_wall, force);
       if (topo_cmd->parsed()) {
         if (file.empty() && !settings) {
           std::cerr << "moesim topo: FILE is required\n";

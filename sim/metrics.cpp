@@ -179,6 +179,20 @@ void summarize(const OpGraph& graph, const Trace& trace, int layers, bool keep_e
       ev.phase = op.phase == Phase::forward ? "fwd" : "bwd";
       ev.start_s = s;
       ev.end_s = e;
+      ev.step = op.step;
+      ev.deps.assign(op.deps.begin(), op.deps.end());
+      if (op.collective >= 0) {
+        ev.collective = op.collective;
+        const Collective& c = graph.collectives()[static_cast<std::size_t>(op.collective)];
+        const int m = c.member_index(op.rank), M = c.size();
+        for (int j = 0; m >= 0 && j < M; ++j) {
+          if (j == m) continue;  // the diagonal is ignored (DESIGN: a rank's own share never crosses a link)
+          const double out_b = c.bytes[static_cast<std::size_t>(m * M + j)];
+          ev.bytes_sent += out_b;
+          ev.bytes_received += c.bytes[static_cast<std::size_t>(j * M + m)];
+          if (out_b > 0) ev.sends_to.push_back(c.members[static_cast<std::size_t>(j)]);
+        }
+      }
       out.events.push_back(std::move(ev));
     }
   }

@@ -90,6 +90,14 @@ struct TraceEvent {
   int chunk = -1;
   std::string phase;  // fwd | bwd
   double start_s = 0, end_s = 0;
+  // For the trace's flows and byte counters and the HTML timeline (events are kept in op order, so an event's
+  // index is its op id):
+  int step = 0;                 // workload step
+  int collective = -1;          // collective ops: the collective's index (members share it); -1 for compute
+  std::vector<uint32_t> deps;   // indices of the events this op waits for (stream predecessor included)
+  std::vector<int> sends_to;    // collective ops: ranks this rank's op sends a non-zero byte count to, ascending
+  double bytes_sent = 0;        // collective ops: bytes this rank sends to the other members, B
+  double bytes_received = 0;    // collective ops: bytes this rank receives from the other members, B
 };
 
 // Where a variant sits in a parameter sweep: one scenario entry (`of`, its name) expanded into one variant per

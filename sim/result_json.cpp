@@ -9,7 +9,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(GateScoreLayer, layer, counts, pairs, mean, p
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(GateScoreStats, scores, norm_topk_prob, bins, pairs, mean, p50, topk_mass_mean,
                                    layers)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SweepPoint, of, key, value)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TraceEvent, rank, stream, name, cls, layer, chunk, phase, start_s, end_s)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TraceEvent, rank, stream, name, cls, layer, chunk, phase, start_s, end_s, step,
+                                   collective, deps, sends_to, bytes_sent, bytes_received)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(VariantResult, name, schedule, routing_sampler, options, step_time_s, per_layer_mean_s,
                                    compute_s, comm_s, exposed_comm_s, overlap_ratio, load_imbalance,
                                    load_imbalance_max, dropped_tokens, speedup_vs_baseline, time_by_class_s,

@@ -34,9 +34,9 @@ VariantResult variant(const std::string& name, const std::string& schedule, doub
   for (int layer = 0; layer < 2; ++layer)
     for (int rank = 0; rank < 2; ++rank)
       v.rows.push_back({layer, rank, 100 + rank, 1e-3, 5e-4, layer * 2e-3, layer * 2e-3 + 1.9e-3, 0, "", -1});
-  v.events.push_back({0, 0, "ffn.l0", "expert_ffn", 0, 0, "fwd", 1.5e-3, 2.25e-3});
-  v.events.push_back({0, 1, "a2a.l0", "a2a_dispatch", 0, 1, "fwd", 0.0, 1.5e-3});
-  v.events.push_back({1, 0, "ffn.l0", "expert_ffn", 0, 0, "fwd", 1.5e-3, 2.0e-3});
+  v.events.push_back({0, 0, "ffn.l0", "expert_ffn", 0, 0, "fwd", 1.5e-3, 2.25e-3, 0, -1, {}, {}, 0, 0});
+  v.events.push_back({0, 1, "a2a.l0", "a2a_dispatch", 0, 1, "fwd", 0.0, 1.5e-3, 0, -1, {}, {}, 0, 0});
+  v.events.push_back({1, 0, "ffn.l0", "expert_ffn", 0, 0, "fwd", 1.5e-3, 2.0e-3, 0, -1, {}, {}, 0, 0});
   return v;
 }
 
