@@ -155,10 +155,14 @@ std::string console_report(const RunResult& r, bool show_wall) {
   kv("fidelity", fmt::format("{} (requested {})", c.fidelity, c.fidelity_requested));
   kv("simgrid", fmt::format("{}: {}", c.simgrid_version, settings_text(c)));
   std::string profiles;
-  for (const auto& p : c.profiles) profiles += fmt::format("{}{} ({}{})", profiles.empty() ? "" : ", ", p.id, p.kind,
-                            p.overlap_interference != 1.0
-                                ? fmt::format(", overlap interference x{:g}", p.overlap_interference)
-                                : std::string());
+  for (const auto& p : c.profiles)
+    profiles += fmt::format(
+        "{}{} ({}{}, collective launch {:g} us ({}), GEMMs {})", profiles.empty() ? "" : ", ", p.id, p.kind,
+        p.overlap_interference != 1.0 ? fmt::format(", overlap interference x{:.4g} ({})", p.overlap_interference,
+                                                    p.overlap_interference_from.kind)
+                                      : std::string(),
+        p.collective_launch_s * 1e6, p.collective_launch_from.kind,
+        p.gemm_model == "tiled" ? fmt::format("tiled, k_overhead {:.4g} (bf16)", p.gemm_k_overhead_bf16) : "flat");
   kv("profiles", profiles.empty() ? "(none)" : profiles);
   for (const std::string& a : c.approximations) kv("approx", a);
   if (!r.baseline.empty())

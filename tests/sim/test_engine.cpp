@@ -223,3 +223,63 @@ TEST_CASE("add_collective checks its members and bytes", "[engine]") {
   CHECK(g.op(ids[3]).kind == OpKind::reduce_scatter);
   CHECK(g.op(ids[3]).layer == 2);
 }
+
+// Collective launch (issue 13 point 7): every collective call pays EngineOptions::collective_launch_s before its
+// data moves, the same in both fidelities; a chunked all-to-all pays it once per chunk.
+TEST_CASE("a collective pays its fixed launch time once per call, in both fidelities", "[engine][collective_launch]") {
+  // 2 GPUs, links of 100 GB/s and 1 us each (route latency 2 us); rank 0 sends 1e9 bytes to rank 1 (10 ms).
+  // Launch L = 10 us. One call: end = L + 2 us + 10 ms = 10.012 ms.
+  // The same bytes in two chunks (chunk 2 waits for chunk 1 on each rank): each chunk pays L + 2 us + 5 ms, so
+  // the pair ends at 2 x (10 us + 2 us + 5 ms) = 10.024 ms: 12 us (one launch and one route latency) later.
+  // With L = 0 the two chunks end at 10.004 ms (only the latency is paid twice).
+  const double L = 10e-6, lat = 2e-6, whole = 1e-2;
+  for (Fidelity f : {Fidelity::exact, Fidelity::fast})
+    for (int chunks : {1, 2})
+      for (double launch : {L, 0.0}) {
+        const double expected = chunks * (launch + lat + whole / chunks);
+        const double err = testing::run_in_child([&] {
+          PlatformSpec p = star(2, 100e9, 1e-6);
+          OpGraph g(2);
+          std::vector<double> bytes = {0, 1e9 / chunks, 0, 0};
+          std::vector<OpId> last;
+          for (int c = 0; c < chunks; ++c)
+            last = g.add_all_to_all(Stream::comm, OpClass::dispatch, Phase::forward, 0, bytes, {});  // stream order
+          EngineOptions opt;
+          opt.fidelity = f;
+          opt.collective_launch_s = launch;
+          Trace t = run_engine(p, identity(2), g, opt);
+          return std::max(std::abs(t.end_s[last[0]] - expected), std::abs(t.end_s[last[1]] - expected)) / expected;
+        });
+        INFO((f == Fidelity::exact ? "exact" : "fast") << ", " << chunks << " chunk(s), launch " << launch);
+        CHECK(err < 1e-9);
+      }
+}
+
+TEST_CASE("the collective launch starts when each rank reaches the call", "[engine][collective_launch]") {
+  // Rank 1 computes 20 us before the all-to-all; rank 0 reaches it at 0. Launch 10 us: rank 0 is ready at
+  // 10 us, rank 1 at 30 us; the flow (1e9 bytes 0 -> 1 at 100 GB/s, route latency 2 us) starts at 30 us and
+  // ends at 30 us + 2 us + 10 ms. Rank 0's op still starts at 0 (it waits inside the call, as NCCL does).
+  // A collective whose ranks move no bytes still costs the launch: an empty all-to-all ends at 10 us.
+  for (Fidelity f : {Fidelity::exact, Fidelity::fast}) {
+    const double err = testing::run_in_child([&] {
+      PlatformSpec p = star(2, 100e9, 1e-6);
+      OpGraph g(2);
+      OpId c1 = g.add_compute(1, Stream::comm, OpClass::attention, Phase::forward, 0, 20e-6, Provenance::datasheet);
+      // Rank 1's all-to-all follows c1 on its comm stream; an empty all-to-all follows on both ranks.
+      auto a2a = g.add_all_to_all(Stream::comm, OpClass::dispatch, Phase::forward, 0, {0, 1e9, 0, 0}, {});
+      auto empty = g.add_all_to_all(Stream::comm, OpClass::combine, Phase::forward, 0, {0, 0, 0, 0}, {});
+      (void)c1;
+      EngineOptions opt;
+      opt.fidelity = f;
+      opt.collective_launch_s = 10e-6;
+      Trace t = run_engine(p, identity(2), g, opt);
+      const double end = 30e-6 + 2e-6 + 1e-2;
+      double worst = std::abs(t.start_s[a2a[0]]) + std::abs(t.start_s[a2a[1]] - 20e-6) / 20e-6;
+      for (OpId id : a2a) worst = std::max(worst, std::abs(t.end_s[id] - end) / end);
+      for (OpId id : empty) worst = std::max(worst, std::abs(t.end_s[id] - (end + 10e-6)) / end);
+      return worst;
+    });
+    INFO((f == Fidelity::exact ? "exact" : "fast"));
+    CHECK(err < 1e-9);
+  }
+}
