@@ -358,7 +358,7 @@ class Runner {
     }
     // A collective: this rank reached it; after the launch time it is ready to move data. The timer fires in
     // SimGrid's maestro context, like the completion callbacks that start activities here.
-    if (opt_.collective_launch_s > 0.0) {
+    if (opt_.collective_launch_s > 0.0 && graph_.collectives()[op.collective].pays_launch) {
       simgrid::kernel::timer::Timer::set(now + opt_.collective_launch_s, [this, id] {
         reach_collective(id);
         drain_ready();
