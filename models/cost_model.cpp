@@ -67,8 +67,22 @@ KernelCost CostModel::roofline(KernelClass cls, DType dtype, double flops, doubl
   return {launches * profile_.launch_overhead_s + std::max(tc, tm), profile_.roofline_provenance()};
 }
 
+bool CostModel::tiled_gemms() const {
+  return profile_.gemm_model == GemmShapeModel::tiled && profile_.kind != ProfileKind::measured && profile_.sms > 0;
+}
+
+KernelCost CostModel::gemm_roofline(DType dtype, int64_t m, int64_t n, int64_t k, double bytes) const {
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  if (!tiled_gemms() || peak(dtype) <= 0 || m < 1 || n < 1 || k < 1)
+    return roofline(KernelClass::gemm, dtype, flops, bytes, 1);
+  const GemmTiming g = gemm_timing(m, n, k, profile_.sms, peak(dtype), profile_.memory_bandwidth,
+                                   profile_.gemm.compute, profile_.gemm_shape);
+  const double tm = bytes / (profile_.gemm.memory * profile_.memory_bandwidth);
+  return {profile_.launch_overhead_s + std::max(g.compute_s, tm), profile_.roofline_provenance()};
+}
+
 KernelCost CostModel::lookup(const ProfileTable* t, double x, KernelClass cls, DType dtype, double flops,
-                             double bytes, int launches, int64_t gemm_n) const {
+                             double bytes, int launches, int64_t gemm_n, int64_t gemm_k) const {
   if (t && !t->points.empty()) {
     const auto& p = t->points;
     if (x >= p.front().first && x <= p.back().first) {
@@ -87,6 +101,7 @@ KernelCost CostModel::lookup(const ProfileTable* t, double x, KernelClass cls, D
       return {t->fit->alpha_s + std::max(tc, tm), Provenance::fitted};
     }
   }
+  if (gemm_n > 0 && gemm_k > 0) return gemm_roofline(dtype, static_cast<int64_t>(x), gemm_n, gemm_k, bytes);
   return roofline(cls, dtype, flops, bytes, launches);
 }
 
@@ -97,7 +112,7 @@ KernelCost CostModel::gemm(const std::string& kernel, DType dtype, int64_t token
   const double b = dtype_bytes(dtype);
   const double flops = 2.0 * t * N * K;
   const double bytes = t * K * b + K * N * b + t * N * kActBytes;
-  return lookup(find_table(kernel, table_dtype(dtype), n, k), t, KernelClass::gemm, dtype, flops, bytes, 1, n);
+  return lookup(find_table(kernel, table_dtype(dtype), n, k), t, KernelClass::gemm, dtype, flops, bytes, 1, n, k);
 }
 
 KernelCost CostModel::attention_projections(int64_t tokens) const {
@@ -105,10 +120,15 @@ KernelCost CostModel::attention_projections(int64_t tokens) const {
   if (tokens == 0) return {0.0, zero_prov()};
   const double t = static_cast<double>(tokens), b = dtype_bytes(arch_.dtype);
   double flops = 0, bytes = 0;
+  KernelCost tiled{0.0, zero_prov()};
   for (const Proj& p : proj_) {
+    const double pb = t * p.in * b + static_cast<double>(p.in) * p.out * b + t * p.out * kActBytes;
     flops += 2.0 * t * p.in * p.out;
-    bytes += t * p.in * b + static_cast<double>(p.in) * p.out * b + t * p.out * kActBytes;
+    bytes += pb;
+    // With the shape model each projection is its own GEMM shape (tokens x in) . (in x out).
+    if (tiled_gemms()) tiled += gemm_roofline(arch_.dtype, tokens, p.out, p.in, pb);
   }
+  if (tiled_gemms()) return tiled;
   return roofline(KernelClass::gemm, arch_.dtype, flops, bytes, static_cast<int>(proj_.size()));
 }
 
@@ -172,7 +192,9 @@ KernelCost CostModel::router(int64_t tokens) const {
   const double k_bytes = t * E * 4.0 + t * k * 8.0;
   // The router GEMM is a roofline; the top-k kernel has a measured table in calibrated profiles
   // (moesim-calibrate: kernel router_topk, n = top_k, k = experts, x = tokens).
-  return roofline(KernelClass::gemm, DType::bf16, g_flops, g_bytes, 1) +
+  const KernelCost gate = tiled_gemms() ? gemm_roofline(DType::bf16, tokens, arch_.routed_experts, arch_.hidden, g_bytes)
+                                        : roofline(KernelClass::gemm, DType::bf16, g_flops, g_bytes, 1);
+  return gate +
          lookup(find_table("router_topk", "bf16", arch_.top_k, arch_.routed_experts), t, KernelClass::elementwise,
                 DType::bf16, k_flops, k_bytes, 1);
 }

@@ -55,6 +55,14 @@ class CostModel {
 
   // launches * launch_overhead + max(flops / (eff.compute * peak[dtype]), bytes / (eff.memory * bw)).
   KernelCost roofline(KernelClass cls, DType dtype, double flops, double bytes, int launches = 1) const;
+  // One GEMM (m x k) . (k x n) moving `bytes`, by the roofline: launch + max(compute, bytes / (e_m * bw)), the
+  // compute term from the shape model (models/gemm_efficiency.hpp) when tiled_gemms(), else flat
+  // 2 m n k / (e_c * peak).
+  KernelCost gemm_roofline(DType dtype, int64_t m, int64_t n, int64_t k, double bytes) const;
+  // Whether roofline GEMMs use the shape model: profiles of kind datasheet / derived with gemm_shape.model
+  // tiled (the default from YAML). A measured profile's tables and fits win; its roofline fallback stays flat
+  // (its efficiencies were fitted per table against the wave-quantised term of roofline.hpp).
+  bool tiled_gemms() const;
   // A GEMM (tokens x k) . (k x n) at `dtype`, looked up as table kernel `kernel`.
   KernelCost gemm(const std::string& kernel, DType dtype, int64_t tokens, int64_t n, int64_t k) const;
 
@@ -134,8 +142,9 @@ class CostModel {
   bool below_model(DType d) const { return dtype_bytes(d) < dtype_bytes(arch_.dtype); }
   // Table -> fit -> roofline for a kernel of known flops/bytes at x (table axis value).
   // gemm_n > 0: a GEMM with n output columns, whose fitted extrapolation uses the wave-quantised compute term.
+  // gemm_n, gemm_k > 0: the roofline fallback is gemm_roofline(dtype, x, gemm_n, gemm_k, bytes).
   KernelCost lookup(const ProfileTable* t, double x, KernelClass cls, DType dtype, double flops, double bytes,
-                    int launches, int64_t gemm_n = 0) const;
+                    int launches, int64_t gemm_n = 0, int64_t gemm_k = 0) const;
   Provenance zero_prov() const { return profile_.roofline_provenance(); }
 
   Profile profile_;

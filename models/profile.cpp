@@ -80,13 +80,52 @@ ProfileTable decode_table(const YamlView& v) {
   return t;
 }
 
+const std::vector<std::string> kFigureKinds = {"measured", "derived", "datasheet", "reference"};
+
+// A cited figure: either a plain value (its provenance is then the profile's kind and its `sources`) or a
+// mapping { value, kind, source }. `value_of` reads the value from a view (a quantity or an integer).
+template <class ValueOf>
+CitedFigure decode_figure(const YamlView& v, std::string_view key, const std::string& profile_kind, ValueOf value_of) {
+  CitedFigure f;
+  YamlView x = v.at(key);
+  if (x.is_map()) {
+    x.check_keys({"value", "kind", "source"});
+    if (x.require("value")) f.value = value_of(x.at("value"));
+    f.kind = x.choice("kind", kFigureKinds);
+    f.source = x.str("source");
+    if (f.source.empty() && x.has("source")) x.error_at("source", "must name where the figure comes from");
+  } else {
+    f.value = value_of(x);
+    f.kind = profile_kind;
+    f.source = "the profile's sources";
+  }
+  return f;
+}
+
+GemmShapeParams decode_gemm_shape(const YamlView& v, GemmShapeModel& model, std::string& source) {
+  GemmShapeParams g;
+  if (!v.expect_map()) return g;
+  v.check_keys({"model", "tile_m", "tile_n", "tile_k", "k_overhead", "reference", "source"});
+  model = v.choice_or("model", {"tiled", "flat"}, "tiled") == "flat" ? GemmShapeModel::flat : GemmShapeModel::tiled;
+  g.tile_m = static_cast<int>(v.integer_or("tile_m", g.tile_m, Range::between(1, 1024)));
+  g.tile_n = static_cast<int>(v.integer_or("tile_n", g.tile_n, Range::between(1, 1024)));
+  g.tile_k = static_cast<int>(v.integer_or("tile_k", g.tile_k, Range::between(1, 1024)));
+  g.k_overhead = v.number_or("k_overhead", -1.0, Range::between(0, 1e6));
+  g.reference = v.integer_or("reference", g.reference, Range::between(1, limits::kMaxTableDim));
+  source = v.str_or("source", "");
+  const bool overrides = v.has("tile_m") || v.has("tile_n") || v.has("tile_k") || v.has("k_overhead") || v.has("reference");
+  if (overrides && source.empty()) v.error_at("source", "must say where overridden shape-model figures come from");
+  return g;
+}
+
 }  // namespace
 
 Profile decode_profile(const YamlView& v) {
   Profile p;
   if (!v.expect_map()) return p;
-  v.check_keys({"schema", "id", "kind", "gpu", "peak", "efficiency", "launch_overhead", "overlap_interference",
-                "sources", "confidence", "provenance", "tables"});
+  v.check_keys({"schema", "id", "kind", "gpu", "peak", "efficiency", "gemm_shape", "launch_overhead",
+                "collective_launch", "comm_sms", "overlap_interference", "sources", "confidence", "provenance",
+                "tables"});
   if (v.require("schema") && v.at("schema").as_str() != "moesim-profile/1")
     v.error_at("schema", "must be moesim-profile/1");
   p.id = v.str("id");
@@ -121,7 +160,32 @@ Profile decode_profile(const YamlView& v) {
     }
   }
   p.launch_overhead_s = v.quantity("launch_overhead", Dim::seconds, Range::non_negative());
-  p.overlap_interference = v.number_or("overlap_interference", 1.0, Range::at_least(1.0));
+  // Every profile read from a file costs GEMMs with the shape model unless it says gemm_shape.model: flat
+  // (a measured profile's roofline stays flat: its efficiencies were fitted per table, see cost_model.hpp).
+  p.gemm_model = GemmShapeModel::tiled;
+  if (v.has("gemm_shape")) p.gemm_shape = decode_gemm_shape(v.at("gemm_shape"), p.gemm_model, p.gemm_shape_source);
+  p.collective_launch = {kDefaultCollectiveLaunchS, "reference", kDefaultCollectiveLaunchSource};
+  if (v.has("collective_launch"))
+    p.collective_launch = decode_figure(v, "collective_launch", kind, [](const YamlView& x) {
+      return x.as_quantity(Dim::seconds, Range::non_negative());
+    });
+  if (v.has("comm_sms"))
+    p.comm_sms = decode_figure(v, "comm_sms", kind, [](const YamlView& x) {
+      return static_cast<double>(x.as_integer(Range::between(0, limits::kMaxSms)));
+    });
+  if (v.has("comm_sms") && p.sms > 0 && p.comm_sms.value >= p.sms)
+    v.error_at("comm_sms", fmt::format("must be below gpu.sms ({}): a communication kernel cannot hold every SM", p.sms));
+  if (v.has("overlap_interference")) {
+    p.overlap_interference = v.number("overlap_interference", Range::at_least(1.0));
+    p.overlap_interference_kind = kind;
+    p.overlap_interference_source = "the profile's sources";
+  } else if (p.sms > 0 && p.comm_sms.value < p.sms) {
+    // Compute overlapped with a communication kernel gets the SMs it leaves: sms - comm_sms of sms.
+    p.overlap_interference = p.sms / (p.sms - p.comm_sms.value);
+    p.overlap_interference_kind = "derived";
+    p.overlap_interference_source =
+        fmt::format("derived: {} SMs / ({} SMs - {:g} comm SMs)", p.sms, p.sms, p.comm_sms.value);
+  }
   if (v.require("sources")) {
     for (const YamlView& s : v.at("sources").items()) p.sources.push_back(s.as_str());
     if (p.sources.empty()) v.error_at("sources", "must name at least one source");

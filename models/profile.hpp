@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "models/gemm_efficiency.hpp"
 #include "sim/op_graph.hpp"
 #include "sim/yaml_view.hpp"
 
@@ -42,6 +43,36 @@ struct ProfileTable {
   std::optional<double> holdout_mape;
 };
 
+// One figure with where it comes from: kind measured (moesim-calibrate), derived (computed from other cited
+// figures), datasheet (a vendor datasheet) or reference (a cited public figure: nccl-tests output, a
+// library's documented default).
+struct CitedFigure {
+  double value = 0;
+  std::string kind;
+  std::string source;
+};
+
+// How roofline GEMMs of a datasheet / derived profile are costed (`gemm_shape.model`):
+//  tiled: models/gemm_efficiency.hpp (tile / wave quantisation, split-K, per-tile K overhead), the default
+//         of every profile read from YAML;
+//  flat:  one efficiency for every shape, flops / (e_c * peak) (the model before issue 13). It is also what
+//         a Profile built in code gets unless it says otherwise (unit tests that work the flat roofline).
+enum class GemmShapeModel { tiled, flat };
+
+// Defaults of the collective figures when a profile does not give them, each from a cited public figure.
+// collective_launch: nccl-tests alltoall_perf with 128 B to 4 KiB per GPU on one 8-GPU H20 HGX node (NVLink4
+// through NVSwitch, the fabric of H100 / H200 boxes) takes 10.3 to 11.1 us; 128 B: 10.59 us out of place,
+// 10.32 us in place (github.com/deepseek-ai/DeepEP/issues/303).
+inline constexpr double kDefaultCollectiveLaunchS = 10.5e-6;
+inline constexpr const char* kDefaultCollectiveLaunchSource =
+    "default: nccl-tests alltoall_perf, 128 B per GPU on 8x H20 (NVLink4/NVSwitch): 10.32-10.59 us "
+    "(github.com/deepseek-ai/DeepEP/issues/303)";
+// comm_sms: DeepEP's dispatch/combine kernels run on Buffer.num_sms = 20 SMs by default (deep_ep/buffer.py;
+// Megatron-LM's moe_deepep_num_sms default is 20 as well).
+inline constexpr int kDefaultCommSms = 20;
+inline constexpr const char* kDefaultCommSmsSource =
+    "default: DeepEP Buffer.num_sms = 20 (deep_ep/buffer.py; Megatron-LM moe_deepep_num_sms = 20)";
+
 struct Profile {
   std::string id;
   ProfileKind kind = ProfileKind::datasheet;
@@ -54,7 +85,19 @@ struct Profile {
   double peak_fp4 = 0;          // FLOP/s, 0 = not supported
   Efficiency gemm, attention, elementwise;
   double launch_overhead_s = 0;
+  // Compute slow-down while a communication kernel runs beside it (>= 1). When the profile does not give it,
+  // derived: sms / (sms - comm_sms) (the comm kernel holds comm_sms of the SMs).
   double overlap_interference = 1.0;
+  std::string overlap_interference_kind = "datasheet";  // measured | derived | datasheet | reference
+  std::string overlap_interference_source;
+  // Fixed time every collective call pays (launch + setup, NCCL-like), per call and so per chunk of a chunked
+  // all-to-all; on top of the bytes / bandwidth and route latency the network model charges. Seconds.
+  CitedFigure collective_launch{0.0, "datasheet", ""};
+  // SMs a communication kernel (NCCL / DeepEP) occupies while it runs.
+  CitedFigure comm_sms{static_cast<double>(kDefaultCommSms), "reference", kDefaultCommSmsSource};
+  GemmShapeModel gemm_model = GemmShapeModel::flat;
+  GemmShapeParams gemm_shape;
+  std::string gemm_shape_source;  // where the overrides come from ("" = the documented defaults)
   std::vector<std::string> sources;
   std::string confidence;  // low | medium | high
   std::map<std::string, std::string> provenance;

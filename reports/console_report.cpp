@@ -155,10 +155,23 @@ std::string console_report(const RunResult& r, bool show_wall) {
   kv("fidelity", fmt::format("{} (requested {})", c.fidelity, c.fidelity_requested));
   kv("simgrid", fmt::format("{}: {}", c.simgrid_version, settings_text(c)));
   std::string profiles;
-  for (const auto& p : c.profiles) profiles += fmt::format("{}{} ({}{})", profiles.empty() ? "" : ", ", p.id, p.kind,
-                            p.overlap_interference != 1.0
-                                ? fmt::format(", overlap interference x{:g}", p.overlap_interference)
-                                : std::string());
+  for (const auto& p : c.profiles) {
+    // "id (kind[, overlap interference xF (from)][, collective launch L us (from)][, GEMMs tiled|flat])": each
+    // figure only when the run context carries it (a context built by hand may leave them out).
+    std::string figures;
+    if (p.overlap_interference != 1.0)
+      figures += p.overlap_interference_from.kind.empty()
+                     ? fmt::format(", overlap interference x{:.4g}", p.overlap_interference)
+                     : fmt::format(", overlap interference x{:.4g} ({})", p.overlap_interference,
+                                   p.overlap_interference_from.kind);
+    if (!p.collective_launch_from.kind.empty())
+      figures += fmt::format(", collective launch {:g} us ({})", p.collective_launch_s * 1e6, p.collective_launch_from.kind);
+    if (p.gemm_model == "tiled")
+      figures += fmt::format(", GEMMs tiled, k_overhead {:.4g} (bf16)", p.gemm_k_overhead_bf16);
+    else if (!p.gemm_model.empty())
+      figures += fmt::format(", GEMMs {}", p.gemm_model);
+    profiles += fmt::format("{}{} ({}{})", profiles.empty() ? "" : ", ", p.id, p.kind, figures);
+  }
   kv("profiles", profiles.empty() ? "(none)" : profiles);
   for (const std::string& a : c.approximations) kv("approx", a);
   if (!r.baseline.empty())

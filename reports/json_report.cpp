@@ -21,10 +21,31 @@ Json pairs_json(const Pairs& m) {
 
 Json context_json(const RunContext& c) {
   Json profiles = Json::array();
-  for (const auto& p : c.profiles)
-    profiles.push_back(
-        {{"id", p.id}, {"kind", p.kind}, {"gpu", p.gpu}, {"confidence", p.confidence},
-         {"overlap_interference", p.overlap_interference}, {"sources", p.sources}});
+  for (const auto& p : c.profiles) {
+    auto cited = [](const RunContext::ProfileInfo::Cited& f) { return Json{{"kind", f.kind}, {"source", f.source}}; };
+    Json gemm = {{"model", p.gemm_model}};
+    if (p.gemm_model == "tiled") {
+      gemm["tile_m"] = p.gemm_tile_m;
+      gemm["tile_n"] = p.gemm_tile_n;
+      gemm["tile_k"] = p.gemm_tile_k;
+      gemm["k_overhead"] = p.gemm_k_overhead >= 0 ? Json(p.gemm_k_overhead) : Json("derived");
+      gemm["k_overhead_bf16"] = p.gemm_k_overhead_bf16;
+      gemm["reference"] = p.gemm_reference;
+      gemm["source"] = p.gemm_shape_source.empty() ? "defaults (models/gemm_efficiency.hpp)" : p.gemm_shape_source;
+    }
+    profiles.push_back({{"id", p.id},
+                        {"kind", p.kind},
+                        {"gpu", p.gpu},
+                        {"confidence", p.confidence},
+                        {"overlap_interference", p.overlap_interference},
+                        {"overlap_interference_provenance", cited(p.overlap_interference_from)},
+                        {"collective_launch_s", p.collective_launch_s},
+                        {"collective_launch_provenance", cited(p.collective_launch_from)},
+                        {"comm_sms", static_cast<int64_t>(p.comm_sms)},
+                        {"comm_sms_provenance", cited(p.comm_sms_from)},
+                        {"gemm_shape", gemm},
+                        {"sources", p.sources}});
+  }
   Json out = {{"moesim_version", c.moesim_version},
           {"git_sha", c.git_sha},
           {"scenario_file", c.scenario_file},

@@ -9,6 +9,7 @@
 #include <tuple>
 #include <cstdio>
 #include <fmt/format.h>
+#include <simgrid/kernel/Timer.hpp>
 #include <simgrid/s4u.hpp>
 #include <simgrid/version.h>
 #include <stdexcept>
@@ -409,7 +410,22 @@ class Runner {
       launch(exec, make_tag(id, kTagOp));
       return;
     }
-    // A collective: this rank reached it.
+    // A collective: this rank reached it; after the launch time it is ready to move data. The timer fires in
+    // SimGrid's maestro context, like the completion callbacks that start activities here.
+    if (opt_.collective_launch_s > 0.0 && graph_.collectives()[op.collective].pays_launch) {
+      simgrid::kernel::timer::Timer::set(now + opt_.collective_launch_s, [this, id] {
+        reach_collective(id);
+        drain_ready();
+      });
+      return;
+    }
+    reach_collective(id);
+  }
+
+  // Rank of op `id` is ready to exchange the data of its collective.
+  void reach_collective(OpId id) {
+    const Op& op = graph_.op(id);
+    const double now = sg4::Engine::get_clock();
     const int c = op.collective;
     const Collective& col = graph_.collectives()[c];
     const int r = col.member_index(op.rank);  // member index

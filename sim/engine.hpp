@@ -32,6 +32,14 @@ struct EngineOptions {
   // between two speeds, so a kernel that straddles the start or end of a communication is slowed only for
   // the overlapping part. 1.0 = no interference.
   double overlap_interference = 1.0;
+  // Fixed time every collective call pays before its data moves (NCCL-like launch and setup), seconds >= 0.
+  // Each rank's collective op starts when its dependencies are done, as before, but the rank is ready to send
+  // and receive (exact: its flows may start; fast: it counts towards the ptask's start) only this long after.
+  // A chunked all-to-all is one collective per chunk, so every chunk pays it; a collective marked
+  // Collective::pays_launch = false (the all-gather half of a ring all-reduce, one NCCL call) does not.
+  // Identical in both fidelities.
+  // The op counts as in flight for overlap_interference from its start.
+  double collective_launch_s = 0.0;
 };
 
 struct Trace {

@@ -93,6 +93,10 @@ struct Collective {
                                  // from members[i] to members[j]; diagonal ignored. Empty when sparse.
   std::vector<Transfer> transfers;  // sparse: positive transfers, i != j, sorted by (src, dst), unique
   std::vector<OpId> ops;         // ops[i] = the op of members[i]
+  // Whether the call pays EngineOptions::collective_launch_s. False for the second phase of one library call
+  // that the graph builds as two collectives: a ring all-reduce is a reduce-scatter then an all-gather, but
+  // NCCL launches one kernel for it, so only the first phase pays the launch.
+  bool pays_launch = true;
   int size() const { return static_cast<int>(members.size()); }
   bool sparse() const { return bytes.empty(); }
   // Index of `rank` among the members, -1 when it is not one.
@@ -152,6 +156,10 @@ class OpGraph {
   // streams of that rank here, so rank r starts step `step` when it has finished everything before it (no
   // global barrier: ranks are coupled through the all-to-alls, as in a serving loop).
   void append(const OpGraph& next, int step);
+
+  // Marks collective `c` (an index into collectives()) as the continuation of the call before it: it does not
+  // pay the collective launch (Collective::pays_launch).
+  void continue_call(int c) { collectives_.at(static_cast<std::size_t>(c)).pays_launch = false; }
 
   // This graph repeated `copies` times side by side (data-parallel replicas): copy c's ranks are
   // c * ranks() .. (c + 1) * ranks() - 1, its ops and collectives are the originals shifted; no op of one copy

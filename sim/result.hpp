@@ -35,6 +35,24 @@ struct RunContext {
     std::string id, kind, gpu, confidence;
     double overlap_interference = 1.0;  // compute slow-down while a comm kernel runs on the GPU (>= 1)
     std::vector<std::string> sources;
+    // Issue 13 figures, after `sources` so that the aggregate initialisers of the fields above keep their
+    // meaning (a brace list {id, kind, gpu, confidence, interference, {sources...}} must not fill a new field).
+    // A figure's provenance: kind (measured | derived | datasheet | reference) and where it comes from.
+    struct Cited {
+      std::string kind, source;
+    };
+    Cited overlap_interference_from{};
+    double collective_launch_s = 0;  // fixed time per collective call
+    Cited collective_launch_from{};
+    double comm_sms = 0;  // SMs a communication kernel holds
+    Cited comm_sms_from{};
+    // GEMM costing of roofline GEMMs: "tiled" (shape model, models/gemm_efficiency.hpp) or "flat".
+    std::string gemm_model{};
+    int gemm_tile_m = 0, gemm_tile_n = 0, gemm_tile_k = 0;
+    double gemm_k_overhead = -1;  // < 0: derived per dtype (out_bytes * peak / (2 * bw))
+    double gemm_k_overhead_bf16 = 0;  // the value used for bf16 GEMMs
+    int64_t gemm_reference = 0;
+    std::string gemm_shape_source{};
   };
   std::vector<ProfileInfo> profiles;
   // Each approximation this run makes for speed, named with where its measured error is stated (issue 14

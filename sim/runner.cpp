@@ -52,6 +52,27 @@ RunContext make_context(const Scenario& sc, Fidelity fidelity) {
   p.gpu = sc.profile.gpu_name;
   p.confidence = sc.profile.confidence;
   p.overlap_interference = sc.profile.overlap_interference;
+  p.overlap_interference_from = {sc.profile.overlap_interference_kind, sc.profile.overlap_interference_source};
+  p.collective_launch_s = sc.profile.collective_launch.value;
+  p.collective_launch_from = {sc.profile.collective_launch.kind, sc.profile.collective_launch.source};
+  p.comm_sms = sc.profile.comm_sms.value;
+  p.comm_sms_from = {sc.profile.comm_sms.kind, sc.profile.comm_sms.source};
+  {
+    const models::Profile& pr = sc.profile;
+    const bool tiled = pr.gemm_model == models::GemmShapeModel::tiled && pr.kind != models::ProfileKind::measured;
+    p.gemm_model = tiled ? "tiled" : "flat";
+    if (tiled) {
+      p.gemm_tile_m = pr.gemm_shape.tile_m;
+      p.gemm_tile_n = pr.gemm_shape.tile_n;
+      p.gemm_tile_k = pr.gemm_shape.tile_k;
+      p.gemm_k_overhead = pr.gemm_shape.k_overhead;
+      p.gemm_k_overhead_bf16 = pr.gemm_shape.k_overhead >= 0
+                                   ? pr.gemm_shape.k_overhead
+                                   : models::derived_k_overhead(pr.peak_bf16, pr.memory_bandwidth);
+      p.gemm_reference = pr.gemm_shape.reference;
+      p.gemm_shape_source = pr.gemm_shape_source;
+    }
+  }
   p.sources = sc.profile.sources;
   c.profiles.push_back(std::move(p));
   // The counts sampler: exact for top_k = 1, an approximation above (issue 14 point 5).
@@ -146,6 +167,7 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   eo.fidelity = fidelity;
   eo.precision_s = sc.precision_s;
   eo.overlap_interference = sc.profile.overlap_interference;
+  eo.collective_launch_s = sc.profile.collective_launch.value;
   Trace trace = run_engine(platform, sc.rank_gpu, graph, eo);
   clock.mark("simulate", spec.name);
 

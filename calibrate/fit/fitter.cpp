@@ -10,6 +10,9 @@
 namespace moesim::calibrate {
 
 namespace {
+// Largest all-to-all (bytes sent per GPU) whose time is taken as the fixed per-call collective time: 16 KiB
+// over 8 NVLink4 GPUs is 2 KiB per peer, well under a microsecond of transfer against ~10 us of launch.
+constexpr double kMaxLaunchBytes = 16384;
 
 bool is_gemm_kernel(const std::string& k) {
   return k == "expert_gate_up" || k == "expert_down" || k == "grouped_gemm";
@@ -146,7 +149,11 @@ FitReport fit_run(const RawRun& run, const ProfileDoc& ds, const FitOptions& opt
   // Launch overhead: slope of stream-launch burst time over burst size.
   p.launch_overhead = ds.launch_overhead;
   bool launch_measured = false, interference_measured = false;
+  p.has_overlap_interference = ds.has_overlap_interference;
   p.overlap_interference = ds.overlap_interference;
+  p.collective_launch = ds.collective_launch;
+  p.comm_sms = ds.comm_sms;
+  bool collective_launch_measured = false;
   for (const auto& m : run.measurements) {
     if (m.kernel == "launch" && m.variant == "stream" && m.points.size() >= 2) {
       std::vector<double> xs, ys;
@@ -166,6 +173,7 @@ FitReport fit_run(const RawRun& run, const ProfileDoc& ds, const FitOptions& opt
         if (pt.x > 0 && std::abs(pt.x - opt.interference_sms) < std::abs(best->x - opt.interference_sms)) best = &pt;
       }
       p.overlap_interference = std::max(1.0, best->median_s / m.points.front().median_s);
+      p.has_overlap_interference = true;
       interference_measured = true;
       rep.notes.push_back("overlap_interference from a copy kernel holding " + fmt_num("%.0f", best->x) + " SMs: " +
                           fmt_num("%.3f", p.overlap_interference));
@@ -186,11 +194,25 @@ FitReport fit_run(const RawRun& run, const ProfileDoc& ds, const FitOptions& opt
     if (m.kernel == "all_to_all" && !m.points.empty()) {
       const auto& last = m.points.back();
       rep.notes.push_back("NCCL all-to-all (" + m.variant + "): " + fmt_num("%.0f", last.x) + " bytes per GPU in " +
-                          format_seconds(last.median_s) + " (not part of the profile; the network model owns links)");
+                          format_seconds(last.median_s) + " (bandwidth is the network model's, not the profile's)");
+      // The smallest all-to-all is the fixed per-call time (launch and setup): at <= kMaxLaunchBytes per GPU the
+      // bytes themselves take a small fraction of it. Points are sorted by bytes (raw format).
+      const auto& first = m.points.front();
+      if (first.x > 0 && first.x <= kMaxLaunchBytes && first.median_s > 0) {
+        p.collective_launch = {true, format_seconds(first.median_s), "measured",
+                               "moesim-calibrate all_to_all (" + m.variant + "): " + fmt_num("%.0f", first.x) +
+                                   " bytes per GPU in " + format_seconds(first.median_s) + ", the smallest size run"};
+        collective_launch_measured = true;
+        rep.notes.push_back("collective_launch from the smallest all-to-all: " + p.collective_launch.value);
+      }
     }
   }
   if (!launch_measured) rep.notes.push_back("launch overhead not measured: kept the datasheet value " + p.launch_overhead);
-  if (!interference_measured) rep.notes.push_back("overlap interference not measured: kept the datasheet value");
+  if (!interference_measured)
+    rep.notes.push_back(ds.has_overlap_interference ? "overlap interference not measured: kept the datasheet value"
+                                                    : "overlap interference not measured: derived from sms and comm_sms");
+  if (!collective_launch_measured)
+    rep.notes.push_back("collective launch not measured (no all-to-all of <= 16 KiB per GPU): kept the datasheet's");
 
   // Sentinel drift across the run.
   if (!run.sentinel.empty()) {
@@ -226,7 +248,10 @@ FitReport fit_run(const RawRun& run, const ProfileDoc& ds, const FitOptions& opt
   p.sources.push_back("peaks, memory and bandwidth: datasheet profile " + ds.id);
   p.sources.push_back("attention and elementwise compute efficiency: datasheet profile " + ds.id + " (not calibrated)");
   if (!launch_measured) p.sources.push_back("launch_overhead: datasheet profile " + ds.id);
-  if (!interference_measured) p.sources.push_back("overlap_interference: datasheet profile " + ds.id);
+  if (!interference_measured && ds.has_overlap_interference)
+    p.sources.push_back("overlap_interference: datasheet profile " + ds.id);
+  if (!collective_launch_measured && ds.collective_launch.present)
+    p.sources.push_back("collective_launch: datasheet profile " + ds.id);
   p.provenance = {
       {"gpu", v.gpu_name},
       {"driver", v.driver_version},
@@ -274,7 +299,14 @@ FitReport derive_profile(const FitReport& src, const ProfileDoc& target, const s
   p.attention = target.attention;
   p.elementwise = s.elementwise;
   p.launch_overhead = s.launch_overhead;
+  // Interference measured on the source GPU is kept; otherwise the simulator derives it from the target's SMs.
+  p.has_overlap_interference = s.has_overlap_interference;
   p.overlap_interference = s.overlap_interference;
+  // The collective launch time and the comm kernels' SMs belong to the target's machine and library: the
+  // target datasheet's figures; so does the GEMM shape model (tiles, K overhead from its peak and bandwidth).
+  p.collective_launch = target.collective_launch;
+  p.comm_sms = target.comm_sms;
+  p.gemm_shape = target.gemm_shape;
   p.confidence = "low";
   const double bw = target.bandwidth_bytes_per_s();
   for (size_t i = 0; i < s.tables.size(); ++i) {

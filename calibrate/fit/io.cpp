@@ -309,7 +309,26 @@ ProfileDoc parse_profile(const std::string& text, const std::string& file_label)
   p.attention = m.attention;
   p.elementwise = m.elementwise;
   p.launch_overhead = root["launch_overhead"].Scalar();
+  auto figure = [&](const char* key) {
+    ProfileDoc::Figure f;
+    const YAML::Node n = root[key];
+    if (!n) return f;
+    f.present = true;
+    if (n.IsMap()) {
+      f.value = n["value"].Scalar();
+      f.kind = n["kind"].Scalar();
+      f.source = n["source"].Scalar();
+    } else {
+      f.value = n.Scalar();
+    }
+    return f;
+  };
+  p.collective_launch = figure("collective_launch");
+  p.comm_sms = figure("comm_sms");
+  p.has_overlap_interference = static_cast<bool>(root["overlap_interference"]);
   p.overlap_interference = m.overlap_interference;
+  if (const YAML::Node g = root["gemm_shape"])
+    for (const auto& kv : g) p.gemm_shape.emplace_back(kv.first.Scalar(), kv.second.Scalar());
   p.sources = m.sources;
   p.confidence = m.confidence;
   if (const YAML::Node prov = root["provenance"])  // file order, as written
@@ -366,8 +385,28 @@ YamlNode to_yaml_node(const ProfileDoc& p) {
   };
   eff.set("gemm", e(p.gemm)).set("attention", e(p.attention)).set("elementwise", e(p.elementwise));
   root.set("efficiency", std::move(eff));
+  if (!p.gemm_shape.empty()) {
+    YamlNode g = YamlNode::map();
+    for (const auto& [k, v] : p.gemm_shape)
+      g.set(k, k == "model" ? YamlNode::word(v) : k == "source" ? YamlNode::str(v) : YamlNode::num(std::strtod(v.c_str(), nullptr)));
+    root.set("gemm_shape", std::move(g));
+  }
   root.set("launch_overhead", YamlNode::str(p.launch_overhead));
-  root.set("overlap_interference", YamlNode::num(round_sig(p.overlap_interference, 4)));
+  auto figure = [&](const char* key, const ProfileDoc::Figure& f, bool number) {
+    if (!f.present) return;
+    YamlNode value = number ? YamlNode::integer(std::strtoll(f.value.c_str(), nullptr, 10)) : YamlNode::str(f.value);
+    if (f.kind.empty()) {
+      root.set(key, std::move(value));
+      return;
+    }
+    YamlNode m = YamlNode::map();
+    m.set("value", std::move(value)).set("kind", YamlNode::word(f.kind)).set("source", YamlNode::str(f.source));
+    root.set(key, std::move(m));
+  };
+  figure("collective_launch", p.collective_launch, false);
+  figure("comm_sms", p.comm_sms, true);
+  if (p.has_overlap_interference)
+    root.set("overlap_interference", YamlNode::num(round_sig(p.overlap_interference, 4)));
   YamlNode sources = YamlNode::seq();
   for (const auto& s : p.sources) sources.push(YamlNode::str(s));
   root.set("sources", std::move(sources));

@@ -56,7 +56,19 @@ struct ProfileDoc {
   std::vector<std::pair<std::string, std::string>> peak;  // dtype -> "989TFLOP/s"
   Efficiency gemm, attention, elementwise;
   std::string launch_overhead;
+  // A cited figure as written: `value` in its text form ("10.5us", "20"); kind and source empty = the plain
+  // scalar form (its provenance is the profile's). present = false: the key is absent (the simulator's
+  // documented default applies).
+  struct Figure {
+    bool present = false;
+    std::string value, kind, source;
+  };
+  Figure collective_launch;  // fixed time per collective call
+  Figure comm_sms;           // SMs a communication kernel holds
+  // Absent (has_overlap_interference false): the simulator derives it from sms and comm_sms.
+  bool has_overlap_interference = false;
   double overlap_interference = 1.0;
+  std::vector<std::pair<std::string, std::string>> gemm_shape;  // the gemm_shape mapping as written (file order)
   std::vector<std::string> sources;
   std::string confidence;
   std::vector<std::pair<std::string, std::string>> provenance;

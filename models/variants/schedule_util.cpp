@@ -266,8 +266,9 @@ namespace moesim::models {
 namespace {
 
 // A ring all-reduce of `bytes` over `members` (ascending) on the dp stream: a reduce-scatter then an
-// all-gather, in each of which member i sends (N - 1) / N x bytes to member i + 1 (mod N). `ready[r]` is the op
-// after which rank r's gradients are ready (kNoOp: none). Returns the all-gather's op ids (per graph rank).
+// all-gather, in each of which member i sends (N - 1) / N x bytes to member i + 1 (mod N). It is one library
+// call, so it pays one collective launch (the reduce-scatter's). `ready[r]` is the op after which rank r's
+// gradients are ready (kNoOp: none). Returns the all-gather's op ids (per graph rank).
 std::vector<OpId> ring_all_reduce(OpGraph& g, const std::vector<int>& members, double bytes,
                                   const std::vector<OpId>& ready) {
   const std::size_t n = members.size();
@@ -282,8 +283,11 @@ std::vector<OpId> ring_all_reduce(OpGraph& g, const std::vector<int>& members, d
     if (ready[static_cast<std::size_t>(r)] != kNoOp) deps[static_cast<std::size_t>(r)].push_back(ready[static_cast<std::size_t>(r)]);
   g.add_collective(OpKind::reduce_scatter, members, Stream::dp, OpClass::dp_all_reduce, Phase::backward, -1, ring,
                    deps);
-  return g.add_collective(OpKind::all_gather, members, Stream::dp, OpClass::dp_all_reduce, Phase::backward, -1,
-                          std::move(ring), {});
+  std::vector<OpId> ids = g.add_collective(OpKind::all_gather, members, Stream::dp, OpClass::dp_all_reduce,
+                                           Phase::backward, -1, std::move(ring), {});
+  // One all-reduce is one NCCL call: its all-gather half pays no second collective launch.
+  g.continue_call(g.op(ids[static_cast<std::size_t>(members.front())]).collective);
+  return ids;
 }
 
 }  // namespace

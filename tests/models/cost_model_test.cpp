@@ -10,8 +10,9 @@ using moesim::test::kDataDir;
 
 namespace {
 
-// Toy GPU: 12 SMs, 100 TFLOP/s bf16, 200 TFLOP/s fp8, 1 TB/s, gemm efficiency 0.5/0.5, launch 1 us; measured
-// tables: expert_gate_up n = 64, k = 32 over tokens [1, 9], and expert_down n = 1024, k = 2048 over [1, 8],
+// Toy GPU: 12 SMs, 100 TFLOP/s bf16, 200 TFLOP/s fp8, 1 TB/s, gemm efficiency 0.5/0.5, launch 1 us; GEMMs
+// by the flat roofline (gemm_shape.model flat: the hand-worked figures below; the shape model has its own
+// tests at the end, with toy_profile_tiled()); measured tables: expert_gate_up n = 64, k = 32 over tokens [1, 9], and expert_down n = 1024, k = 2048 over [1, 8],
 // each with a fit for beyond.
 const char* kProfile = R"(schema: moesim-profile/1
 id: toy
@@ -22,6 +23,7 @@ efficiency:
   gemm: {compute: 0.5, memory: 0.5}
   attention: {compute: 0.5, memory: 0.5}
   elementwise: {compute: 1.0, memory: 0.5}
+gemm_shape: {model: flat}
 launch_overhead: "1us"
 sources: ["test"]
 confidence: low
@@ -42,11 +44,19 @@ tables:
     fit: {alpha_s: 3.0e-6, eta_compute: 0.5, eta_memory: 1.0}
 )";
 
-Profile toy_profile() {
-  Doc d(kProfile, "toy.yaml");
+Profile toy_profile(const std::string& text = kProfile) {
+  Doc d(text, "toy.yaml");
   Profile p = decode_profile(d.root);
   REQUIRE(d.diags.str() == "");
   return p;
+}
+
+// The toy profile with the shape model (the default from YAML): gemm_shape as given (empty: none).
+Profile toy_profile_tiled(const std::string& gemm_shape = "") {
+  std::string text = kProfile;
+  const std::string flat = "gemm_shape: {model: flat}\n";
+  text.replace(text.find(flat), flat.size(), gemm_shape);
+  return toy_profile(text);
 }
 
 // hidden 1024, expert FFN 4096, 8 experts, top-2, MHA 8 heads x 128; dtype as given.
@@ -232,4 +242,72 @@ TEST_CASE("attention kinds: causal or not, sliding or Swin-style windows", "[mod
           "  attention: {kind: mha, heads: 8, head_dim: 128, window: -4}\n");
   decode_architecture(bad.root.at("model"), kDataDir);
   CHECK_THAT(bad.diags.str(), Catch::Contains("model.attention.window: must be in [0, 100000000] (got -4)"));
+}
+
+// Shape model (issue 13 point 6) on the toy GPU: 12 SMs, 100 TFLOP/s, 1 TB/s, e_c = e_m = 0.5, launch 1 us.
+//   k_overhead = 2 B * 100e12 / (2 * 1e12) = 100 steps of K.
+//   Reference 8192^3: 4096 tiles in ceil(4096 / 12) = 342 waves (wave factor 342 * 12 / 4096 = 1.001953125);
+//   e_tile = 0.5 * 1.001953125 * (8192 + 100) / 8192 = 0.50709176.
+TEST_CASE("shape model: GEMM costs with tiles, waves, split-K and the K overhead", "[models][cost][gemm_shape]") {
+  CostModel cm(toy_profile_tiled(), toy_arch());
+  REQUIRE(cm.tiled_gemms());
+  const double e_tile = 0.5 * (342.0 * 12 / 4096) * (8292.0 / 8192);
+  // gate_up, 4096 tokens, n = 8192, k = 1024 (no table of that shape): 32 x 64 = 2048 tiles, ceil(2048 / 12)
+  // = 171 waves; compute = 171 * 2 * 128 * 128 * (1024 + 100) * 12 / (100e12 * e_tile) = 7.5577688e10 /
+  // 5.0709176e13 = 1.490413 ms (the flat roofline: 1.374390 ms); memory 0.184549 ms: compute-bound.
+  const double up = 171.0 * 2 * 128 * 128 * 1124 * 12 / (100e12 * e_tile);
+  CHECK(up == Approx(1.490413e-3).epsilon(1e-6));
+  KernelCost c = cm.expert_gate_up(4096);
+  CHECK(c.seconds == Approx(1e-6 + up).epsilon(1e-12));
+  CHECK(c.prov == Provenance::datasheet);
+  // down, 1 token, n = 1024, k = 4096: 1 x 8 = 8 tiles < 12 SMs: split-K s = min(floor(12 / 8), 64) = 1;
+  // compute = 2 * 128 * 128 * (4096 + 100) * 12 / (100e12 * e_tile) = 32.537 us (one padded 128-row tile)
+  // against 16.798 us of weight reads: compute-bound.
+  const double down = 2.0 * 128 * 128 * 4196 * 12 / (100e12 * e_tile);
+  CHECK(down == Approx(32.537e-6).epsilon(1e-4));
+  CHECK(cm.expert_down(1).seconds == Approx(1e-6 + down).epsilon(1e-12));
+  // The measured table still wins inside its range: gate_up n = 64, k = 32 at 5 tokens is interpolated.
+  CostModel small(toy_profile_tiled(), [] {
+    Architecture a = toy_arch();
+    a.hidden = 32;
+    a.expert_ffn = 32;
+    return a;
+  }());
+  const KernelCost t = small.expert_gate_up(5);
+  CHECK(t.seconds == Approx(20e-6).epsilon(1e-12));
+  CHECK(t.prov == Provenance::measured);
+}
+
+TEST_CASE("shape model: profile overrides and the memory-bound regime", "[models][cost][gemm_shape]") {
+  // tile_m 16 (a small-M kernel): 1 token, gate_up n = 8192, k = 1024: 1 x 64 = 64 tiles, 6 waves.
+  // Reference with 16-row tiles: 512 x 64 = 32768 tiles, ceil(32768 / 12) = 2731 waves (factor 2731 * 12 /
+  // 32768 = 1.00012207); e_tile = 0.5 * 1.00012207 * 8292 / 8192 = 0.50616531.
+  // compute = 6 * 2 * 16 * 128 * (1024 + 100) * 12 / (100e12 * e_tile) = 6.549 us; the weights take
+  // 16,795,648 B / 0.5e12 = 33.591 us: memory-bound, 1 us + 33.591296 us as the flat roofline.
+  CostModel cm(toy_profile_tiled("gemm_shape: {tile_m: 16, source: \"test: a 16-row tile\"}\n"), toy_arch());
+  CHECK(cm.profile().gemm_shape.tile_m == 16);
+  CHECK(cm.expert_gate_up(1).seconds == Approx(1e-6 + 3.3591296e-5).epsilon(1e-12));
+  // k_overhead 0, tile_m 16, 96 tokens: 6 x 64 = 384 tiles = 32 full waves, so compute = 32 * 2 * 16 * 128 *
+  // 1024 * 12 / (100e12 * e0) with e0 = 0.5 * 1.00012207 (no K overhead): = 1.6106e9 / 5.0006e13 = 32.208 us;
+  // memory: (96 * 1024 + 1024 * 8192 + 96 * 8192) * 2 B / 0.5e12 = 37.093 us: memory-bound.
+  CostModel k0(toy_profile_tiled("gemm_shape: {tile_m: 16, k_overhead: 0, source: \"test\"}\n"), toy_arch());
+  const double mem = (96.0 * 1024 + 1024.0 * 8192 + 96.0 * 8192) * 2 / 0.5e12;
+  const double comp = 32.0 * 2 * 16 * 128 * 1024 * 12 / (100e12 * 0.5 * (2731.0 * 12 / 32768));
+  CHECK(comp == Approx(32.208e-6).epsilon(1e-4));
+  CHECK(mem == Approx(37.093e-6).epsilon(1e-4));
+  CHECK(k0.expert_gate_up(96).seconds == Approx(1e-6 + mem).epsilon(1e-12));
+  // 192 tokens: 64 full waves, compute 64.416 us > memory (192 * 1024 + 8 Mi + 192 * 8192) * 2 / 0.5e12 =
+  // 40.694 us: compute-bound.
+  CHECK(k0.expert_gate_up(192).seconds == Approx(1e-6 + 2 * comp).epsilon(1e-12));
+}
+
+TEST_CASE("shape model: flat and measured profiles keep the flat roofline", "[models][cost][gemm_shape]") {
+  CostModel flat(toy_profile(), toy_arch());
+  CHECK_FALSE(flat.tiled_gemms());
+  Profile measured = toy_profile_tiled();
+  measured.kind = ProfileKind::measured;
+  CostModel m(measured, toy_arch());
+  CHECK_FALSE(m.tiled_gemms());
+  // 1e-6 + 2 * 4096 * 8192 * 1024 / (0.5 * 100e12), as in the first roofline test.
+  CHECK(m.expert_gate_up(4096).seconds == Approx(1e-6 + 1.37438953472e-3).epsilon(1e-12));
 }

@@ -39,6 +39,79 @@ TEST_CASE("every shipped profile loads", "[models][profile]") {
   CHECK(load_profile("rtx5090", kDataDir).sms == 170);
   CHECK(load_profile("h20", kDataDir).sms == 78);
   for (const std::string& id : list_profiles(kDataDir)) CHECK_NOTHROW(load_profile(id, kDataDir));
+  // Issue 13 points 6 and 7: every shipped profile uses the shape model, pays the cited NCCL launch per
+  // collective call, and derives its interference from 20 comm SMs: 132 / (132 - 20) = 1.17857 on H200.
+  for (const std::string& id : list_profiles(kDataDir)) {
+    INFO(id);
+    const Profile p = load_profile(id, kDataDir);
+    CHECK(p.gemm_model == GemmShapeModel::tiled);
+    CHECK(p.collective_launch.value == Approx(10.5e-6));
+    CHECK(p.collective_launch.kind == "reference");
+    CHECK(p.collective_launch.source.find("DeepEP/issues/303") != std::string::npos);
+    CHECK(p.comm_sms.value == 20);
+    CHECK(p.overlap_interference == Approx(p.sms / (p.sms - 20.0)));
+    CHECK(p.overlap_interference_kind == "derived");
+  }
+  CHECK(load_profile("h200-sxm", kDataDir).overlap_interference == Approx(132.0 / 112.0));
+  CHECK(load_profile("a30-pcie", kDataDir).overlap_interference == Approx(56.0 / 36.0));
+}
+
+TEST_CASE("profile collective figures: defaults, plain values and cited mappings", "[models][profile]") {
+  const std::string head = R"(schema: moesim-profile/1
+id: p
+kind: datasheet
+gpu: {name: G, sms: 100, memory: "1GB", memory_bandwidth: "1TB/s"}
+peak: {bf16: "100TFLOP/s"}
+efficiency:
+  gemm: {compute: 0.5, memory: 0.5}
+  attention: {compute: 0.5, memory: 0.5}
+  elementwise: {compute: 0.5, memory: 0.5}
+launch_overhead: "1us"
+sources: ["test"]
+confidence: low
+)";
+  {
+    // Nothing given: the cited defaults; interference derived 100 / (100 - 20) = 1.25.
+    Doc d(head, "p.yaml");
+    const Profile p = decode_profile(d.root);
+    CHECK(d.diags.str() == "");
+    CHECK(p.collective_launch.value == Approx(kDefaultCollectiveLaunchS));
+    CHECK(p.collective_launch.kind == "reference");
+    CHECK(p.comm_sms.value == kDefaultCommSms);
+    CHECK(p.overlap_interference == Approx(1.25));
+    CHECK(p.overlap_interference_kind == "derived");
+    CHECK(p.gemm_model == GemmShapeModel::tiled);
+    CHECK(p.gemm_shape.k_overhead < 0);  // derived per dtype
+  }
+  {
+    // Plain values take the profile's kind; a mapping carries its own; a given interference wins.
+    Doc d(head + "collective_launch: \"5us\"\ncomm_sms: {value: 36, kind: measured, source: \"nsys\"}\n", "p.yaml");
+    const Profile p = decode_profile(d.root);
+    CHECK(d.diags.str() == "");
+    CHECK(p.collective_launch.value == Approx(5e-6));
+    CHECK(p.collective_launch.kind == "datasheet");
+    CHECK(p.comm_sms.value == 36);
+    CHECK(p.comm_sms.kind == "measured");
+    CHECK(p.comm_sms.source == "nsys");
+    CHECK(p.overlap_interference == Approx(100.0 / 64.0));
+    Doc e(head + "overlap_interference: 1.1\n", "p.yaml");
+    const Profile q = decode_profile(e.root);
+    CHECK(q.overlap_interference == Approx(1.1));
+    CHECK(q.overlap_interference_kind == "datasheet");
+  }
+  {
+    // Bad figures: comm_sms must leave SMs for compute; a mapping needs value, kind and source; overriding the
+    // shape model needs a source.
+    Doc d(head + "comm_sms: 100\ncollective_launch: {value: \"2us\", kind: guessed}\ngemm_shape: {k_overhead: 50}\n",
+          "p.yaml");
+    decode_profile(d.root);
+    CHECK(d.diags.str() ==
+          "p.yaml:13:11: comm_sms: must be below gpu.sms (100): a communication kernel cannot hold every SM "
+          "(got 100)\n"
+          "p.yaml:14:20: collective_launch.source: missing required key\n"
+          "p.yaml:14:41: collective_launch.kind: must be one of measured, derived, datasheet, reference (got guessed)\n"
+          "p.yaml:15:13: gemm_shape.source: must say where overridden shape-model figures come from\n");
+  }
 }
 
 TEST_CASE("profile diagnostics", "[models][profile][bad]") {
@@ -70,7 +143,8 @@ tables:
         "p.yaml:3:7: kind: measured needs a provenance mapping (GPU, driver, CUDA, cuBLASLt, date, git sha) "
         "(got measured)\n"
         "p.yaml:7:19: efficiency.gemm.compute: must be in (0, 1] (got 1.5)\n"
-        "p.yaml:13:1: colour: unknown key; allowed keys: schema, id, kind, gpu, peak, efficiency, launch_overhead, "
-        "overlap_interference, sources, confidence, provenance, tables (got colour)\n"
+        "p.yaml:13:1: colour: unknown key; allowed keys: schema, id, kind, gpu, peak, efficiency, gemm_shape, "
+        "launch_overhead, collective_launch, comm_sms, overlap_interference, sources, confidence, provenance, "
+        "tables (got colour)\n"
         "p.yaml:15:91: tables[0].points[1][0]: tokens must be strictly increasing (got 1)\n");
 }

@@ -160,6 +160,40 @@ TEST_CASE("console report: names, speedup as given, aligned table", "[reports]")
   CHECK(text == moesim::reports::console_report(sample()));
 }
 
+// Issue 13 figures (collective launch, comm SMs, derived interference, GEMM shape model) with their provenance.
+TEST_CASE("profile figures with provenance reach the JSON context and the console header", "[reports]") {
+  RunResult r = sample();
+  auto& p = r.context.profiles[0];
+  p.overlap_interference = 1.25;
+  p.overlap_interference_from = {"derived", "derived: 100 SMs / (100 SMs - 20 comm SMs)"};
+  p.collective_launch_s = 10.5e-6;
+  p.collective_launch_from = {"reference", "nccl-tests alltoall_perf"};
+  p.comm_sms = 20;
+  p.comm_sms_from = {"reference", "DeepEP Buffer.num_sms"};
+  p.gemm_model = "tiled";
+  p.gemm_tile_m = p.gemm_tile_n = 128;
+  p.gemm_tile_k = 64;
+  p.gemm_k_overhead_bf16 = 206.0416667;
+  p.gemm_reference = 8192;
+  const json j = json::parse(moesim::reports::json_report(r, false, false));
+  const auto& q = j["context"]["profiles"][0];
+  CHECK(q["sources"] == json::array({"datasheet", "bench"}));
+  CHECK(q["overlap_interference"].get<double>() == 1.25);
+  CHECK(q["overlap_interference_provenance"]["kind"] == "derived");
+  CHECK(q["collective_launch_s"].get<double>() == 10.5e-6);
+  CHECK(q["collective_launch_provenance"]["source"] == "nccl-tests alltoall_perf");
+  CHECK(q["comm_sms"] == 20);
+  CHECK(q["gemm_shape"]["model"] == "tiled");
+  CHECK(q["gemm_shape"]["k_overhead"] == "derived");
+  CHECK(q["gemm_shape"]["tile_k"] == 64);
+  // The second profile sets none of them: its header keeps the plain "id (kind)".
+  CHECK(j["context"]["profiles"][1]["gemm_shape"]["model"] == "");
+  const std::string text = moesim::reports::console_report(r);
+  CHECK(text.find("h100-gemm (compute, overlap interference x1.25 (derived), collective launch 10.5 us (reference), "
+                  "GEMMs tiled, k_overhead 206 (bf16))") != std::string::npos);
+  CHECK(text.find("nvlink4 (network)") != std::string::npos);
+}
+
 TEST_CASE("console report has no speedup column without a baseline", "[reports]") {
   RunResult r = sample();
   r.baseline.clear();

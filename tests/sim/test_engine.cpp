@@ -344,3 +344,89 @@ TEST_CASE("exact: a ring's members all end with its slowest hop, a dense collect
     CHECK(err < 1e-9);
   }
 }
+
+// Collective launch (issue 13 point 7): every collective call pays EngineOptions::collective_launch_s before its
+// data moves, the same in both fidelities; a chunked all-to-all pays it once per chunk.
+TEST_CASE("a collective pays its fixed launch time once per call, in both fidelities", "[engine][collective_launch]") {
+  // 2 GPUs, links of 100 GB/s and 1 us each (route latency 2 us); rank 0 sends 1e9 bytes to rank 1 (10 ms).
+  // Launch L = 10 us. One call: end = L + 2 us + 10 ms = 10.012 ms.
+  // The same bytes in two chunks (chunk 2 waits for chunk 1 on each rank): each chunk pays L + 2 us + 5 ms, so
+  // the pair ends at 2 x (10 us + 2 us + 5 ms) = 10.024 ms: 12 us (one launch and one route latency) later.
+  // With L = 0 the two chunks end at 10.004 ms (only the latency is paid twice). Four chunks pay four launches:
+  // 4 x (10 us + 2 us + 2.5 ms) = 10.048 ms (10.008 ms with L = 0).
+  const double L = 10e-6, lat = 2e-6, whole = 1e-2;
+  for (Fidelity f : {Fidelity::exact, Fidelity::fast})
+    for (int chunks : {1, 2, 4})
+      for (double launch : {L, 0.0}) {
+        const double expected = chunks * (launch + lat + whole / chunks);
+        const double err = testing::run_in_child([&] {
+          PlatformSpec p = star(2, 100e9, 1e-6);
+          OpGraph g(2);
+          std::vector<double> bytes = {0, 1e9 / chunks, 0, 0};
+          std::vector<OpId> last;
+          for (int c = 0; c < chunks; ++c)
+            last = g.add_all_to_all(Stream::comm, OpClass::dispatch, Phase::forward, 0, bytes, {});  // stream order
+          EngineOptions opt;
+          opt.fidelity = f;
+          opt.collective_launch_s = launch;
+          Trace t = run_engine(p, identity(2), g, opt);
+          return std::max(std::abs(t.end_s[last[0]] - expected), std::abs(t.end_s[last[1]] - expected)) / expected;
+        });
+        INFO((f == Fidelity::exact ? "exact" : "fast") << ", " << chunks << " chunk(s), launch " << launch);
+        CHECK(err < 1e-9);
+      }
+}
+
+TEST_CASE("the collective launch starts when each rank reaches the call", "[engine][collective_launch]") {
+  // Rank 1 computes 20 us before the all-to-all; rank 0 reaches it at 0. Launch 10 us: rank 0 is ready at
+  // 10 us, rank 1 at 30 us; the flow (1e9 bytes 0 -> 1 at 100 GB/s, route latency 2 us) starts at 30 us and
+  // ends at 30 us + 2 us + 10 ms. Rank 0's op still starts at 0 (it waits inside the call, as NCCL does).
+  // A collective whose ranks move no bytes still costs the launch: an empty all-to-all ends at 10 us.
+  for (Fidelity f : {Fidelity::exact, Fidelity::fast}) {
+    const double err = testing::run_in_child([&] {
+      PlatformSpec p = star(2, 100e9, 1e-6);
+      OpGraph g(2);
+      OpId c1 = g.add_compute(1, Stream::comm, OpClass::attention, Phase::forward, 0, 20e-6, Provenance::datasheet);
+      // Rank 1's all-to-all follows c1 on its comm stream; an empty all-to-all follows on both ranks.
+      auto a2a = g.add_all_to_all(Stream::comm, OpClass::dispatch, Phase::forward, 0, {0, 1e9, 0, 0}, {});
+      auto empty = g.add_all_to_all(Stream::comm, OpClass::combine, Phase::forward, 0, {0, 0, 0, 0}, {});
+      (void)c1;
+      EngineOptions opt;
+      opt.fidelity = f;
+      opt.collective_launch_s = 10e-6;
+      Trace t = run_engine(p, identity(2), g, opt);
+      const double end = 30e-6 + 2e-6 + 1e-2;
+      double worst = std::abs(t.start_s[a2a[0]]) + std::abs(t.start_s[a2a[1]] - 20e-6) / 20e-6;
+      for (OpId id : a2a) worst = std::max(worst, std::abs(t.end_s[id] - end) / end);
+      for (OpId id : empty) worst = std::max(worst, std::abs(t.end_s[id] - (end + 10e-6)) / end);
+      return worst;
+    });
+    INFO((f == Fidelity::exact ? "exact" : "fast"));
+    CHECK(err < 1e-9);
+  }
+}
+
+TEST_CASE("the second phase of one call pays no second launch", "[engine][collective_launch]") {
+  // A ring all-reduce is built as a reduce-scatter then an all-gather (one NCCL call): with the all-gather
+  // marked as the call's continuation, two phases of 5e8 bytes 0 -> 1 (5 ms each at 100 GB/s, 2 us route
+  // latency) end at L + 2 x (2 us + 5 ms) = 10 us + 10.004 ms = 10.014 ms, not 10.024 ms.
+  for (Fidelity f : {Fidelity::exact, Fidelity::fast}) {
+    const double err = testing::run_in_child([&] {
+      PlatformSpec p = star(2, 100e9, 1e-6);
+      OpGraph g(2);
+      g.add_collective(OpKind::reduce_scatter, {0, 1}, Stream::dp, OpClass::dp_all_reduce, Phase::backward, -1,
+                       {0, 5e8, 0, 0}, {});
+      auto ag = g.add_collective(OpKind::all_gather, {0, 1}, Stream::dp, OpClass::dp_all_reduce, Phase::backward,
+                                 -1, {0, 5e8, 0, 0}, {});
+      g.continue_call(g.op(ag[0]).collective);
+      EngineOptions opt;
+      opt.fidelity = f;
+      opt.collective_launch_s = 10e-6;
+      Trace t = run_engine(p, identity(2), g, opt);
+      const double end = 10e-6 + 2 * (2e-6 + 5e-3);
+      return std::max(std::abs(t.end_s[ag[0]] - end), std::abs(t.end_s[ag[1]] - end)) / end;
+    });
+    INFO((f == Fidelity::exact ? "exact" : "fast"));
+    CHECK(err < 1e-9);
+  }
+}

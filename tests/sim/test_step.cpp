@@ -44,6 +44,33 @@ TEST_CASE("a 2-rank, 1-layer topk training step takes the hand-derived time", "[
   CHECK(v.step_time_s == Approx(78.944e-6).epsilon(1e-9));
 }
 
+// The same toy with a collective launch of L = 2 us (issue 13 point 7; tests/data/toy-profile.yaml sets 0).
+// Every collective call pays L once, from the moment its rank reaches it, before its bytes move:
+//   inference: dispatch and combine are one call each: 15.768 + 2 x 2 = 19.768 us, all of it on the critical
+//   path (both ranks are symmetric), so the exposed communication grows by the same 4 us to 4.768 us.
+//   training: 4 all-to-alls (dispatch, combine and their gradients): blocks 41.536 + 4 x 2 = 49.536 us, ending
+//   at 44.536 + 8 = 52.536 us; the gradient all-reduce is one call (a reduce-scatter then an all-gather in the
+//   graph, but one NCCL launch): 33.408 + 2 = 35.408 us; Adam 1 us: step 52.536 + 35.408 + 1 = 88.944 us.
+TEST_CASE("the toy inference step pays one collective launch per call", "[step][collective_launch]") {
+  Scenario sc = load_scenario(toy());
+  REQUIRE(sc.profile.collective_launch.value == 0.0);
+  sc.profile.collective_launch.value = 2e-6;
+  VariantResult v = simulate_variant(sc, sc.variants.at(0), Fidelity::exact, false);
+  CHECK(v.step_time_s == Approx(19.768e-6).epsilon(1e-9));
+  CHECK(v.exposed_comm_s == Approx(4.768e-6).epsilon(1e-9));
+  CHECK(v.compute_s == Approx(15e-6).epsilon(1e-9));
+}
+
+TEST_CASE("the toy training step pays one collective launch per call, one per all-reduce", "[step][collective_launch]") {
+  Scenario sc = load_scenario(toy());
+  sc.profile.collective_launch.value = 2e-6;
+  sc.mode = models::Mode::training;
+  VariantResult t = simulate_variant(sc, sc.variants.at(0), Fidelity::exact, false);
+  CHECK(t.step_time_s == Approx(88.944e-6).epsilon(1e-9));
+  CHECK(t.extra.at("block_time_s") == Approx(49.536e-6).epsilon(1e-9));
+  CHECK(t.time_by_class_s.at("dp_all_reduce") == Approx(35.408e-6).epsilon(1e-9));
+}
+
 TEST_CASE("more skew never makes the step faster", "[step]") {
   // OLMoE (64 experts, top-8) on 8 x H200, 2 layers; Zipf exponents rising from 0 (uniform) to 1.6.
   const std::string text = R"(

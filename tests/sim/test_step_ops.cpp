@@ -144,6 +144,11 @@ variants:
   CHECK(simulated(sc, Fidelity::exact, cls("loss")) == Approx(1e-6).epsilon(1e-9));
   // The fast level (one parallel task per collective) gives the same all-reduce time.
   CHECK(simulated(sc, Fidelity::fast, cls("dp_all_reduce")) == Approx(83.584e-6).epsilon(1e-6));
+  // With a collective launch of L = 5 us each all-reduce call (one per bucket: dense, then experts) pays L
+  // once, its all-gather half none: 83.584 + 2 x 5 = 93.584 us per rank, in both fidelities.
+  sc.profile.collective_launch.value = 5e-6;
+  CHECK(simulated(sc, Fidelity::exact, cls("dp_all_reduce")) == Approx(93.584e-6).epsilon(1e-9));
+  CHECK(simulated(sc, Fidelity::fast, cls("dp_all_reduce")) == Approx(93.584e-6).epsilon(1e-6));
 }
 
 TEST_CASE("baseline.scope picks the time a speed-up compares", "[step_ops]") {
