@@ -2,6 +2,8 @@
 //   moesim run FILE [--json OUT] [--csv OUT] [--sweep-csv OUT] [--trace OUT] [--html OUT] [--variant NAME]...
 //              [--fidelity F]
 //   moesim topo FILE [--dot OUT] [--simgrid-settings]
+//   moesim sweep FILE --csv OUT [--json OUT] [--html OUT] [--set KEY=V1,V2,...]... [--zip KEY=V1,V2,...]...
+//                [--jobs N] [--resume] [--fidelity F] [--quiet] [--force]
 //   moesim validate FILE
 //   moesim collective KIND --cluster PRESET|FILE [--ranks N | --gpus LIST] [--sizes MIN:MAX] [--step-factor F]
 //                     [--fidelity auto|exact|fast] [--json OUT] [--csv OUT]
@@ -13,6 +15,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "models/architecture.hpp"
@@ -23,6 +26,9 @@
 #include "sim/output_file.hpp"
 #include "sim/runner.hpp"
 #include "sim/scenario.hpp"
+#include "reports/param_sweep.hpp"
+#include "sim/sweep.hpp"
+#include <unistd.h>
 #include "topologies/analysis.hpp"
 #include "topologies/dot.hpp"
 #include "topologies/topology_spec.hpp"
@@ -171,6 +177,50 @@ int cmd_collective(const std::string& kind_text, const std::string& cluster_arg,
   return 0;
 }
 
+// `moesim sweep` (sim/sweep.hpp). Exit 130 when interrupted (Ctrl-C): the CSV holds the finished points.
+int cmd_sweep(const std::string& file, const std::string& csv, const std::string& json, const std::string& html,
+              const std::vector<std::string>& set, const std::vector<std::string>& zip, const std::string& fidelity,
+              int jobs, bool resume, bool quiet, bool force) {
+  if (!outputs_writable("sweep", {{"--csv", csv}, {"--json", json}, {"--html", html}})) return 2;
+  SweepOptions o;
+  o.jobs = jobs;
+  o.resume = resume;
+  o.force = force;
+  o.csv = csv;
+  o.quiet = quiet;
+  o.progress_bar = ::isatty(STDOUT_FILENO) == 1;
+  if (fidelity == "exact") o.fidelity = Fidelity::exact;
+  if (fidelity == "fast") o.fidelity = Fidelity::fast;
+  // Tests only (documented in README.md): stop as on Ctrl-C after this many points.
+  if (const char* s = std::getenv("MOESIM_SWEEP_STOP_AFTER"); s && *s) o.stop_after = std::strtoul(s, nullptr, 10);
+  SweepOutcome r;
+  try {
+    r = run_sweep(file, set, zip, o);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "moesim sweep: " << e.what() << "\n";
+    return 2;
+  }
+  std::set<std::string> finished;
+  for (const auto& row : r.table.rows) finished.insert(row[0]);
+  if (r.interrupted) {
+    std::cerr << fmt::format("moesim sweep: interrupted: {} of {} points in {}; run the same command with --resume "
+                             "to finish\n",
+                             finished.size(), r.table.points, escape_control(csv));
+    return 130;
+  }
+  if (!r.failures.empty()) {
+    std::cerr << r.failures
+              << fmt::format("moesim sweep: {} of {} points failed; the others are in {} (--resume retries the "
+                             "failed ones)\n",
+                             r.table.points - finished.size(), r.table.points, escape_control(csv));
+    return 1;
+  }
+  if (!json.empty()) write_file(json, reports::sweep_json(r.table));
+  if (!html.empty()) write_file(html, reports::sweep_html(r.table));
+  if (!quiet) std::cout << fmt::format("{} points, {} rows in {}\n", r.table.points, r.table.rows.size(), csv);
+  return 0;
+}
+
 int cmd_list() {
   const std::string dd = data_dir();
   auto print = [](const char* what, const std::vector<std::string>& names) {
@@ -219,6 +269,27 @@ int main(int argc, char** argv) {
   topo_cmd->add_option("--dot", dot, "write the topology as Graphviz DOT");
   topo_cmd->add_flag("--simgrid-settings", settings, "print the SimGrid settings of each fidelity level");
 
+  std::vector<std::string> sweep_set, sweep_zip;
+  bool resume = false;
+  auto* sweep = app.add_subcommand("sweep", "run a scenario at every point of a grid over its keys (its sweep: "
+                                            "section, or --set / --zip) and write one CSV row per point and variant");
+  sweep->add_option("FILE", file, "scenario YAML")->required();
+  sweep->add_option("--csv", csv, "the CSV, written as points finish (required; --resume reads it)")->required();
+  sweep->add_option("--json", json, "write the rows as JSON (schema moesim-sweep/1)");
+  sweep->add_option("--html", html, "write an HTML page: a line chart per metric against the first swept key");
+  sweep->add_option("--set", sweep_set, "KEY=V1,V2,...: one grid axis over a key path, e.g. parallelism.ep=2,4,8 "
+                                        "(repeatable; --set / --zip replace the file's sweep: section)")
+      ->allow_extra_args(false);
+  sweep->add_option("--zip", sweep_zip, "KEY=V1,V2,...: keys walked together, one point per position (repeatable; "
+                                        "equal lengths)")
+      ->allow_extra_args(false);
+  sweep->add_option("--jobs", jobs, "points simulated at once (worker processes)")->check(CLI::Range(1, 64));
+  sweep->add_flag("--resume", resume, "keep the finished points of the existing --csv and run the rest");
+  sweep->add_option("--fidelity", fidelity, "override every point: exact | fast")
+      ->check(CLI::IsMember({"scenario", "exact", "fast"}));
+  sweep->add_flag("--quiet", quiet, "no progress output");
+  sweep->add_flag("--force", force, "run points whose estimated work is very long");
+
   auto* validate = app.add_subcommand("validate", "load a scenario and report every problem");
   validate->add_option("FILE", file, "scenario YAML")->required();
 
@@ -259,6 +330,8 @@ int main(int argc, char** argv) {
         }
         return cmd_topo(file, dot, settings);
       }
+      if (sweep->parsed())
+        return cmd_sweep(file, csv, json, html, sweep_set, sweep_zip, fidelity, jobs, resume, quiet, force);
       if (coll->parsed())
         return cmd_collective(coll_kind, coll_cluster, coll_ranks, coll_gpus, coll_sizes, coll_factor, coll_fidelity,
                               json, csv);
