@@ -429,15 +429,18 @@ std::vector<SweepPointInfo> check_sweep_points(const std::string& file, const st
     } catch (const InputError& e) {
       for (Diagnostic d : e.diagnostics().items()) {
         d.rule = fmt::format("{}: {}", name, d.rule);
-        // A key the sweep added has no place in the file (yaml-cpp gives new nodes none): point at where the
-        // sweep sets it instead of at 1:1.
+        // A problem with a swept key is the point's value's: point at that value in the sweep: section (or at
+        // the --set / --zip argument), not at the scenario's own value it replaced (or at 1:1 for a key the
+        // sweep added, which has no place in the file).
         for (std::size_t k = 0; k < p.settings.size(); ++k) {
           const std::string& key = p.settings[k].key;
-          const bool about_key = d.key_path == key || d.key_path.rfind(key + ".", 0) == 0;
-          if (about_key && d.line == 1 && d.column == 1 && d.file == file) {
-            d.file = at[k].file, d.line = at[k].line, d.column = at[k].column;
-            break;
-          }
+          const bool about_key = d.key_path == key || d.key_path.rfind(key + ".", 0) == 0 ||
+                                 d.key_path.rfind(key + "[", 0) == 0;
+          if (!about_key || d.file != file) continue;
+          const YAML::Mark m = p.settings[k].value.Mark();
+          if (at[k].file == file && !m.is_null()) d.line = m.line + 1, d.column = m.column + 1;
+          else d.file = at[k].file, d.line = at[k].line, d.column = at[k].column;
+          break;
         }
         diags.add(std::move(d));
       }
