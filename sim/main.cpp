@@ -3,7 +3,8 @@
 //              [--fidelity F]
 //   moesim topo FILE [--dot OUT] [--simgrid-settings]
 //   moesim sweep FILE --csv OUT [--json OUT] [--html OUT] [--set KEY=V1,V2,...]... [--zip KEY=V1,V2,...]...
-//                [--jobs N] [--resume] [--fidelity F] [--quiet] [--force]
+//                [--jobs N] [--resume] [--fidelity F] [--quiet] [--force] [--shard I/N]
+//   moesim merge OUT.csv SHARD.csv... [--points N]
 //   moesim validate FILE
 //   moesim collective KIND --cluster PRESET|FILE [--ranks N | --gpus LIST] [--sizes MIN:MAX] [--step-factor F]
 //                     [--fidelity auto|exact|fast] [--json OUT] [--csv OUT]
@@ -17,6 +18,7 @@
 #include <iostream>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "models/architecture.hpp"
 #include "models/profile.hpp"
@@ -180,7 +182,7 @@ int cmd_collective(const std::string& kind_text, const std::string& cluster_arg,
 // `moesim sweep` (sim/sweep.hpp). Exit 130 when interrupted (Ctrl-C): the CSV holds the finished points.
 int cmd_sweep(const std::string& file, const std::string& csv, const std::string& json, const std::string& html,
               const std::vector<std::string>& set, const std::vector<std::string>& zip, const std::string& fidelity,
-              int jobs, bool resume, bool quiet, bool force) {
+              int jobs, bool resume, bool quiet, bool force, const std::string& shard) {
   if (!outputs_writable("sweep", {{"--csv", csv}, {"--json", json}, {"--html", html}})) return 2;
   SweepOptions o;
   o.jobs = jobs;
@@ -188,6 +190,14 @@ int cmd_sweep(const std::string& file, const std::string& csv, const std::string
   o.force = force;
   o.csv = csv;
   o.quiet = quiet;
+  if (!shard.empty()) {
+    try {
+      std::tie(o.shard, o.shards) = parse_shard(shard);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "moesim sweep: " << e.what() << "\n";
+      return 2;
+    }
+  }
   o.progress_bar = ::isatty(STDOUT_FILENO) == 1;
   if (fidelity == "exact") o.fidelity = Fidelity::exact;
   if (fidelity == "fast") o.fidelity = Fidelity::fast;
@@ -205,19 +215,37 @@ int cmd_sweep(const std::string& file, const std::string& csv, const std::string
   if (r.interrupted) {
     std::cerr << fmt::format("moesim sweep: interrupted: {} of {} points in {}; run the same command with --resume "
                              "to finish\n",
-                             finished.size(), r.table.points, escape_control(csv));
+                             finished.size(), r.shard_points, escape_control(csv));
     return 130;
   }
   if (!r.failures.empty()) {
     std::cerr << r.failures
               << fmt::format("moesim sweep: {} of {} points failed; the others are in {} (--resume retries the "
                              "failed ones)\n",
-                             r.table.points - finished.size(), r.table.points, escape_control(csv));
+                             r.shard_points - finished.size(), r.shard_points, escape_control(csv));
     return 1;
   }
   if (!json.empty()) write_file(json, reports::sweep_json(r.table));
   if (!html.empty()) write_file(html, reports::sweep_html(r.table));
-  if (!quiet) std::cout << fmt::format("{} points, {} rows in {}\n", r.table.points, r.table.rows.size(), csv);
+  if (!quiet)
+    std::cout << fmt::format("{} points{}, {} rows in {}\n", r.shard_points,
+                             o.shards > 1 ? fmt::format(" (shard {}/{} of {})", o.shard, o.shards, r.table.points) : "",
+                             r.table.rows.size(), csv);
+  return 0;
+}
+
+// `moesim merge`: the whole sweep's CSV from its shards' (sim/sweep.hpp merge_sweep_csvs).
+int cmd_merge(const std::string& out, const std::vector<std::string>& shards, long points) {
+  if (!outputs_writable("merge", {{"OUT", out}})) return 2;
+  std::string text;
+  try {
+    text = merge_sweep_csvs(shards, points > 0 ? std::optional<std::size_t>(static_cast<std::size_t>(points))
+                                               : std::nullopt);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "moesim merge: " << e.what() << "\n";
+    return 2;
+  }
+  replace_sweep_file(out, text);
   return 0;
 }
 
@@ -289,6 +317,19 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"scenario", "exact", "fast"}));
   sweep->add_flag("--quiet", quiet, "no progress output");
   sweep->add_flag("--force", force, "run points whose estimated work is very long");
+  std::string shard;
+  sweep->add_option("--shard", shard, "I/N: run only the points p with p % N == I - 1 (1 <= I <= N), e.g. one "
+                                      "Slurm array task each; `moesim merge` joins the shards' CSVs");
+
+  std::string merge_out;
+  std::vector<std::string> merge_in;
+  long merge_points = 0;
+  auto* merge = app.add_subcommand("merge", "join the CSVs of a sweep's shards (moesim sweep --shard I/N) into the "
+                                            "CSV of the whole sweep");
+  merge->add_option("OUT", merge_out, "the merged CSV")->required();
+  merge->add_option("SHARD", merge_in, "the shards' CSVs, any order")->required();
+  merge->add_option("--points", merge_points, "the sweep's point count: a missing last point is an error too")
+      ->check(CLI::Range(1L, 10000L));
 
   auto* validate = app.add_subcommand("validate", "load a scenario and report every problem");
   validate->add_option("FILE", file, "scenario YAML")->required();
@@ -331,7 +372,8 @@ int main(int argc, char** argv) {
         return cmd_topo(file, dot, settings);
       }
       if (sweep->parsed())
-        return cmd_sweep(file, csv, json, html, sweep_set, sweep_zip, fidelity, jobs, resume, quiet, force);
+        return cmd_sweep(file, csv, json, html, sweep_set, sweep_zip, fidelity, jobs, resume, quiet, force, shard);
+      if (merge->parsed()) return cmd_merge(merge_out, merge_in, merge_points);
       if (coll->parsed())
         return cmd_collective(coll_kind, coll_cluster, coll_ranks, coll_gpus, coll_sizes, coll_factor, coll_fidelity,
                               json, csv);

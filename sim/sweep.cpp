@@ -496,12 +496,18 @@ void write_all(int fd, const std::string& s, const std::string& what) {
 
 // Replaces `path` with `text` at once (a temporary file renamed over it), so an interruption leaves either the
 // old CSV or the new one, never half of one.
-void replace_file(const std::string& path, const std::string& text) {
+void replace_file(const std::string& path, const std::string& text) { replace_sweep_file(path, text); }
+
+}  // namespace
+
+void replace_sweep_file(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   write_output_file(tmp, text);
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
     throw std::runtime_error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
 }
+
+namespace {
 
 std::string clock_text(double s) {
   const long t = std::lround(std::max(0.0, s));
@@ -555,7 +561,15 @@ SweepOutcome run_sweep(const std::string& file, const std::vector<std::string>& 
                                               slow, kMaxDrawsWithoutForce));
   }
 
+  if (opt.shards < 1 || opt.shard < 1 || opt.shard > opt.shards)
+    throw std::invalid_argument(fmt::format("--shard {}/{}: expected I/N with 1 <= I <= N", opt.shard, opt.shards));
+  // Shard I of N runs the points p with p % N == I - 1 (every N-th point from I - 1: shards of nearly equal
+  // size that each mix cheap and costly points of a grid whose last axis grows).
+  auto in_shard = [&](std::size_t p) { return p % opt.shards == opt.shard - 1; };
+  auto shard_of = [&](std::size_t p) { return p % opt.shards + 1; };
+
   SweepOutcome out;
+  for (const auto& p : points) out.shard_points += in_shard(p.index) ? 1 : 0;
   SweepTable& t = out.table;
   t.scenario_file = file;
   t.scenario_name = base.name;
@@ -589,6 +603,10 @@ SweepOutcome run_sweep(const std::string& file, const std::vector<std::string>& 
           throw std::invalid_argument(fmt::format("{}: point {} is not a point of this sweep (0 to {})", where,
                                                   escape_control(rec[0]), points.size() - 1));
         const std::size_t p = std::stoul(rec[0]);
+        if (!in_shard(p))
+          throw std::invalid_argument(fmt::format("{}: point {} belongs to shard {}/{}, not to this run's shard "
+                                                  "{}/{} (a CSV of another shard?)",
+                                                  where, p, shard_of(p), opt.shards, opt.shard, opt.shards));
         for (std::size_t k = 0; k < t.keys.size(); ++k)
           if (rec[1 + k] != points[p].settings[k].shown)
             throw std::invalid_argument(fmt::format("{}: point {} has {}={}, this sweep has {}={} (a CSV of "
@@ -615,7 +633,7 @@ SweepOutcome run_sweep(const std::string& file, const std::vector<std::string>& 
 
   std::vector<std::size_t> todo;
   for (const auto& p : points)
-    if (!done.count(p.index)) todo.push_back(p.index);
+    if (in_shard(p.index) && !done.count(p.index)) todo.push_back(p.index);
 
   // Progress: a bar redrawn in place on a terminal, a line per point otherwise.
   const auto t0 = std::chrono::steady_clock::now();
@@ -623,7 +641,7 @@ SweepOutcome run_sweep(const std::string& file, const std::vector<std::string>& 
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   auto progress = [&](const SweepGridPoint* p, bool failed) {
     if (opt.quiet) return;
-    const std::size_t total = points.size(), have = done.size();
+    const std::size_t total = out.shard_points, have = done.size();
     const double e = elapsed();
     const double eta = finished > 0 ? e / static_cast<double>(finished) * static_cast<double>(todo.size() - finished) : 0;
     if (opt.progress_bar) {
@@ -639,7 +657,7 @@ SweepOutcome run_sweep(const std::string& file, const std::vector<std::string>& 
     std::cout.flush();
   };
   if (!opt.quiet && out.resumed > 0)
-    std::cout << fmt::format("resuming: {} of {} points already in {}\n", out.resumed, points.size(), opt.csv);
+    std::cout << fmt::format("resuming: {} of {} points already in {}\n", out.resumed, out.shard_points, opt.csv);
   progress(nullptr, false);
 
   // Ctrl-C: stop starting points, end the running ones, keep the CSV of the finished ones.
@@ -779,6 +797,74 @@ SweepOutcome run_sweep(const std::string& file, const std::vector<std::string>& 
   // Finished: the CSV in point order (then variant order), whatever order the points finished in, so it does
   // not depend on --jobs or on an interruption.
   if (!out.interrupted) replace_file(opt.csv, sweep_csv_text(t));
+  return out;
+}
+
+std::pair<std::size_t, std::size_t> parse_shard(const std::string& text) {
+  const std::size_t slash = text.find('/');
+  const std::string i = text.substr(0, slash), n = slash == std::string::npos ? "" : text.substr(slash + 1);
+  if (!all_digits(i) || !all_digits(n) || i.size() > 9 || n.size() > 9)
+    throw std::invalid_argument(fmt::format("--shard {}: expected I/N, e.g. 2/4 (shard I of N, 1-based)",
+                                            escape_control(text)));
+  const std::size_t si = std::stoul(i), sn = std::stoul(n);
+  if (sn < 1 || si < 1 || si > sn || sn > kMaxSweepPoints)
+    throw std::invalid_argument(fmt::format("--shard {}: expected 1 <= I <= N <= {}", escape_control(text),
+                                            kMaxSweepPoints));
+  return {si, sn};
+}
+
+std::string merge_sweep_csvs(const std::vector<std::string>& files, std::optional<std::size_t> points) {
+  if (files.empty()) throw std::invalid_argument("no shard CSV to merge");
+  std::vector<std::string> header;
+  std::map<std::size_t, std::vector<std::vector<std::string>>> rows;  // point -> its rows, in file order
+  std::map<std::size_t, std::size_t> from;  // point -> the input it came from (index into files)
+  for (std::size_t fi = 0; fi < files.size(); ++fi) {
+    const std::string& f = files[fi];
+    std::string why;
+    const std::optional<std::string> text = read_input_file(f, kMaxTraceFileBytes, &why);
+    if (!text) throw std::invalid_argument(fmt::format("{}: {}", escape_control(f), why));
+    bool complete = true;
+    const auto recs = parse_csv(*text, &complete);
+    if (!complete)
+      throw std::invalid_argument(fmt::format("{}: the last line has no line end (a write cut short: finish the "
+                                              "shard with --resume)",
+                                              escape_control(f)));
+    if (recs.empty() || recs.front().empty() || recs.front()[0] != "point")
+      throw std::invalid_argument(fmt::format("{}: not a sweep CSV (its header must start with \"point\")",
+                                              escape_control(f)));
+    if (header.empty()) header = recs.front();
+    else if (recs.front() != header)
+      throw std::invalid_argument(fmt::format("{}: another header than {}'s (shards of one sweep have one header)",
+                                              escape_control(f), escape_control(files.front())));
+    for (std::size_t r = 1; r < recs.size(); ++r) {
+      const auto& rec = recs[r];
+      const std::string where = fmt::format("{} line {}", escape_control(f), r + 1);
+      if (rec.size() != header.size())
+        throw std::invalid_argument(fmt::format("{}: {} fields, expected {}", where, rec.size(), header.size()));
+      if (!all_digits(rec[0]) || rec[0].size() > 9)
+        throw std::invalid_argument(fmt::format("{}: point {} is not a point number", where, escape_control(rec[0])));
+      const std::size_t p = std::stoul(rec[0]);
+      if (const auto it = from.find(p); it != from.end() && it->second != fi)
+        throw std::invalid_argument(fmt::format("{}: point {} is also in {} (the same shard twice?)", where, p,
+                                                escape_control(files[it->second])));
+      from[p] = fi;
+      rows[p].push_back(rec);
+    }
+  }
+  const std::size_t want = points ? *points : (rows.empty() ? 0 : rows.rbegin()->first + 1);
+  std::string missing;
+  std::size_t n_missing = 0;
+  for (std::size_t p = 0; p < want; ++p)
+    if (!rows.count(p) && ++n_missing <= 10) missing += fmt::format("{}{}", missing.empty() ? "" : ", ", p);
+  if (n_missing > 0)
+    throw std::invalid_argument(fmt::format("{} of {} points missing ({}{}): a shard not given, or not finished "
+                                            "(run it again with --resume)",
+                                            n_missing, want, missing, n_missing > 10 ? ", ..." : ""));
+  if (!rows.empty() && rows.rbegin()->first >= want)
+    throw std::invalid_argument(fmt::format("point {} is beyond --points {}", rows.rbegin()->first, want));
+  std::string out = csv_line(header);
+  for (const auto& [p, rs] : rows)
+    for (const auto& r : rs) out += csv_line(r);
   return out;
 }
 

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 #include <yaml-cpp/yaml.h>
@@ -102,13 +103,22 @@ struct SweepOptions {
   // Tests only: after this many points finished in this run, behave exactly as on Ctrl-C (SIGINT). Set from
   // MOESIM_SWEEP_STOP_AFTER by the CLI; 0 = never.
   std::size_t stop_after = 0;
+  // Shard `shard` of `shards` (1-based, 1 <= shard <= shards): this run simulates only the points p with
+  // p % shards == shard - 1 and its CSV holds only their rows; `moesim merge` (merge_sweep_csvs) joins the
+  // shards' CSVs into the CSV of the whole sweep, byte for byte. 1 of 1 = the whole sweep.
+  std::size_t shard = 1;
+  std::size_t shards = 1;
 };
+
+// Parses `--shard I/N` ("2/4"): {I, N} with 1 <= I <= N <= kMaxSweepPoints; throws std::invalid_argument.
+std::pair<std::size_t, std::size_t> parse_shard(const std::string& text);
 
 struct SweepOutcome {
   SweepTable table;          // the finished points' rows, in point order
   bool interrupted = false;  // Ctrl-C (or stop_after): the CSV holds the finished points; --resume finishes
   std::string failures;      // points whose simulation failed, one line each ("" when none)
   std::size_t resumed = 0;   // points taken from the existing CSV
+  std::size_t shard_points = 0;  // points of this run's shard (all points without --shard)
 };
 
 // Runs the sweep of `file` (its `sweep:` section, or the axes of --set / --zip when given, which replace it).
@@ -119,5 +129,16 @@ SweepOutcome run_sweep(const std::string& file, const std::vector<std::string>& 
 
 // The CSV of a table: header, then one line per row; RFC 4180 quoting where needed, '\n' line ends.
 std::string sweep_csv_text(const SweepTable& t);
+
+// `moesim merge`: the CSV of a whole sweep from the CSVs of its shards (`--shard I/N` runs), in any order: the
+// headers must be equal, no point may appear in two inputs, the points must be 0..P-1 without a gap (P =
+// `points` when given, else the largest point + 1), and a torn last line (an interrupted write) is an error.
+// The rows are written in point order, each point's rows in the order its shard wrote them (variant order),
+// which is the CSV one process writes for the same sweep, byte for byte. Throws std::invalid_argument naming
+// the file and the rule.
+std::string merge_sweep_csvs(const std::vector<std::string>& files, std::optional<std::size_t> points);
+
+// Writes `text` to `path` at once (a temporary file renamed over it).
+void replace_sweep_file(const std::string& path, const std::string& text);
 
 }  // namespace moesim

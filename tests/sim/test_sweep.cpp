@@ -290,3 +290,60 @@ TEST_CASE("param sweep: --set replaces the file's sweep and reports bad points b
   CHECK(err.find("<command line>:0:0: --set variants[x].chunks: sweep point 0 of 1 (variants[x].chunks=2): cannot "
                  "set variants[x].chunks: variants[x]: no entry with this name") != std::string::npos);
 }
+
+TEST_CASE("param sweep: shards run every N-th point and merge into the one-process CSV byte for byte",
+          "[sweep][cli][shard]") {
+  Scratch s;
+  std::string err;
+  REQUIRE(run_cli(fmt::format("sweep '{}' --quiet --jobs 2 --csv '{}'", kToy.string(), s / "full.csv"), s) == 0);
+  const std::string full = read_text(s / "full.csv");
+  // The toy sweep has 8 points of 2 variants: shard 1/2 holds points 0, 2, 4, 6 and shard 2/2 points 1, 3, 5, 7
+  // (p % 2 == I - 1), 4 x 2 rows each, every row as the one-process CSV has it.
+  REQUIRE(run_cli(fmt::format("sweep '{}' --quiet --shard 1/2 --csv '{}'", kToy.string(), s / "s1.csv"), s) == 0);
+  REQUIRE(run_cli(fmt::format("sweep '{}' --quiet --shard 2/2 --jobs 1 --csv '{}'", kToy.string(), s / "s2.csv"), s) ==
+          0);
+  const auto full_lines = lines_of(full), s1 = lines_of(read_text(s / "s1.csv")), s2 = lines_of(read_text(s / "s2.csv"));
+  REQUIRE(full_lines.size() == 1 + 8 * 2);
+  REQUIRE(s1.size() == 1 + 4 * 2);
+  REQUIRE(s2.size() == 1 + 4 * 2);
+  CHECK(s1[0] == full_lines[0]);
+  CHECK(s2[0] == full_lines[0]);
+  for (std::size_t r = 1; r < s1.size(); ++r) {
+    CHECK(std::stoul(split(s1[r], ',')[0]) % 2 == 0);
+    CHECK(std::stoul(split(s2[r], ',')[0]) % 2 == 1);
+    CHECK(std::find(full_lines.begin(), full_lines.end(), s1[r]) != full_lines.end());
+    CHECK(std::find(full_lines.begin(), full_lines.end(), s2[r]) != full_lines.end());
+  }
+  // Merged in either order: the one-process CSV, byte for byte.
+  REQUIRE(run_cli(fmt::format("merge '{}' '{}' '{}'", s / "m.csv", s / "s2.csv", s / "s1.csv"), s, &err) == 0);
+  INFO(err);
+  CHECK(read_text(s / "m.csv") == full);
+  REQUIRE(run_cli(fmt::format("merge '{}' '{}' '{}' --points 8", s / "m2.csv", s / "s1.csv", s / "s2.csv"), s) == 0);
+  CHECK(read_text(s / "m2.csv") == full);
+  // A missing shard, a shard given twice, a point count the shards do not reach: refused, nothing written.
+  CHECK(run_cli(fmt::format("merge '{}' '{}'", s / "x.csv", s / "s2.csv"), s, &err) == 2);
+  CHECK(err.find("4 of 8 points missing (0, 2, 4, 6)") != std::string::npos);
+  CHECK(run_cli(fmt::format("merge '{}' '{}' '{}'", s / "x.csv", s / "s1.csv", s / "s1.csv"), s, &err) == 2);
+  CHECK(err.find("also in") != std::string::npos);
+  CHECK(run_cli(fmt::format("merge '{}' '{}' '{}' --points 9", s / "x.csv", s / "s1.csv", s / "s2.csv"), s, &err) ==
+        2);
+  CHECK(err.find("1 of 9 points missing (8)") != std::string::npos);
+  CHECK_FALSE(fs::exists(s / "x.csv"));
+  // An interrupted shard finishes with --resume; another shard's CSV is not taken for this one's.
+  CHECK(run_cli(fmt::format("sweep '{}' --quiet --shard 2/2 --jobs 1 --csv '{}'", kToy.string(), s / "p2.csv"), s,
+                &err, "MOESIM_SWEEP_STOP_AFTER=1") == 130);
+  CHECK(err.find("interrupted: 1 of 4 points in") != std::string::npos);
+  CHECK(run_cli(fmt::format("sweep '{}' --quiet --shard 1/2 --resume --csv '{}'", kToy.string(), s / "p2.csv"), s,
+                &err) == 2);
+  CHECK(err.find("point 1 belongs to shard 2/2, not to this run's shard 1/2") != std::string::npos);
+  REQUIRE(run_cli(fmt::format("sweep '{}' --quiet --shard 2/2 --resume --csv '{}'", kToy.string(), s / "p2.csv"), s) ==
+          0);
+  CHECK(read_text(s / "p2.csv") == read_text(s / "s2.csv"));
+  // Bad --shard values.
+  for (const char* bad : {"0/2", "3/2", "2", "a/b", "1/0"}) {
+    INFO(bad);
+    CHECK(run_cli(fmt::format("sweep '{}' --quiet --shard {} --csv '{}'", kToy.string(), bad, s / "y.csv"), s, &err) ==
+          2);
+    CHECK(err.find("--shard") != std::string::npos);
+  }
+}
