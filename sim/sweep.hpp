@@ -68,8 +68,8 @@ SweepPlan sweep_from_args(const std::vector<std::string>& set, const std::vector
 // index) or [NAME] (the list entry whose `name` is NAME); nullopt or the rule broken.
 std::optional<std::string> sweep_path_problem(const std::string& path);
 
-// Writes `value` at `path` in the tree `root` (edited in place): an existing scalar keeps its place in the file
-// (so a diagnostic about it points there); a missing final key, or missing mappings on the way, are created
+// Writes `value` at `path` in the tree `root` (edited in place): an existing scalar keeps its node (and its
+// place in the file; check_sweep_points reports a problem with it at the sweep's value); a missing final key, or missing mappings on the way, are created
 // (the decoder then checks that the key exists in the format). Returns the rule broken, or nullopt: a list
 // index out of range, no entry of that name, a path through a scalar ("cluster is h200-hgx-8, not a mapping").
 std::optional<std::string> apply_sweep_setting(YAML::Node root, const std::string& path, const YAML::Node& value);
