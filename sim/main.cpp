@@ -3,6 +3,9 @@
 //              [--variant NAME]...
 //              [--fidelity F]
 //   moesim topo FILE [--dot OUT] [--simgrid-settings]
+//   moesim sweep FILE --csv OUT [--json OUT] [--html OUT] [--set KEY=V1,V2,...]... [--zip KEY=V1,V2,...]...
+//                [--jobs N] [--resume] [--fidelity F] [--quiet] [--force] [--shard I/N]
+//   moesim merge OUT.csv SHARD.csv... [--points N]
 //   moesim validate FILE
 //   moesim collective KIND --cluster PRESET|FILE [--ranks N | --gpus LIST] [--sizes MIN:MAX] [--step-factor F]
 //                     [--fidelity auto|exact|fast] [--json OUT] [--csv OUT]
@@ -14,7 +17,9 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
+#include <tuple>
 
 #include "models/architecture.hpp"
 #include "models/profile.hpp"
@@ -24,6 +29,9 @@
 #include "sim/output_file.hpp"
 #include "sim/runner.hpp"
 #include "sim/scenario.hpp"
+#include "reports/param_sweep.hpp"
+#include "sim/sweep.hpp"
+#include <unistd.h>
 #include "topologies/analysis.hpp"
 #include "topologies/dot.hpp"
 #include "topologies/topology_spec.hpp"
@@ -186,6 +194,76 @@ int cmd_collective(const std::string& kind_text, const std::string& cluster_arg,
   return 0;
 }
 
+// `moesim sweep` (sim/sweep.hpp). Exit 130 when interrupted (Ctrl-C): the CSV holds the finished points.
+int cmd_sweep(const std::string& file, const std::string& csv, const std::string& json, const std::string& html,
+              const std::vector<std::string>& set, const std::vector<std::string>& zip, const std::string& fidelity,
+              int jobs, bool resume, bool quiet, bool force, const std::string& shard) {
+  if (!outputs_writable("sweep", {{"--csv", csv}, {"--json", json}, {"--html", html}})) return 2;
+  SweepOptions o;
+  o.jobs = jobs;
+  o.resume = resume;
+  o.force = force;
+  o.csv = csv;
+  o.quiet = quiet;
+  if (!shard.empty()) {
+    try {
+      std::tie(o.shard, o.shards) = parse_shard(shard);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "moesim sweep: " << e.what() << "\n";
+      return 2;
+    }
+  }
+  o.progress_bar = ::isatty(STDOUT_FILENO) == 1;
+  if (fidelity == "exact") o.fidelity = Fidelity::exact;
+  if (fidelity == "fast") o.fidelity = Fidelity::fast;
+  // Tests only (documented in README.md): stop as on Ctrl-C after this many points.
+  if (const char* s = std::getenv("MOESIM_SWEEP_STOP_AFTER"); s && *s) o.stop_after = std::strtoul(s, nullptr, 10);
+  SweepOutcome r;
+  try {
+    r = run_sweep(file, set, zip, o);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "moesim sweep: " << e.what() << "\n";
+    return 2;
+  }
+  std::set<std::string> finished;
+  for (const auto& row : r.table.rows) finished.insert(row[0]);
+  if (r.interrupted) {
+    std::cerr << fmt::format("moesim sweep: interrupted: {} of {} points in {}; run the same command with --resume "
+                             "to finish\n",
+                             finished.size(), r.shard_points, escape_control(csv));
+    return 130;
+  }
+  if (!r.failures.empty()) {
+    std::cerr << r.failures
+              << fmt::format("moesim sweep: {} of {} points failed; the others are in {} (--resume retries the "
+                             "failed ones)\n",
+                             r.shard_points - finished.size(), r.shard_points, escape_control(csv));
+    return 1;
+  }
+  if (!json.empty()) write_file(json, reports::sweep_json(r.table));
+  if (!html.empty()) write_file(html, reports::sweep_html(r.table));
+  if (!quiet)
+    std::cout << fmt::format("{} points{}, {} rows in {}\n", r.shard_points,
+                             o.shards > 1 ? fmt::format(" (shard {}/{} of {})", o.shard, o.shards, r.table.points) : "",
+                             r.table.rows.size(), csv);
+  return 0;
+}
+
+// `moesim merge`: the whole sweep's CSV from its shards' (sim/sweep.hpp merge_sweep_csvs).
+int cmd_merge(const std::string& out, const std::vector<std::string>& shards, long points) {
+  if (!outputs_writable("merge", {{"OUT", out}})) return 2;
+  std::string text;
+  try {
+    text = merge_sweep_csvs(shards, points > 0 ? std::optional<std::size_t>(static_cast<std::size_t>(points))
+                                               : std::nullopt);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "moesim merge: " << e.what() << "\n";
+    return 2;
+  }
+  replace_sweep_file(out, text);
+  return 0;
+}
+
 int cmd_list() {
   const std::string dd = data_dir();
   auto print = [](const char* what, const std::vector<std::string>& names) {
@@ -237,6 +315,40 @@ int main(int argc, char** argv) {
   topo_cmd->add_option("--dot", dot, "write the topology as Graphviz DOT");
   topo_cmd->add_flag("--simgrid-settings", settings, "print the SimGrid settings of each fidelity level");
 
+  std::vector<std::string> sweep_set, sweep_zip;
+  bool resume = false;
+  auto* sweep = app.add_subcommand("sweep", "run a scenario at every point of a grid over its keys (its sweep: "
+                                            "section, or --set / --zip) and write one CSV row per point and variant");
+  sweep->add_option("FILE", file, "scenario YAML")->required();
+  sweep->add_option("--csv", csv, "the CSV, written as points finish (required; --resume reads it)")->required();
+  sweep->add_option("--json", json, "write the rows as JSON (schema moesim-sweep/1)");
+  sweep->add_option("--html", html, "write an HTML page: a line chart per metric against the first swept key");
+  sweep->add_option("--set", sweep_set, "KEY=V1,V2,...: one grid axis over a key path, e.g. parallelism.ep=2,4,8 "
+                                        "(repeatable; --set / --zip replace the file's sweep: section)")
+      ->allow_extra_args(false);
+  sweep->add_option("--zip", sweep_zip, "KEY=V1,V2,...: keys walked together, one point per position (repeatable; "
+                                        "equal lengths)")
+      ->allow_extra_args(false);
+  sweep->add_option("--jobs", jobs, "points simulated at once (worker processes)")->check(CLI::Range(1, 64));
+  sweep->add_flag("--resume", resume, "keep the finished points of the existing --csv and run the rest");
+  sweep->add_option("--fidelity", fidelity, "override every point: exact | fast")
+      ->check(CLI::IsMember({"scenario", "exact", "fast"}));
+  sweep->add_flag("--quiet", quiet, "no progress output");
+  sweep->add_flag("--force", force, "run points whose estimated work is very long");
+  std::string shard;
+  sweep->add_option("--shard", shard, "I/N: run only the points p with p % N == I - 1 (1 <= I <= N), e.g. one "
+                                      "Slurm array task each; `moesim merge` joins the shards' CSVs");
+
+  std::string merge_out;
+  std::vector<std::string> merge_in;
+  long merge_points = 0;
+  auto* merge = app.add_subcommand("merge", "join the CSVs of a sweep's shards (moesim sweep --shard I/N) into the "
+                                            "CSV of the whole sweep");
+  merge->add_option("OUT", merge_out, "the merged CSV")->required();
+  merge->add_option("SHARD", merge_in, "the shards' CSVs, any order")->required();
+  merge->add_option("--points", merge_points, "the sweep's point count: a missing last point is an error too")
+      ->check(CLI::Range(1L, 10000L));
+
   auto* validate = app.add_subcommand("validate", "load a scenario and report every problem");
   validate->add_option("FILE", file, "scenario YAML")->required();
 
@@ -277,6 +389,9 @@ int main(int argc, char** argv) {
         }
         return cmd_topo(file, dot, settings);
       }
+      if (sweep->parsed())
+        return cmd_sweep(file, csv, json, html, sweep_set, sweep_zip, fidelity, jobs, resume, quiet, force, shard);
+      if (merge->parsed()) return cmd_merge(merge_out, merge_in, merge_points);
       if (coll->parsed())
         return cmd_collective(coll_kind, coll_cluster, coll_ranks, coll_gpus, coll_sizes, coll_factor, coll_fidelity,
                               json, csv);

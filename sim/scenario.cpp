@@ -12,6 +12,7 @@
 #include "sim/limits.hpp"
 #include "models/step_ops.hpp"
 #include "sim/sha256.hpp"
+#include "sim/sweep.hpp"
 #include "topologies/topology_spec.hpp"
 
 namespace moesim {
@@ -92,7 +93,7 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
   sc.base_dir = base_dir.empty() ? std::string(".") : std::move(base_dir);
   if (!root.expect_map()) return sc;
   root.check_keys({"version", "name", "description", "model", "cluster", "gpu", "parallelism", "workload",
-                   "variants", "baseline", "simulation"});
+                   "variants", "baseline", "simulation", "sweep"});  // sweep: sim/sweep.cpp
   if (root.require("version")) root.at("version").as_integer(Range::between(1, 1));
   sc.name = root.str("name");
   sc.description = root.str_or("description", "");
@@ -332,6 +333,18 @@ Scenario load_scenario_text(const std::string& text, const std::string& name) {
   YamlView root = YamlView::load_string(text, name, &diags);
   Scenario sc;
   if (diags.empty()) sc = decode(root, name, text, diags);
+  // A sweep: section is checked whole, every point decoded (the scenario as written is what `run` simulates).
+  if (diags.empty() && root.has("sweep")) {
+    const SweepPlan plan = decode_sweep(root.at("sweep"));
+    if (diags.empty()) check_sweep_points(name, text, plan, diags);
+  }
+  if (!diags.empty()) throw InputError(std::move(diags));
+  return sc;
+}
+
+Scenario decode_scenario_tree(const YAML::Node& root, const std::string& file, const std::string& text) {
+  Diagnostics diags;
+  Scenario sc = decode(YamlView::from_node(root, file, &diags), file, text, diags);
   if (!diags.empty()) throw InputError(std::move(diags));
   return sc;
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+#include <yaml-cpp/yaml.h>
 
 #include "models/architecture.hpp"
 #include "models/placement.hpp"
@@ -85,5 +86,8 @@ std::string data_dir();
 // Loads and validates a scenario file. Throws InputError carrying every problem found.
 Scenario load_scenario(const std::string& path);
 Scenario load_scenario_text(const std::string& text, const std::string& name);
+// Decodes a parsed scenario tree (a sweep point, sim/sweep.hpp: the file's tree with the point's values written
+// in; `text` is the file's bytes, hashed). Its sweep: section, if any, is not checked. Throws InputError.
+Scenario decode_scenario_tree(const YAML::Node& root, const std::string& file, const std::string& text);
 
 }  // namespace moesim

@@ -183,6 +183,11 @@ YamlView YamlView::load_string(const std::string& text, const std::string& name,
   }
 }
 
+YamlView YamlView::from_node(YAML::Node node, const std::string& name, Diagnostics* diags) {
+  const YAML::Mark mark = node.Mark();
+  return YamlView(std::move(node), std::make_shared<const std::string>(name), "", diags, mark);
+}
+
 YamlView YamlView::load_file(const std::string& path, Diagnostics* diags) {
   std::string why;
   std::optional<std::string> text = read_input_file(path, kMaxYamlFileBytes, &why);

@@ -52,6 +52,8 @@ class YamlView {
   static YamlView load_file(const std::string& path, Diagnostics* diags);
   // Parses text; `name` stands in for the file name in messages.
   static YamlView load_string(const std::string& text, const std::string& name, Diagnostics* diags);
+  // Wraps a tree already parsed (and possibly edited: a sweep point) from the file `name`.
+  static YamlView from_node(YAML::Node node, const std::string& name, Diagnostics* diags);
 
   bool defined() const { return node_.IsDefined() && !node_.IsNull(); }
   bool is_map() const { return node_.IsMap(); }

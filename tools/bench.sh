@@ -21,3 +21,17 @@ for f in ${BENCH_SCENARIOS:-scenarios/bench/*.yaml}; do
     'BEGIN {printf "%-22s %10.2f %12.1f %10d %14.0f %10s %s\n", n, w, r / 1024, o, o / w, f, s}'
   rm -f "$json" "$tlog"
 done
+# Sweeps (issue 15 point 6): every scenario in scenarios/bench/sweeps/ through `moesim sweep --jobs 2`.
+printf '\n%-26s %10s %12s %8s %8s %12s\n' sweep wall_s peak_rss_MiB points rows points_per_s
+for f in ${BENCH_SWEEPS:-scenarios/bench/sweeps/*.yaml}; do
+  name=$(basename "$f" .yaml)
+  csv=$(mktemp)
+  tlog=$(mktemp)
+  /usr/bin/time -f '%e %M' -o "$tlog" "$bin" sweep "$f" --quiet --jobs 2 --csv "$csv"
+  read -r wall rss_kib < "$tlog"
+  rows=$(($(wc -l < "$csv") - 1))
+  points=$(tail -n +2 "$csv" | cut -d, -f1 | sort -u | wc -l)
+  awk -v n="$name" -v w="$wall" -v r="$rss_kib" -v p="$points" -v k="$rows" \
+    'BEGIN {printf "%-26s %10.2f %12.1f %8d %8d %12.1f\n", n, w, r / 1024, p, k, p / w}'
+  rm -f "$csv" "$tlog"
+done
