@@ -67,7 +67,7 @@ TEST_CASE("every architecture preset loads with the REFERENCE.md shape", "[model
   CHECK(preset("qwen3-vl-30b-a3b").vision_experts == 0);
 }
 
-TEST_CASE("inline architecture overrides a preset; moe_every marks every n-th block", "[models][architecture]") {
+TEST_CASE("inline architecture overrides a preset, moe_every marks every n-th block", "[models][architecture]") {
   Doc d("model:\n  preset: mixtral-8x7b\n  top_k: 1\n");
   Architecture a = decode_architecture(d.root.at("model"), kDataDir);
   REQUIRE(d.diags.empty());

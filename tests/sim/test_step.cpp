@@ -99,7 +99,7 @@ simulation: {layers: 2}
   }
 }
 
-TEST_CASE("same scenario and seed give byte-identical JSON; another seed differs", "[step][determinism]") {
+TEST_CASE("same scenario and seed give byte-identical JSON, another seed differs", "[step][determinism]") {
   Scenario sc = load_scenario(testing::source_dir() + "/scenarios/demo-h200.yaml");
   const std::string a = reports::json_report(run_scenario(sc, {}));
   const std::string b = reports::json_report(run_scenario(sc, {}));
