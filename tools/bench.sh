@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
 # Benchmarks (not tests): runs every scenario in scenarios/bench/ at its default fidelity and prints host wall
 # time, peak memory (max RSS of moesim and its simulation children) and simulated ops per second.
+# Targets: a bench file's "# bench-target: wall_s=X [rss_mib=Y]" line; each row says met or MISSED, and the
+# script exits 1 when any target was missed (after running them all).
 # Usage: tools/bench.sh [BUILD_DIR]   (make bench)
 set -euo pipefail
+missed=0
+# check FILE WALL_S RSS_KIB -> prints "met (target ...)" or "MISSED (target ...)" (run in $(...): the caller
+# counts the misses).
+check() {
+  local t wall_t rss_t verdict
+  t=$(grep -m1 -o 'bench-target:.*' "$1" || true)
+  [ -n "$t" ] || { echo "no target"; return; }
+  wall_t=$(echo "$t" | grep -o 'wall_s=[0-9.]*' | cut -d= -f2 || true)
+  rss_t=$(echo "$t" | grep -o 'rss_mib=[0-9.]*' | cut -d= -f2 || true)
+  verdict=$(awk -v w="$2" -v r="$3" -v wt="${wall_t:-0}" -v rt="${rss_t:-0}" \
+    'BEGIN {ok = (wt == 0 || w <= wt) && (rt == 0 || r / 1024 <= rt); print ok ? "met" : "MISSED"}')
+  echo "$verdict (target${wall_t:+ ${wall_t} s}${rss_t:+, ${rss_t} MiB})"
+}
 build=${1:-build}
 bin="$build/moesim"
 [ -x "$bin" ] || { echo "bench: $bin not built (run make build)" >&2; exit 1; }
-printf '%-22s %10s %12s %10s %14s %10s %s\n' scenario wall_s peak_rss_MiB ops sim_ops_per_s fidelity step_time
+printf '%-22s %10s %12s %10s %14s %10s %-12s %s\n' scenario wall_s peak_rss_MiB ops sim_ops_per_s fidelity step_time target
 for f in ${BENCH_SCENARIOS:-scenarios/bench/*.yaml}; do
   name=$(basename "$f" .yaml)
   json=$(mktemp)
@@ -17,12 +32,14 @@ for f in ${BENCH_SCENARIOS:-scenarios/bench/*.yaml}; do
   ops=$(grep -o '"ops": [0-9]*' "$json" | awk '{s += $2} END {print s}')
   step=$(grep -o '"step_time_s": [0-9.e+-]*' "$json" | head -1 | awk '{printf "%.3f ms", $2 * 1e3}')
   fid=$(grep -o '"fidelity": "[a-z]*"' "$json" | head -1 | cut -d'"' -f4)
-  awk -v n="$name" -v w="$wall" -v r="$rss_kib" -v o="$ops" -v f="$fid" -v s="$step" \
-    'BEGIN {printf "%-22s %10.2f %12.1f %10d %14.0f %10s %s\n", n, w, r / 1024, o, o / w, f, s}'
+  verdict=$(check "$f" "$wall" "$rss_kib")
+  [[ $verdict == MISSED* ]] && missed=1
+  awk -v n="$name" -v w="$wall" -v r="$rss_kib" -v o="$ops" -v f="$fid" -v s="$step" -v v="$verdict" \
+    'BEGIN {printf "%-22s %10.2f %12.1f %10d %14.0f %10s %-12s %s\n", n, w, r / 1024, o, o / w, f, s, v}'
   rm -f "$json" "$tlog"
 done
 # Sweeps (issue 15 point 6): every scenario in scenarios/bench/sweeps/ through `moesim sweep --jobs 2`.
-printf '\n%-26s %10s %12s %8s %8s %12s\n' sweep wall_s peak_rss_MiB points rows points_per_s
+printf '\n%-26s %10s %12s %8s %8s %12s %s\n' sweep wall_s peak_rss_MiB points rows points_per_s target
 for f in ${BENCH_SWEEPS:-scenarios/bench/sweeps/*.yaml}; do
   name=$(basename "$f" .yaml)
   csv=$(mktemp)
@@ -31,7 +48,10 @@ for f in ${BENCH_SWEEPS:-scenarios/bench/sweeps/*.yaml}; do
   read -r wall rss_kib < "$tlog"
   rows=$(($(wc -l < "$csv") - 1))
   points=$(tail -n +2 "$csv" | cut -d, -f1 | sort -u | wc -l)
-  awk -v n="$name" -v w="$wall" -v r="$rss_kib" -v p="$points" -v k="$rows" \
-    'BEGIN {printf "%-26s %10.2f %12.1f %8d %8d %12.1f\n", n, w, r / 1024, p, k, p / w}'
+  verdict=$(check "$f" "$wall" "$rss_kib")
+  [[ $verdict == MISSED* ]] && missed=1
+  awk -v n="$name" -v w="$wall" -v r="$rss_kib" -v p="$points" -v k="$rows" -v v="$verdict" \
+    'BEGIN {printf "%-26s %10.2f %12.1f %8d %8d %12.1f %s\n", n, w, r / 1024, p, k, p / w, v}'
   rm -f "$csv" "$tlog"
 done
+exit "$missed"
