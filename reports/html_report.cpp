@@ -13,19 +13,8 @@
 namespace moesim::reports {
 namespace {
 
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char ch : s) {
-    switch (ch) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += ch;
-    }
-  }
-  return o;
-}
+// HTML text and attribute values: the one escaper of the reports (html_charts.hpp).
+std::string esc(const std::string& s) { return html::escape(s); }
 
 // Horizontal bars, one per variant: compute, exposed comm, and the rest of the step (waiting, bubbles).
 // Lengths in SVG px, scaled so the longest bar fills the plot width.

@@ -10,24 +10,14 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "reports/html_charts.hpp"
 #include "sim/units.hpp"
 
 namespace moesim::reports {
 namespace {
 
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char ch : s) {
-    switch (ch) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += ch;
-    }
-  }
-  return o;
-}
+// HTML text and attribute values: the one escaper of the reports (html_charts.hpp).
+std::string esc(const std::string& s) { return html::escape(s); }
 
 // The whole text as a finite number, or nullopt.
 std::optional<double> number(const std::string& s) {
