@@ -17,15 +17,8 @@ using moesim::test::kDataDir;
 
 namespace {
 
-// A toy model: `layers` MoE blocks, E experts, top-k.
-Architecture toy(int layers, int experts, int k) {
-  Doc d("model:\n  layers: " + std::to_string(layers) + "\n  hidden: 64\n  expert_ffn: 128\n  routed_experts: " +
-        std::to_string(experts) + "\n  top_k: " + std::to_string(k) +
-        "\n  attention: {kind: mha, heads: 2, head_dim: 32}\n");
-  Architecture a = decode_architecture(d.root.at("model"), kDataDir);
-  REQUIRE(d.diags.str() == "");
-  return a;
-}
+// A toy model: `layers` MoE blocks, E experts, top-k (test_util.hpp).
+Architecture toy(int layers, int experts, int k) { return moesim::test::toy_arch(layers, experts, k); }
 
 RoutingSpec spec(const std::string& yaml, const Architecture& a, int ranks, const std::string& dir = ".") {
   Doc d(yaml);

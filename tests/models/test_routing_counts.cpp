@@ -16,17 +16,9 @@ using namespace moesim;
 using namespace moesim::models;
 using moesim::test::Doc;
 using moesim::test::kDataDir;
+using moesim::test::toy_arch;
 
 namespace {
-
-Architecture toy_arch(int layers, int experts, int k) {
-  Doc d("model:\n  layers: " + std::to_string(layers) + "\n  hidden: 64\n  expert_ffn: 128\n  routed_experts: " +
-        std::to_string(experts) + "\n  top_k: " + std::to_string(k) +
-        "\n  attention: {kind: mha, heads: 2, head_dim: 32}\n");
-  Architecture a = decode_architecture(d.root.at("model"), kDataDir);
-  REQUIRE(d.diags.str() == "");
-  return a;
-}
 
 RoutingSpec routing(const std::string& yaml, const Architecture& a, int ranks) {
   Doc d(yaml);
