@@ -2,22 +2,9 @@
 #include <fmt/format.h>
 
 #include "reports/reports.hpp"
+#include "sim/csv_field.hpp"
 
 namespace moesim::reports {
-namespace {
-
-// RFC 4180: quote a field containing a comma, quote or line break; double the quotes inside.
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char ch : s) {
-    if (ch == '"') q += '"';
-    q += ch;
-  }
-  return q + '"';
-}
-
-}  // namespace
 
 // Columns step, precision and vision_share are added only when some variant has them (multi-step runs,
 // precision-switching schedules, multimodal workloads), so existing CSVs keep their bytes. A variant without

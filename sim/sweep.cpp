@@ -1,4 +1,5 @@
 #include "sim/sweep.hpp"
+#include "sim/csv_field.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -130,17 +131,6 @@ std::string node_kind(const YAML::Node& n) {
   if (n.IsMap()) return "a mapping";
   if (n.IsSequence()) return "a list";
   return n.Scalar();
-}
-
-// RFC 4180: quote a field containing a comma, quote or line break; double the quotes inside.
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char ch : s) {
-    if (ch == '"') q += '"';
-    q += ch;
-  }
-  return q + '"';
 }
 
 std::string csv_line(const std::vector<std::string>& cells) {
