@@ -163,7 +163,7 @@ class Runner {
       return 2 * static_cast<std::size_t>(u.link) + (platform_.links[u.link].full_duplex && !u.forward ? 1 : 0);
     };
     // Only the GPUs that carry a rank need routes; this keeps big clusters with small EP groups cheap.
-    auto gpu_route = [&](int s, int d) -> const std::vector<LinkUse>& {
+    auto gpu_route = [&](int s, int d) -> std::span<const LinkUse> {
       return platform_.route(static_cast<std::size_t>(rank_gpu_[s]), static_cast<std::size_t>(rank_gpu_[d]));
     };
     // The rank pairs that get routes: those some collective can use. Every pair of a dense collective's
@@ -193,7 +193,7 @@ class Runner {
         uint64_t h1 = r * 0x9E3779B97F4A7C15ULL + 1, h2 = r * 0xC2B2AE3D27D4EB4FULL + 7;
         h1 = (h1 ^ (h1 >> 31)) * 0xBF58476D1CE4E5B9ULL;
         h2 = (h2 ^ (h2 >> 29)) * 0x94D049BB133111EBULL;
-        const auto& route = gpu_route(s, d);
+        const auto route = gpu_route(s, d);
         if (route.empty())
           throw std::invalid_argument(fmt::format("no route from GPU {} to GPU {}", platform_.gpu_names[rank_gpu_[s]],
                                                   platform_.gpu_names[rank_gpu_[d]]));
@@ -221,6 +221,7 @@ class Runner {
       }
     // Each rank pair's route as its distinct representative channels, in route order (diagonal empty).
     std::vector<uint32_t> route_off(P + 1, 0), route_ch;
+    route_ch.reserve(platform_.route_links.size());  // at most every hop of every route (usually about that)
     for (std::size_t p = 0; p < P; ++p) {
       const int s = static_cast<int>(p / R), d = static_cast<int>(p % R);
       if (s != d && usable[p])
@@ -236,6 +237,7 @@ class Runner {
     routes.ranks = R;
     routes.channel_latency_s = group_latency;
     routes.off.assign(P + 1, 0);
+    routes.ch.reserve(route_ch.size());
     for (std::size_t p = 0; p < P; ++p) {
       for (uint32_t i = route_off[p]; i < route_off[p + 1]; ++i)
         if (keep[route_ch[i]]) routes.ch.push_back(route_ch[i]);

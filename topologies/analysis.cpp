@@ -82,7 +82,7 @@ Diameter diameter(const PlatformSpec& p) {
   for (std::size_t s = 0; s < n; ++s)
     for (std::size_t t = 0; t < n; ++t) {
       if (s == t) continue;
-      const auto& r = p.route(s, t);
+      const auto r = p.route(s, t);
       double lat = 0;
       for (const LinkUse& u : r) lat += p.links[u.link].latency_s;
       if (r.size() > d.hops) {

@@ -154,26 +154,35 @@ PlatformSpec Cluster::lower_impl(const std::vector<int>* used) const {
     for (std::size_t g = 0; g < n; ++g) routed.push_back(g);
   }
   const std::size_t m = routed.size();
-  ps.routed = m;
-  ps.routes.resize(m * m);
+  ps.begin_routes(m);
   Bfs bfs;
   std::vector<LinkUse> rev;
   for (std::size_t si = 0; si < m; ++si) {
     const std::size_t s = routed[si];
     bfs.run(*g_, gpus_[s]);
+    // Grow the hop array from what the rows so far need per row (BFS distances are the hop counts), so it is
+    // allocated about once: doubling growth of ~80 M hops at 4,096 GPUs cost more than the BFS itself.
+    std::size_t row_hops = 0;
+    for (std::size_t di = 0; di < m; ++di)
+      if (routed[di] != s && bfs.dist[gpus_[routed[di]]] > 0) row_hops += static_cast<std::size_t>(bfs.dist[gpus_[routed[di]]]);
+    const std::size_t need = ps.route_links.size() + row_hops;
+    if (need > ps.route_links.capacity())
+      ps.route_links.reserve(std::max(need, need / (si + 1) * m + need / (si + 1) * m / 50));
     for (std::size_t di = 0; di < m; ++di) {
       const std::size_t d = routed[di];
-      if (d == s) continue;
       std::size_t v = gpus_[d];
-      if (bfs.dist[v] < 0) continue;  // unreachable: the decoder reports it; lower() leaves the route empty
-      rev.clear();
-      while (v != gpus_[s]) {
-        const LinkInfo& li = link(bfs.parent_link[v]);
-        const std::size_t prev = li.a == v ? li.b : li.a;
-        rev.push_back({static_cast<uint32_t>(bfs.parent_link[v]), prev == li.a});
-        v = prev;
+      // Unreachable (the decoder reports it) or the diagonal: the route stays empty.
+      if (d != s && bfs.dist[v] >= 0) {
+        rev.clear();
+        while (v != gpus_[s]) {
+          const LinkInfo& li = link(bfs.parent_link[v]);
+          const std::size_t prev = li.a == v ? li.b : li.a;
+          rev.push_back({static_cast<uint32_t>(bfs.parent_link[v]), prev == li.a});
+          v = prev;
+        }
+        ps.route_links.insert(ps.route_links.end(), rev.rbegin(), rev.rend());
       }
-      ps.routes[si * m + di].assign(rev.rbegin(), rev.rend());
+      ps.end_route();
     }
   }
   return ps;

@@ -22,10 +22,11 @@ PlatformSpec star(int n, double bw, double lat) {
     p.gpu_node.push_back(0);
     p.links.push_back({"gpu" + std::to_string(i) + "-sw", "nvlink", bw, lat, true});
   }
-  p.routes.resize(static_cast<std::size_t>(n) * n);
+  std::vector<std::vector<LinkUse>> routes(static_cast<std::size_t>(n) * n);
   for (int s = 0; s < n; ++s)
     for (int d = 0; d < n; ++d)
-      if (s != d) p.routes[s * n + d] = {{static_cast<uint32_t>(s), true}, {static_cast<uint32_t>(d), false}};
+      if (s != d) routes[s * n + d] = {{static_cast<uint32_t>(s), true}, {static_cast<uint32_t>(d), false}};
+  p.set_routes(routes);
   return p;
 }
 

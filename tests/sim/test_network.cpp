@@ -154,16 +154,17 @@ PlatformSpec leaf_spine(int nodes, int per_node, double fabric_bw) {
     p.links.push_back({"gpu" + std::to_string(g) + "-leaf", "nic", kNicBw, kNicLat, true});
   for (int n = 0; n < nodes; ++n)
     p.links.push_back({"leaf" + std::to_string(n) + "-spine", "infiniband", fabric_bw, 0.0, true});
-  p.routes.resize(static_cast<std::size_t>(G) * G);
+  std::vector<std::vector<LinkUse>> routes(static_cast<std::size_t>(G) * G);
   auto u = [](int link) { return static_cast<uint32_t>(link); };
   for (int s = 0; s < G; ++s)
     for (int d = 0; d < G; ++d) {
       if (s == d) continue;
       const int ns = s / per_node, nd = d / per_node;
-      auto& route = p.routes[static_cast<std::size_t>(s) * G + d];
+      auto& route = routes[static_cast<std::size_t>(s) * G + d];
       if (ns == nd) route = {{u(s), true}, {u(d), false}};
       else route = {{u(G + s), true}, {u(2 * G + ns), true}, {u(2 * G + nd), false}, {u(G + d), false}};
     }
+  p.set_routes(routes);
   return p;
 }
 

@@ -64,10 +64,11 @@ PlatformSpec four_gpus() {
     p.gpu_node.push_back(0);
     p.links.push_back({"gpu" + std::to_string(i) + "-sw", "nvlink", 50e9, 0.0, true});
   }
-  p.routes.resize(16);
+  std::vector<std::vector<LinkUse>> routes(16);
   for (uint32_t s = 0; s < 4; ++s)
     for (uint32_t d = 0; d < 4; ++d)
-      if (s != d) p.routes[s * 4 + d] = {{s, true}, {d, false}};
+      if (s != d) routes[s * 4 + d] = {{s, true}, {d, false}};
+  p.set_routes(routes);
   return p;
 }
 

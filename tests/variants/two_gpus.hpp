@@ -16,9 +16,10 @@ inline PlatformSpec two_gpus(double bw) {
     p.gpu_node.push_back(0);
     p.links.push_back({"gpu" + std::to_string(i) + "-sw", "nvlink", bw, 0.0, true});
   }
-  p.routes.resize(4);
-  p.routes[1] = {{0, true}, {1, false}};
-  p.routes[2] = {{1, true}, {0, false}};
+  std::vector<std::vector<LinkUse>> routes(4);
+  routes[1] = {{0, true}, {1, false}};
+  routes[2] = {{1, true}, {0, false}};
+  p.set_routes(routes);
   return p;
 }
 
