@@ -3,7 +3,8 @@
 # time, peak memory (max RSS of moesim and its simulation children) and simulated ops per second.
 # Targets: a bench file's "# bench-target: wall_s=X [rss_mib=Y]" line; each row says met or MISSED, and the
 # script exits 1 when any target was missed (after running them all).
-# Usage: tools/bench.sh [BUILD_DIR]   (make bench)
+# Usage: tools/bench.sh [BUILD_DIR]   (make bench). BENCH_SCENARIOS, BENCH_SWEEPS, BENCH_COLLECTIVES: the files of
+# each section instead of all of them (a name that is not a file, e.g. none, skips the section)
 set -euo pipefail
 missed=0
 # check FILE WALL_S RSS_KIB -> prints "met (target ...)" or "MISSED (target ...)" (run in $(...): the caller
@@ -23,6 +24,7 @@ bin="$build/moesim"
 [ -x "$bin" ] || { echo "bench: $bin not built (run make build)" >&2; exit 1; }
 printf '%-22s %10s %12s %10s %14s %10s %-12s %s\n' scenario wall_s peak_rss_MiB ops sim_ops_per_s fidelity step_time target
 for f in ${BENCH_SCENARIOS:-scenarios/bench/*.yaml}; do
+  [ -f "$f" ] || continue  # BENCH_...=none skips a section
   name=$(basename "$f" .yaml)
   json=$(mktemp)
   tlog=$(mktemp)
@@ -41,6 +43,7 @@ done
 # Sweeps (issue 15 point 6): every scenario in scenarios/bench/sweeps/ through `moesim sweep --jobs 2`.
 printf '\n%-26s %10s %12s %8s %8s %12s %s\n' sweep wall_s peak_rss_MiB points rows points_per_s target
 for f in ${BENCH_SWEEPS:-scenarios/bench/sweeps/*.yaml}; do
+  [ -f "$f" ] || continue  # BENCH_...=none skips a section
   name=$(basename "$f" .yaml)
   csv=$(mktemp)
   tlog=$(mktemp)
@@ -52,6 +55,26 @@ for f in ${BENCH_SWEEPS:-scenarios/bench/sweeps/*.yaml}; do
   [[ $verdict == MISSED* ]] && missed=1
   awk -v n="$name" -v w="$wall" -v r="$rss_kib" -v p="$points" -v k="$rows" -v v="$verdict" \
     'BEGIN {printf "%-26s %10.2f %12.1f %8d %8d %12.1f %s\n", n, w, r / 1024, p, k, p / w, v}'
+  rm -f "$csv" "$tlog"
+done
+# Bare collectives (issue 14 point 4): every cluster file in scenarios/bench/collectives/ through
+# `moesim collective`, with the arguments of its "# bench-collective: KIND ARGS" line.
+printf '\n%-26s %10s %12s %8s %14s %s\n' collective wall_s peak_rss_MiB ranks busbw_GBps target
+for f in ${BENCH_COLLECTIVES:-scenarios/bench/collectives/*.yaml}; do
+  [ -f "$f" ] || continue  # BENCH_...=none skips a section
+  name=$(basename "$f" .yaml)
+  read -r -a args <<< "$(grep -m1 -o 'bench-collective:.*' "$f" | cut -d: -f2-)"
+  csv=$(mktemp)
+  tlog=$(mktemp)
+  /usr/bin/time -f '%e %M' -o "$tlog" "$bin" collective "${args[@]}" --cluster "$f" --csv "$csv" > /dev/null
+  read -r wall rss_kib < "$tlog"
+  # CSV columns by header name: ranks and busbw of the (last) size.
+  ranks=$(awk -F, 'NR == 1 {for (i = 1; i <= NF; ++i) if ($i ~ /^ranks/) c = i} NR > 1 {v = $c} END {print v}' "$csv")
+  busbw=$(awk -F, 'NR == 1 {for (i = 1; i <= NF; ++i) if ($i ~ /^busbw/) c = i} NR > 1 {v = $c} END {print v}' "$csv")
+  verdict=$(check "$f" "$wall" "$rss_kib")
+  [[ $verdict == MISSED* ]] && missed=1
+  awk -v n="$name" -v w="$wall" -v r="$rss_kib" -v k="$ranks" -v b="$busbw" -v v="$verdict" \
+    'BEGIN {printf "%-26s %10.2f %12.1f %8s %14s %s\n", n, w, r / 1024, k, b, v}'
   rm -f "$csv" "$tlog"
 done
 exit "$missed"
