@@ -181,6 +181,7 @@ BenchGraph build_bench_graph(CollectiveKind k, int ranks, const std::vector<doub
       case CollectiveKind::all_reduce:
         collective(OpKind::reduce_scatter, bytes[i], start, layer);
         collective(OpKind::all_gather, bytes[i], barrier(layer), layer);
+        g.continue_call(g.op(previous.front()).collective);  // one NCCL call: one launch
         break;
     }
     bg.last_ops.push_back(previous);
@@ -224,8 +225,12 @@ CollectiveBenchResult run_collective_bench(const topo::Cluster& cluster, const s
   r.exact_flows = bench_exact_flows(opt.kind, n, opt.sizes.size());
   r.fidelity_requested = opt.fidelity ? fidelity_name(*opt.fidelity) : "auto";
   r.fidelity = opt.fidelity ? *opt.fidelity : (r.exact_flows <= kBenchExactFlowBudget ? Fidelity::exact : Fidelity::fast);
+  if (!(opt.launch_s >= 0.0)) throw std::invalid_argument("collective launch time must be >= 0");
   EngineOptions eo;
   eo.fidelity = r.fidelity;
+  eo.collective_launch_s = opt.launch_s;
+  r.launch_s = opt.launch_s;
+  r.launch_from = opt.launch_from;
   r.simgrid_settings = simgrid_settings(eo);
 
   std::vector<double> bytes;
@@ -266,8 +271,13 @@ std::vector<std::string> header_lines(const CollectiveBenchResult& r) {
                           r.fidelity_requested, r.exact_flows));
   h.push_back("algorithm: " + collective_algorithm_note(r.kind));
   h.push_back("each size runs alone: sizes follow each other on one stream with a barrier between them");
-  h.push_back("no protocol overhead and no per-call launch cost are modelled (issue 13 point 7); the presets' "
-              "link bandwidths are NCCL-achievable figures");
+  if (r.launch_s > 0)
+    h.push_back(fmt::format("per-call launch {:.4g} us on every rank before its data moves (all_reduce: once for both "
+                            "halves){}; no other protocol overhead; the presets' link bandwidths are NCCL-achievable "
+                            "figures", r.launch_s * 1e6, r.launch_from.empty() ? "" : fmt::format(" ({})", r.launch_from)));
+  else
+    h.push_back("no per-call launch cost (--launch 0) and no protocol overhead: bytes and route latency only; the "
+                "presets' link bandwidths are NCCL-achievable figures");
   h.push_back(fmt::format("size S and busbw as nccl-tests (doc/PERFORMANCE.md): algbw = S / time, busbw = algbw "
                           "x {} = {:.4g}; datatype float (4 B), count in elements",
                           r.kind == CollectiveKind::all_reduce ? "2(n-1)/n" : "(n-1)/n",
@@ -309,6 +319,8 @@ std::string collective_bench_json(const CollectiveBenchResult& r) {
   c["fidelity"] = fidelity_name(r.fidelity);
   c["fidelity_requested"] = r.fidelity_requested;
   c["exact_flows"] = r.exact_flows;
+  c["launch_s"] = r.launch_s;
+  c["launch_from"] = r.launch_from;
   c["cluster"] = r.cluster;
   c["cluster_description"] = r.description;
   c["collective"] = collective_kind_name(r.kind);

@@ -81,6 +81,11 @@ struct CollectiveBenchOptions {
   std::vector<int> gpus;               // GPU id of each rank (distinct, < the cluster's GPU count)
   std::vector<double> sizes;           // requested sizes (parse_size_sweep)
   std::optional<Fidelity> fidelity;    // nullopt = auto: exact within kBenchExactFlowBudget flows, fast above
+  // Per-call launch/setup time (s, >= 0) every rank waits before its data moves (EngineOptions::
+  // collective_launch_s); an all_reduce pays it once (its all_gather half continues the call). The CLI takes
+  // it from the cluster's GPU profile (`collective_launch`), or --launch.
+  double launch_s = 0.0;
+  std::string launch_from;  // where launch_s comes from, for the header ("reference: ...", "--launch")
 };
 
 struct CollectiveBenchRow {
@@ -101,6 +106,8 @@ struct CollectiveBenchResult {
   Fidelity fidelity = Fidelity::exact;
   std::string fidelity_requested;  // auto | exact | fast
   double exact_flows = 0;
+  double launch_s = 0;
+  std::string launch_from;
   std::vector<std::pair<std::string, std::string>> simgrid_settings;
   std::vector<CollectiveBenchRow> rows;
   double avg_busbw_Bps = 0;  // mean of the rows' busbw (nccl-tests' "Avg bus bandwidth")

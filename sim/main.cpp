@@ -148,7 +148,7 @@ int cmd_topo(const std::string& file, const std::string& dot, bool settings) {
 // `moesim collective`: one collective swept over sizes, reported like nccl-tests (sim/collective_bench.hpp).
 int cmd_collective(const std::string& kind_text, const std::string& cluster_arg, int ranks, const std::vector<int>& gpus,
                    const std::string& sizes_text, double step_factor, const std::string& fidelity,
-                   const std::string& json, const std::string& csv) {
+                   const std::string& json, const std::string& csv, const std::string& launch) {
   auto bad = [](const std::string& msg) {
     std::cerr << "moesim collective: " << msg << "\n";
     return 2;
@@ -183,6 +183,23 @@ int cmd_collective(const std::string& kind_text, const std::string& cluster_arg,
     if (n > gpu_count)
       return bad(fmt::format("--ranks {}: the cluster {} has {} GPUs", n, escape_control(cluster_arg), gpu_count));
     for (int g = 0; g < n; ++g) opt.gpus.push_back(g);
+  }
+  if (!launch.empty()) {
+    // A time with its unit, like every quantity (units.hpp); 0 needs none.
+    std::string why;
+    const auto t = launch == "0" ? std::optional<double>(0.0) : parse_quantity(launch, Dim::seconds, &why);
+    if (!t) return bad(fmt::format("--launch {}: {}", escape_control(launch), why));
+    opt.launch_s = *t;
+    if (!(opt.launch_s >= 0.0 && opt.launch_s <= 1.0))
+      return bad(fmt::format("--launch {}: must be in [0, 1 s]", escape_control(launch)));
+    opt.launch_from = "--launch";
+  } else {
+    // The cluster's GPU profile's collective_launch (measured by moesim-calibrate, else the cited reference
+    // figure); a cluster without a GPU profile gets the reference figure.
+    models::CitedFigure f{models::kDefaultCollectiveLaunchS, "reference", models::kDefaultCollectiveLaunchSource};
+    if (!cluster.default_gpu_profile.empty()) f = models::load_profile(cluster.default_gpu_profile, dd).collective_launch;
+    opt.launch_s = f.value;
+    opt.launch_from = fmt::format("{}: {}", f.kind, f.source);
   }
   if (auto why = collective_bench_problem(cluster, opt)) return bad(*why);
   const std::string label = cluster.name.empty() ? cluster_arg : cluster.name;
@@ -352,7 +369,7 @@ int main(int argc, char** argv) {
   auto* validate = app.add_subcommand("validate", "load a scenario and report every problem");
   validate->add_option("FILE", file, "scenario YAML")->required();
 
-  std::string coll_kind, coll_cluster, coll_sizes = "1MiB:1GiB", coll_fidelity = "auto";
+  std::string coll_kind, coll_cluster, coll_sizes = "1MiB:1GiB", coll_fidelity = "auto", coll_launch;
   int coll_ranks = 0;
   std::vector<int> coll_gpus;
   double coll_factor = 2.0;
@@ -366,6 +383,8 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   coll->add_option("--sizes", coll_sizes, "MIN:MAX or one size, with units (nccl-tests -b/-e); default 1MiB:1GiB");
   coll->add_option("--step-factor", coll_factor, "each size is the previous one times F (nccl-tests -f); default 2");
+  coll->add_option("--launch", coll_launch, "per-call launch time with its unit (e.g. 10us; 0: bytes and latency "
+                                           "only); default: the cluster GPU profile's collective_launch");
   coll->add_option("--fidelity", coll_fidelity, "auto | exact | fast (auto: exact up to 20,000 flows, fast above)")
       ->check(CLI::IsMember({"auto", "exact", "fast"}));
   coll->add_option("--json", json, "write the result as JSON (schema moesim-collective/1)");
@@ -394,7 +413,7 @@ int main(int argc, char** argv) {
       if (merge->parsed()) return cmd_merge(merge_out, merge_in, merge_points);
       if (coll->parsed())
         return cmd_collective(coll_kind, coll_cluster, coll_ranks, coll_gpus, coll_sizes, coll_factor, coll_fidelity,
-                              json, csv);
+                              json, csv, coll_launch);
       if (validate->parsed()) {
         Scenario sc = load_scenario(file);
         std::cout << fmt::format("{}: ok ({} variants, {} GPUs, EP {})\n", file, sc.variants.size(),

@@ -37,9 +37,10 @@ std::vector<int> first_gpus(int n) {
 // Runs a sweep in a child process; returns its rows' times (seconds) and busbw (B/s) as text, "t b\n" per row.
 std::vector<std::pair<double, double>> bench_in_child(const std::function<topo::Cluster()>& cluster,
                                                       CollectiveKind kind, int ranks, std::vector<double> sizes,
-                                                      Fidelity f) {
+                                                      Fidelity f, double launch_s = 0.0) {
   const auto out = testing::run_in_child_text([&] {
     CollectiveBenchOptions opt;
+    opt.launch_s = launch_s;
     opt.kind = kind;
     opt.gpus = first_gpus(ranks);
     opt.sizes = sizes;
@@ -134,6 +135,21 @@ TEST_CASE("every collective on a 4-GPU switch takes its closed form, both fideli
       }
       CHECK(rows.back().second == Approx(B).epsilon(2.5e-4));
       CHECK(rows.back().second < B);
+    }
+}
+
+// A per-call launch L (issue 13 point 7) delays every rank's data by L once per call: the closed forms above
+// plus L, and an all_reduce (one NCCL call, built as reduce_scatter + all_gather) pays it once, not twice.
+TEST_CASE("a collective launch adds its time once per call, all_reduce included", "[collective]") {
+  const double B = 100e9, lat = 2e-6, L = 10e-6;
+  const std::vector<double> sizes = {kMiB, kGiB};
+  for (CollectiveKind kind : {CollectiveKind::all_to_all, CollectiveKind::all_reduce})
+    for (Fidelity f : {Fidelity::exact, Fidelity::fast}) {
+      INFO(collective_kind_name(kind) << " " << fidelity_name(f));
+      const auto rows = bench_in_child(switch4, kind, 4, sizes, f, L);
+      const double phases = kind == CollectiveKind::all_reduce ? 2 : 1;
+      for (std::size_t i = 0; i < sizes.size(); ++i)
+        CHECK(rows[i].first == Approx(L + phases * (lat + 0.75 * sizes[i] / B)).epsilon(1e-9));
     }
 }
 
@@ -235,6 +251,8 @@ TEST_CASE("moesim collective reports bad arguments with exit code 2", "[collecti
       {"all_to_all --cluster h200-hgx-8 --step-factor 1", "--step-factor 1: must be above 1"},
       {"all_to_all --cluster h200-hgx-8 --fidelity slow", "--fidelity"},
       {"all_to_all --cluster h200-hgx-8 --json /no/such/dir/x.json", "--json /no/such/dir/x.json: cannot write"},
+      {"all_to_all --cluster h200-hgx-8 --launch 5", "--launch 5: a unit is required"},
+      {"all_to_all --cluster h200-hgx-8 --launch 2s", "--launch 2s: must be in [0, 1 s]"},
   };
   for (const auto& [args, message] : cases) {
     INFO(args);
@@ -250,7 +268,7 @@ TEST_CASE("moesim collective prints an nccl-tests table and writes JSON and CSV"
   // t = 1 us + 7/8 x 2^30 / 370e9 = 2.540254e-3 s, algbw = 2^30 / t = 422.69 GB/s, busbw = 7/8 of it =
   // 369.85 GB/s.
   const fs::path dir = fs::temp_directory_path() / ("moesim-test-collective-" + std::to_string(::getpid()));
-  const CliRun r = moesim_cli("all_to_all --cluster h200-hgx-8 --sizes 1GiB --json out.json --csv out.csv");
+  const CliRun r = moesim_cli("all_to_all --cluster h200-hgx-8 --sizes 1GiB --launch 0 --json out.json --csv out.csv");
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("# moesim collective all_to_all: cluster h200-hgx-8"));
   CHECK_THAT(r.out, Catch::Contains("ranks 8 on GPUs 0-7 (1 node)"));
@@ -270,6 +288,25 @@ TEST_CASE("moesim collective prints an nccl-tests table and writes JSON and CSV"
   CHECK(header == "collective,ranks,fidelity,size_bytes,count_elements,time_us,algbw_GBps,busbw_GBps");
   CHECK_THAT(line, Catch::StartsWith("all_to_all,8,exact,1073741824,33554432,2540.254314,422.6906"));
   fs::remove_all(dir);
+}
+
+TEST_CASE("moesim collective charges the GPU profile's collective launch by default", "[collective][cli]") {
+  // h200-hgx-8's GPU profile (h200-sxm) has no measured collective_launch: the reference 10.5 us applies
+  // (models/profile.hpp). all_to_all of 1 GiB: 10.5 us + the 2540.254 us of the case above = 2550.754 us;
+  // all_reduce of 1 GiB: 10.5 us once + 2 x 2540.254 us = 5091.009 us.
+  const CliRun a = moesim_cli("all_to_all --cluster h200-hgx-8 --sizes 1GiB");
+  REQUIRE(a.exit_code == 0);
+  CHECK_THAT(a.out, Catch::Contains("per-call launch 10.5 us on every rank"));
+  CHECK_THAT(a.out, Catch::Contains("(reference: nccl-tests alltoall_perf"));
+  CHECK_THAT(a.out, Catch::Contains("  1073741824      33554432   float    none     2550.8"));
+  const CliRun b = moesim_cli("all_reduce --cluster h200-hgx-8 --sizes 1GiB");
+  REQUIRE(b.exit_code == 0);
+  CHECK_THAT(b.out, Catch::Contains("  1073741824     268435456   float     sum     5091.0"));
+  const CliRun c = moesim_cli("all_to_all --cluster h200-hgx-8 --sizes 1GiB --launch 20us");
+  REQUIRE(c.exit_code == 0);
+  CHECK_THAT(c.out, Catch::Contains("per-call launch 20 us on every rank before its data moves (all_reduce: once "
+                                    "for both halves) (--launch)"));
+  CHECK_THAT(c.out, Catch::Contains("     2560.3 "));
 }
 
 TEST_CASE("moesim collective picks fast above 20,000 exact flows", "[collective][cli]") {
