@@ -185,3 +185,51 @@ TEST_CASE("a flat model and the same model as one stage give byte-identical JSON
     CHECK(flat == staged);
   }
 }
+
+// ScMoE pairs a dense block with the MoE block after it, whose gate then runs on the dense block's input. Across
+// a stage boundary the two blocks see different tokens and widths, so the MoE block that starts a stage is a
+// lone block: its patch merge, then its own attention, then (position 2) its gate.
+TEST_CASE("scmoe does not pair blocks across a stage boundary", "[stages]") {
+  const models::Architecture a = decode_model(R"(
+name: boundary
+hidden: 1024
+expert_ffn: 512
+dense_ffn: 1024
+routed_experts: 2
+top_k: 1
+attention: {kind: mha, heads: 8, head_dim: 128}
+stages:
+  - {layers: 1, moe_every: 0}
+  - {layers: 1, moe_every: 1, hidden: 512, token_scale: 0.25, patch_merge: true}
+)");
+  REQUIRE(a.moe_layer == std::vector<bool>{false, true});
+  const models::Profile gpu = testing::toy_gpu();
+  const models::CostModel cost(gpu, a);
+  const models::StepCosts costs(cost, false, 1024);
+  const models::StageCosts stages(gpu, a, false, 1024, 1024);
+  const models::Placement pl(2, 2);
+  const models::RoutingPlan plan = models::generate_routing(models::RoutingSpec{}, a, pl, 1024, 1);
+  const models::StepInput in{a,   pl, plan, costs, models::Mode::inference_prefill, 2, 1024, {0, 1}, 0,
+                             nullptr, 1, false, &stages};
+  models::VariantSpec spec;
+  spec.name = "s";
+  spec.schedule = "scmoe";
+  spec.top_k = 1;
+  spec.position = 2;
+  spec.expert_slot = 1;
+  const OpGraph g = models::find_schedule("scmoe")->build(spec, in);
+  // Issue order of rank 0's compute-stream ops.
+  auto index_of = [&](OpClass cls, int layer) {
+    int i = 0;
+    for (const Op& op : g.ops()) {
+      if (op.rank != 0 || op.stream != Stream::compute) continue;
+      if (op.cls == cls && op.layer == layer) return i;
+      ++i;
+    }
+    return -1;
+  };
+  REQUIRE(index_of(OpClass::patch_merge, 1) >= 0);
+  CHECK(index_of(OpClass::dense_mlp, 0) < index_of(OpClass::patch_merge, 1));
+  CHECK(index_of(OpClass::patch_merge, 1) < index_of(OpClass::attention, 1));
+  CHECK(index_of(OpClass::attention, 1) < index_of(OpClass::permute, 1));
+}
