@@ -55,6 +55,30 @@ inline const char* activation_name(Activation a) {
 inline int ffn_matrices(Activation a) { return a == Activation::swiglu ? 3 : 2; }
 inline int64_t up_width(Activation a, int64_t f) { return a == Activation::swiglu ? 2 * f : f; }
 
+// One stage of a model built of stages (model.stages; issue 13 point 5): consecutive blocks that share a
+// shape, e.g. a stage of a hierarchical vision transformer (Swin: Liu et al., ICCV 2021), whose hidden size
+// doubles and whose token count quarters from one stage to the next (patch merging). The per-block fields
+// below replace the model's top-level ones for the stage's blocks; the expert count, top_k, dtype and the
+// activations stay model-wide.
+struct Stage {
+  std::string name;
+  int first_layer = 0;       // model index of the stage's first block
+  int layers = 0;            // blocks in the stage
+  double token_scale = 1.0;  // the stage's tokens per rank = round(workload tokens_per_rank x token_scale)
+  // Whether a patch-merging op runs before the stage's first block (never on stage 0): the previous stage's
+  // tokens are grouped by merge_group (= previous token_scale / token_scale, an integer) neighbours,
+  // concatenated (merge_group x previous hidden wide), normalised and projected to this stage's hidden.
+  bool patch_merge = false;
+  int merge_group = 1;
+  int merge_in = 0;  // merge_group x previous stage's hidden (the width of the concatenated rows)
+  int hidden = 0;
+  int expert_ffn = 0;
+  int dense_ffn = 0;
+  int shared_expert_ffn = 0;
+  int vision_expert_ffn = 0;
+  Attention attention;
+};
+
 struct Architecture {
   std::string name;
   std::string source;         // where the shape comes from (config.json URL)
@@ -84,6 +108,10 @@ struct Architecture {
   // (untied). 0 = not given: the step has no embedding, LM head or loss op (models/step_ops.hpp).
   int vocab_size = 0;
   std::vector<bool> moe_layer;  // moe_layer[l]: block l has a routed MoE FFN (else a dense MLP)
+  // Models built of stages (model.stages): the stages in order, covering layers 0..layers-1. Empty: a flat
+  // model, one shape (the fields above) for every block. With stages, the per-block fields above hold stage
+  // 0's shape; stage_shape(s) gives the architecture a block of stage s is costed with.
+  std::vector<Stage> stages;
 
   bool is_moe_layer(int l) const { return l >= 0 && l < layers && moe_layer[static_cast<size_t>(l)]; }
   std::vector<int> moe_layer_indices() const;  // ascending
@@ -92,6 +120,16 @@ struct Architecture {
   bool is_vision_expert(int e) const { return vision_experts > 0 && e >= routed_experts - vision_experts; }
   // Intermediate size of routed expert e.
   int ffn_of_expert(int e) const { return is_vision_expert(e) ? vision_expert_ffn : expert_ffn; }
+  // Stages: at least 1 (a flat model is one stage). stage_of(l): the stage of block l (0 for a flat model).
+  int stage_count() const { return stages.empty() ? 1 : static_cast<int>(stages.size()); }
+  int stage_of(int layer) const;
+  // This architecture with stage s's per-block fields as its top-level ones and no stages (a flat model's
+  // stage 0 is the model itself). moe_layer and layers stay the whole model's.
+  Architecture stage_shape(int s) const;
+  // Tokens per rank of block `layer` for a workload of T tokens per rank: round(T x token_scale), at least 1
+  // (T itself for a flat model).
+  int64_t layer_tokens(int layer, int64_t T) const;
+  int64_t stage_tokens(int s, int64_t T) const;
 };
 
 // Names of the shipped presets (file stems under <data_dir>/models/presets), sorted.

@@ -1003,6 +1003,9 @@ RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& a
   };
 
   const std::vector<int> moe = arch.moe_layer_indices();
+  // Tokens per source rank of each MoE layer: its stage's (Architecture::layer_tokens; T for a flat model).
+  std::vector<int64_t> Tl(moe.size());
+  for (size_t i = 0; i < moe.size(); ++i) Tl[i] = arch.layer_tokens(moe[i], tokens_per_rank);
   plan.layers_.resize(moe.size());
   std::vector<LayerSetup> setup(is_trace ? 0 : moe.size()), vsetup(mm ? moe.size() : 0);
   for (size_t i = 0; i < moe.size(); ++i) {
@@ -1030,7 +1033,7 @@ RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& a
         ls.alias.build(ls.w);
         for (double x : ls.w) ls.total_w += x;
       }
-      ls.cap = capacity(tokens_per_rank);
+      ls.cap = capacity(Tl[i]);
       ls.gate = rs.gate;
       if (by_counts) {
         // Uniform routing (empty w) over all E experts: every expert is a pick with probability k / E.
@@ -1086,16 +1089,16 @@ RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& a
       const bool counts_only = !replicated && !keep && !spec.score_histograms && !mm && !softmax;
       for (size_t i = 0; i < moe.size(); ++i) {
         if (by_counts) {
-          sample_sources_counts(setup[i], mm ? &vsetup[i] : nullptr, E, k, tokens_per_rank, seed,
+          sample_sources_counts(setup[i], mm ? &vsetup[i] : nullptr, E, k, Tl[i], seed,
                                 mm ? &plan.src_vision_ : nullptr, plan.layers_[i], src0, src1,
                                 &dropped[static_cast<size_t>(t)][i]);
           continue;
         }
         if (counts_only && !setup[i].w.empty() && setup[i].cap == INT64_MAX) {
-          sample_counts_weighted(setup[i], E, k, tokens_per_rank, seed, plan.layers_[i], src0, src1);
+          sample_counts_weighted(setup[i], E, k, Tl[i], seed, plan.layers_[i], src0, src1);
           continue;
         }
-        sample_sources(setup[i], placement, fast_dest.data(), E, k, bins, tokens_per_rank, seed, plan.layers_[i], src0,
+        sample_sources(setup[i], placement, fast_dest.data(), E, k, bins, Tl[i], seed, plan.layers_[i], src0,
                        src1, h.empty() ? nullptr : h.data() + i * static_cast<size_t>(R) * bins,
                        &dropped[static_cast<size_t>(t)][i], keep, mm ? &vsetup[i] : nullptr, mm ? &runs : nullptr);
       }

@@ -29,7 +29,8 @@ constexpr ClassColor kClassColors[] = {
     {"combine", "#e15759"},        {"unpermute", "#499894"},     {"cast", "#ff9d9a"},
     {"weight_move", "#79706e"},    {"embedding", "#d37295"},     {"norm", "#fabfd2"},
     {"residual", "#b07aa1"},       {"lm_head", "#d4a6c8"},       {"loss", "#9d7660"},
-    {"optimizer", "#d7b5a6"},      {"dp_all_reduce", "#bab0ac"}, {"other", "#cccccc"}};
+    {"optimizer", "#d7b5a6"},      {"dp_all_reduce", "#bab0ac"}, {"patch_merge", "#9c755f"},
+    {"other", "#cccccc"}};
 
 const char* class_color(const std::string& cls) {
   for (const auto& c : kClassColors)

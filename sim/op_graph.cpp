@@ -41,6 +41,7 @@ const char* op_class_name(OpClass c) {
     case OpClass::loss: return "loss";
     case OpClass::optimizer: return "optimizer";
     case OpClass::dp_all_reduce: return "dp_all_reduce";
+    case OpClass::patch_merge: return "patch_merge";
   }
   return "?";
 }

@@ -44,7 +44,9 @@ enum class OpClass : uint8_t {
   // The rest of a step (issue 13 point 4; costs in models/step_ops.hpp): the token embedding lookup, RMSNorm /
   // LayerNorm, residual adds, the LM head GEMM, the cross-entropy loss, the optimizer step and the data-parallel
   // gradient all-reduce.
-  embedding, norm, residual, lm_head, loss, optimizer, dp_all_reduce
+  embedding, norm, residual, lm_head, loss, optimizer, dp_all_reduce,
+  // Models built of stages: the patch merging before a stage's first block (models/variants/schedule_util.hpp).
+  patch_merge
 };
 // Whether an op belongs to the step around the transformer blocks (embedding, the final norm, LM head, loss,
 // optimizer, DP gradient all-reduce) rather than to a block: what `scope: block` leaves out.

@@ -144,12 +144,16 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   clock.mark("routing", spec.name);
   models::CostModel cost(sc.profile, arch);
   models::StepCosts costs(cost, sc.mode == models::Mode::decode, sc.context_tokens);
+  // A model built of stages: one cost model per stage shape (a flat model needs none).
+  std::optional<models::StageCosts> stage_costs;
+  if (!arch.stages.empty())
+    stage_costs.emplace(sc.profile, arch, sc.mode == models::Mode::decode, sc.tokens_per_rank, sc.context_tokens);
   const models::DataParallel dp{sc.dp, sc.dp_bucket_bytes};
   auto build_step = [&](int s) {
     // The whole step: blocks with their norms and residual adds, embedding, LM head, loss, then the DP
     // replicas, the gradient all-reduce and the optimizer (models/step_ops.hpp, finish_step).
     const models::StepInput in{arch, sc.placement, series.at(s), costs, sc.mode, sc.ep, sc.tokens_per_rank,
-                               layers, s, &series, sc.etp, true};
+                               layers, s, &series, sc.etp, true, stage_costs ? &*stage_costs : nullptr};
     return models::finish_step(info->build(spec, in), in, dp);
   };
   OpGraph graph = build_step(0);

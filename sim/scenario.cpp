@@ -159,6 +159,14 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
                                       "group holds expert_ffn / etp neurons of every expert of the group",
                                       sc.arch.expert_ffn),
                           par.at("etp").shown());
+    else if (model_ok)
+      for (const models::Stage& st : sc.arch.stages)
+        if (st.expert_ffn % sc.etp != 0) {
+          par.at("etp").error(fmt::format("must divide the expert FFN width of every stage (stage {}: expert_ffn = "
+                                          "{})", st.name, st.expert_ffn),
+                              par.at("etp").shown());
+          break;
+        }
     sc.ep = ep_degree * sc.etp;
     const int all_ranks = sc.ep * sc.dp;
     const std::string ranks_rule =
@@ -216,7 +224,10 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
     if (model_ok && sc.arch.routed_experts > 0 && sc.ep > 0) {
       sc.routing = models::decode_routing(wl.at("routing"), sc.arch, sc.ep, sc.base_dir);
       sc.routing.drift = models::decode_drift(wl.at("drift"));
-      if (wl.has("modalities")) models::decode_modalities(wl.at("modalities"), sc.arch, sc.ep, sc.base_dir, sc.routing);
+      if (wl.has("modalities") && !sc.arch.stages.empty())
+        wl.error_at("modalities", "is not modelled for a model built of stages (model.stages): a request's token "
+                                  "runs are drawn on the workload's tokens, not each stage's");
+      else if (wl.has("modalities")) models::decode_modalities(wl.at("modalities"), sc.arch, sc.ep, sc.base_dir, sc.routing);
       else if (sc.arch.vision_experts > 0)
         wl.error_at("modalities", fmt::format("model {} has vision experts: the workload must say which tokens are "
                                               "vision tokens (workload.modalities)", sc.arch.name));

@@ -195,9 +195,10 @@ OpGraph build_dualsparse_tp(const DualSparseOptions& o, const StepInput& in) {
   std::map<int, std::vector<int64_t>> a2a;       // [layer]: ranks x ranks pairs the dispatch all-to-all carries
   std::map<int, std::vector<int64_t>> block;     // [layer][rank]: pairs of the rank's all-gather block (etp)
   std::map<int, OpGraph::Received> computed;     // [layer]: pairs each rank computes on (its group's)
-  const int64_t ffn = in.arch.expert_ffn / T;
   for (int l : in.layers) {
     if (!in.arch.is_moe_layer(l)) continue;
+    const Architecture& la = in.arch_of(l);  // the layer's stage's shape
+    const int64_t ffn = la.expert_ffn / T;
     const DualSparseLayer d = dualsparse_layer(in.routing, in.arch, in.placement, l, o, T);
     tally.add_layer(d);
     const LayerRouting& lr = in.routing.layer(l);
@@ -227,8 +228,8 @@ OpGraph build_dualsparse_tp(const DualSparseOptions& o, const StepInput& in) {
           gemms.push_back({x, ffn});
           w += static_cast<double>(x) / T;
         }
-        tally.flops += sub_expert_flops(gemms, in.arch.hidden, ffn_matrices(in.arch.expert_activation));
-        layer_cost[r] = in.costs.model().grouped_experts(rows, T);
+        tally.flops += sub_expert_flops(gemms, la.hidden, ffn_matrices(la.expert_activation));
+        layer_cost[r] = in.costs_of(l).model().grouped_experts(rows, T);
         const double b = static_cast<double>(recv) / T;
         tally.before[r] += b;
         tally.after[r] += w;
@@ -288,8 +289,7 @@ OpGraph build_dualsparse(const VariantSpec& spec, const StepInput& in) {
   DropTally tally(R);
   // P = 1: the full pairs as topk's expert op, then (if any) the half pairs as a grouped GEMM at ffn / 2;
   // P >= 2: the sub-expert GEMMs of ffn / P.
-  const StepCosts& costs = in.costs;
-  auto expert_op_cost = [&](const std::vector<int64_t>& full, const std::vector<int64_t>& half,
+  auto expert_op_cost = [&](const StepCosts& costs, const std::vector<int64_t>& full, const std::vector<int64_t>& half,
                             const std::vector<SubExpertGemm>& gemms) {
     if (o.partition == 1) {
       KernelCost c = costs.experts(full);
@@ -305,6 +305,7 @@ OpGraph build_dualsparse(const VariantSpec& spec, const StepInput& in) {
   for (int l : in.layers) {
     if (!in.arch.is_moe_layer(l)) continue;
     DualSparseLayer d = dualsparse_layer(in.routing, in.arch, in.placement, l, o);
+    const Architecture& la = in.arch_of(l);  // the layer's stage's shape
     tally.add_layer(d);
     double mb = 0, ma = 0;
     std::vector<KernelCost> layer_cost;
@@ -318,9 +319,9 @@ OpGraph build_dualsparse(const VariantSpec& spec, const StepInput& in) {
       mb = std::max(mb, static_cast<double>(d.received[r]));
       ma = std::max(ma, w);
       // The rank's GEMMs, once: their FLOPs and the forward cost of its expert op (every phase reads it).
-      const auto gemms = sub_expert_gemms(d.full[r], d.half[r], in.arch.expert_ffn, o.partition);
-      tally.flops += sub_expert_flops(gemms, in.arch.hidden, ffn_matrices(in.arch.expert_activation));
-      layer_cost.push_back(expert_op_cost(d.full[r], d.half[r], gemms));
+      const auto gemms = sub_expert_gemms(d.full[r], d.half[r], la.expert_ffn, o.partition);
+      tally.flops += sub_expert_flops(gemms, la.hidden, ffn_matrices(la.expert_activation));
+      layer_cost.push_back(expert_op_cost(in.costs_of(l), d.full[r], d.half[r], gemms));
     }
     cost.emplace(l, std::move(layer_cost));
     tally.max_before += mb;
@@ -463,6 +464,16 @@ std::shared_ptr<const ScheduleOptions> decode_dualsparse(const YamlView& v, cons
     v.error_at("policy", fmt::format("keeps half of an expert's neurons: model.expert_ffn must be even (got {})", ffn));
   if (ctx.arch.vision_experts > 0)
     v.error_at("schedule", "does not model modality-isolated models (vision_experts > 0)");
+  // A model built of stages: every stage's expert width must split the same way (stage 0's was checked above).
+  for (const Stage& st : ctx.arch.stages) {
+    if (st.expert_ffn == ffn) continue;
+    if (o->expert_tp == ExpertTp::none && o->partition >= 1 && st.expert_ffn % o->partition != 0)
+      v.at("partition").error(fmt::format("must divide the expert FFN width of every stage (stage {}: expert_ffn = {})",
+                                          st.name, st.expert_ffn), v.at("partition").shown());
+    else if (halves && o->partition == 1 && st.expert_ffn % 2 != 0)
+      v.error_at("policy", fmt::format("keeps half of an expert's neurons: every stage's expert_ffn must be even "
+                                       "(stage {}: {})", st.name, st.expert_ffn));
+  }
   shown["policy"] = p;
   if (o->thresholds.empty()) shown["threshold"] = fmt::format("{}", o->threshold);
   else shown["thresholds"] = fmt::format("[{}]", fmt::join(o->thresholds, ", "));

@@ -208,17 +208,28 @@ OpGraph build_eplb(const VariantSpec& spec, const StepInput& in) {
     for (const auto& [l, pl] : placed)
       before.emplace(l, Placement::from_slots(E, eplb_slots(in.placement, window_load(*in.series, l, s0 - o.interval - o.window, s0 - o.interval, E, R), o.redundant)));
   const StepInput in2{in.arch, in.placement, plan, in.costs, in.mode, in.ranks, in.tokens_per_rank, in.layers, in.step,
-                      in.series, in.etp, in.full_step};
+                      in.series, in.etp, in.full_step, in.stages};
   OpGraph body = build_sequential(in2, false);
   // Extra memory: the most extra slots any rank has, for every MoE layer of the model.
   const int extra_slots = o.redundant / R + (o.redundant % R ? 1 : 0);
-  double per_expert = 0;
-  for (int e = 0; e < E; ++e) per_expert = std::max(per_expert, in.costs.model().expert_weight_bytes(e, in.arch.dtype));
+  // Largest expert of a layer (bytes); a model built of stages sums it over its MoE layers, each at its stage's
+  // widths (a flat model: the same figure times the MoE layer count).
+  auto largest = [&](const CostModel& m) {
+    double b = 0;
+    for (int e = 0; e < E; ++e) b = std::max(b, m.expert_weight_bytes(e, in.arch.dtype));
+    return b;
+  };
+  double extra_bytes = 0;
+  if (in.stages) {
+    for (int l : in.arch.moe_layer_indices()) extra_bytes += extra_slots * largest(in.costs_of(l).model());
+  } else {
+    extra_bytes = extra_slots * largest(in.costs.model()) * in.arch.moe_layer_count();
+  }
   OpGraph g(R);
   for (const auto& [l, pl] : placed)
     g.set_received(l, {plan.tokens_per_rank_received(l),
                        plan.multimodal() ? plan.vision_per_rank_received(l) : std::vector<int64_t>{}});
-  g.note_max("eplb_extra_weight_bytes_per_rank", extra_slots * per_expert * in.arch.moe_layer_count());
+  g.note_max("eplb_extra_weight_bytes_per_rank", extra_bytes);
   if (!before.empty()) {
     // New replicas travel from the expert's home rank.
     std::vector<double> bytes(static_cast<std::size_t>(R) * R, 0.0);
@@ -229,7 +240,7 @@ OpGraph build_eplb(const VariantSpec& spec, const StepInput& in) {
           const auto& old = before.at(l).experts_of_rank(r);
           if (std::find(old.begin(), old.end(), e) != old.end()) continue;
           const int home = in.placement.rank_of_expert(e);
-          const double b = in.costs.model().expert_weight_bytes(e, in.arch.dtype);
+          const double b = in.costs_of(l).model().expert_weight_bytes(e, in.arch.dtype);
           bytes[static_cast<std::size_t>(home) * R + r] += b;
           moved += b;
         }

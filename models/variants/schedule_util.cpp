@@ -7,9 +7,35 @@
 namespace moesim::models {
 
 LayerEmitter::LayerEmitter(OpGraph& g, const StepInput& in)
-    : g_(g), in_(in), step_ops_(in.costs.model()), tokens_(in.tokens_per_rank) {}
+    : g_(g), in_(in) {}
+
+const StepCosts& LayerEmitter::costs(int layer) const { return in_.costs_of(layer); }
+StepOpCosts LayerEmitter::ops(int layer) const { return StepOpCosts(in_.costs_of(layer).model()); }
+int64_t LayerEmitter::tokens(int layer) const { return in_.tokens_of(layer); }
+int LayerEmitter::last_layer() const { return in_.arch.layers - 1; }
+
+LayerEmitter::Ids LayerEmitter::patch_merge(int layer, Phase ph, const Deps& deps) {
+  // Only at the first block of a stage that merges patches (Architecture::Stage::patch_merge).
+  if (!in_.stages) return {};
+  const int s = in_.arch.stage_of(layer);
+  const Stage& st = in_.arch.stages[static_cast<std::size_t>(s)];
+  if (!st.patch_merge || st.first_layer != layer) return {};
+  const KernelCost k = patch_merge_cost(costs(layer).model(), tokens(layer), st.merge_in);
+  return emit(layer, ph, OpClass::patch_merge, deps, -1, [&](int) { return k; });
+}
 
 double LayerEmitter::factor(Phase ph) const { return ph == Phase::backward ? in_.costs.backward_factor() : 1.0; }
+
+KernelCost patch_merge_cost(const CostModel& cost, int64_t rows, int64_t merge_in) {
+  if (rows <= 0 || merge_in <= 0) return {0.0, cost.profile().roofline_provenance()};
+  // LayerNorm over the concatenated rows (merge_in wide; bytes and FLOPs as StepOpCosts::norm), then the
+  // reduction Linear merge_in -> hidden without bias (Swin's PatchMerging), a GEMM at the model dtype.
+  const double th = static_cast<double>(rows) * static_cast<double>(merge_in);
+  const KernelCost norm =
+      cost.roofline(KernelClass::elementwise, DType::bf16, 4.0 * th, (2.0 * th + static_cast<double>(merge_in)) * 2.0);
+  const Architecture& a = cost.architecture();
+  return norm + cost.gemm("patch_merge", a.dtype, rows, a.hidden, merge_in);
+}
 
 LayerEmitter::Ids LayerEmitter::emit(int layer, Phase ph, OpClass cls, const Deps& deps, int chunk,
                                      const std::function<KernelCost(int rank)>& cost, double f) {
@@ -25,7 +51,7 @@ LayerEmitter::Ids LayerEmitter::emit(int layer, Phase ph, OpClass cls, const Dep
 }
 
 LayerEmitter::Ids LayerEmitter::attention(int layer, Phase ph, const Deps& deps) {
-  const KernelCost k = in_.costs.attention(tokens_);
+  const KernelCost k = costs(layer).attention(tokens(layer));
   if (!in_.full_step) return emit(layer, ph, OpClass::attention, deps, -1, [&](int) { return k; });
   const bool fwd = ph == Phase::forward;
   fwd ? norm(layer, ph, deps) : residual(layer, ph, deps);
@@ -34,7 +60,7 @@ LayerEmitter::Ids LayerEmitter::attention(int layer, Phase ph, const Deps& deps)
 }
 
 LayerEmitter::Ids LayerEmitter::dense_mlp(int layer, Phase ph, const Deps& deps) {
-  const KernelCost k = in_.costs.dense_mlp(tokens_);
+  const KernelCost k = costs(layer).dense_mlp(tokens(layer));
   if (!in_.full_step) return emit(layer, ph, OpClass::dense_mlp, deps, -1, [&](int) { return k; });
   const bool fwd = ph == Phase::forward;
   fwd ? norm(layer, ph, deps) : residual(layer, ph, deps);
@@ -44,30 +70,35 @@ LayerEmitter::Ids LayerEmitter::dense_mlp(int layer, Phase ph, const Deps& deps)
 
 LayerEmitter::Ids LayerEmitter::norm(int layer, Phase ph, const Deps& deps) {
   if (!in_.full_step) return {};
-  const KernelCost k = step_ops_.norm(tokens_);
+  const KernelCost k = ops(layer).norm(tokens(layer));
   return emit(layer, ph, OpClass::norm, deps, -1, [&](int) { return k; });
 }
 
 LayerEmitter::Ids LayerEmitter::residual(int layer, Phase ph, const Deps& deps) {
   if (!in_.full_step) return {};
   // Backward: the gradient of x + f(x) is the sum of the two branches' gradients, one add like the forward.
-  const KernelCost k = step_ops_.residual(tokens_);
+  const KernelCost k = ops(layer).residual(tokens(layer));
   return emit(layer, ph, OpClass::residual, deps, -1, [&](int) { return k; }, 1.0);
 }
 
 void LayerEmitter::step_begin() {
   if (!in_.full_step || in_.arch.vocab_size <= 0) return;
-  const KernelCost k = step_ops_.embedding(tokens_);
+  // The embedding feeds the first block (stage 0's width and tokens).
+  const KernelCost k = ops(0).embedding(tokens(0));
   emit(-1, Phase::forward, OpClass::embedding, {}, -1, [&](int) { return k; });
 }
 
 void LayerEmitter::step_turn() {
   if (!in_.full_step) return;
   const bool training = in_.mode == Mode::training;
+  // The final norm and the LM head read the last block's output (the last stage's width and tokens).
+  const int last = last_layer();
+  const int64_t tokens_ = tokens(last);
+  const StepOpCosts step_ops_ = ops(last);
   const KernelCost n = step_ops_.norm(tokens_);
   emit(-1, Phase::forward, OpClass::norm, {}, -1, [&](int) { return n; });
   if (in_.arch.vocab_size > 0) {
-    const int64_t rows = lm_head_rows(training, in_.mode == Mode::decode, tokens_, in_.costs.context_tokens());
+    const int64_t rows = lm_head_rows(training, in_.mode == Mode::decode, tokens_, costs(last).context_tokens());
     const KernelCost head = step_ops_.lm_head(rows);
     emit(-1, Phase::forward, OpClass::lm_head, {}, -1, [&](int) { return head; });
     if (training) {
@@ -82,28 +113,28 @@ void LayerEmitter::step_turn() {
 
 void LayerEmitter::step_end() {
   if (!in_.full_step || in_.mode != Mode::training || in_.arch.vocab_size <= 0) return;
-  const KernelCost k = step_ops_.embedding_backward(tokens_);
+  const KernelCost k = ops(0).embedding_backward(tokens(0));
   emit(-1, Phase::backward, OpClass::embedding, {}, -1, [&](int) { return k; }, 1.0);
 }
 
 LayerEmitter::Ids LayerEmitter::shared_expert(int layer, Phase ph, const Deps& deps) {
-  const KernelCost k = shared_expert_cost(in_, tokens_);
+  const KernelCost k = shared_expert_cost(in_, tokens(layer), layer);
   return emit(layer, ph, OpClass::shared_expert, deps, -1, [&](int) { return k; });
 }
 
 LayerEmitter::Ids LayerEmitter::gate_permute(int layer, Phase ph, const Deps& deps, int chunk, int parts) {
   if (parts == 1) chunk = -1;
-  const int64_t t = chunk < 0 ? tokens_ : share(tokens_, parts, chunk);
+  const int64_t n = tokens(layer), t = chunk < 0 ? n : share(n, parts, chunk);
   // The gate runs once on all tokens (in chunk 0 when chunked); permute moves this chunk's rows.
-  const KernelCost k = (chunk <= 0 ? in_.costs.gate(tokens_) : KernelCost{0.0, Provenance::measured}) +
-                       in_.costs.permute(t);
+  const KernelCost k = (chunk <= 0 ? costs(layer).gate(n) : KernelCost{0.0, Provenance::measured}) +
+                       costs(layer).permute(t);
   return emit(layer, ph, OpClass::permute, deps, chunk, [&](int) { return k; });
 }
 
 LayerEmitter::Ids LayerEmitter::unpermute(int layer, Phase ph, const Deps& deps, int chunk, int parts) {
   if (parts == 1) chunk = -1;
-  const int64_t t = chunk < 0 ? tokens_ : share(tokens_, parts, chunk);
-  const KernelCost k = in_.costs.unpermute(t);
+  const int64_t n = tokens(layer), t = chunk < 0 ? n : share(n, parts, chunk);
+  const KernelCost k = costs(layer).unpermute(t);
   return emit(layer, ph, OpClass::unpermute, deps, chunk, [&](int) { return k; });
 }
 
@@ -143,8 +174,8 @@ LayerEmitter::Ids LayerEmitter::experts(int layer, Phase ph, const Deps& deps, i
     std::vector<int64_t> tok = expert_tokens_of(layer, r);
     if (chunk >= 0)
       for (auto& t : tok) t = share(t, parts, chunk);
-    if (!precision_ && in_.arch.vision_experts == 0) return in_.costs.experts(tok);
-    return in_.costs.model().expert_group(tok, experts_of(layer, r), precision(layer, r));
+    if (!precision_ && in_.arch.vision_experts == 0) return costs(layer).experts(tok);
+    return costs(layer).model().expert_group(tok, experts_of(layer, r), precision(layer, r));
   });
   tag(ids, layer);
   return ids;
@@ -152,7 +183,7 @@ LayerEmitter::Ids LayerEmitter::experts(int layer, Phase ph, const Deps& deps, i
 
 LayerEmitter::Ids LayerEmitter::cast(int layer, Phase ph, const Deps& deps) {
   Ids ids = emit(layer, ph, OpClass::cast, deps, -1, [&](int r) {
-    return in_.costs.model().weight_cast(experts_of(layer, r), precision(layer, r));
+    return costs(layer).model().weight_cast(experts_of(layer, r), precision(layer, r));
   });
   tag(ids, layer);
   return ids;
@@ -166,7 +197,7 @@ LayerEmitter::Ids LayerEmitter::all_to_all(int layer, Phase ph, OpClass cls, Str
   // capacity_mode pad: whole buffers travel, full or not.
   const std::vector<int64_t>& matrix = own ? *own : lr.padded_rank_tokens.empty() ? lr.rank_tokens : lr.padded_rank_tokens;
   const int R = in_.ranks;
-  const double bpt = in_.costs.bytes_per_token();
+  const double bpt = costs(layer).bytes_per_token();
   // Token owner -> expert owner, or the transpose.
   const bool forward_dir = (cls == OpClass::dispatch) == (ph == Phase::forward);
   std::vector<double> bytes(static_cast<std::size_t>(R) * R, 0.0);
@@ -187,7 +218,7 @@ LayerEmitter::Ids LayerEmitter::group_collective(int layer, Phase ph, OpKind kin
     throw std::invalid_argument("group_collective: all_gather or reduce_scatter");
   if (T < 1 || R % T != 0 || static_cast<int>(block_pairs.size()) != R)
     throw std::invalid_argument("group_collective: ranks must split into groups of etp, one block per rank");
-  const double bpt = in_.costs.bytes_per_token();
+  const double bpt = costs(layer).bytes_per_token();
   Ids ids(static_cast<std::size_t>(R), kNoOp);
   const auto M = static_cast<std::size_t>(T);
   for (int base = 0; base < R; base += T) {
@@ -218,10 +249,11 @@ LayerEmitter::Deps per_rank_deps(const std::vector<LayerEmitter::Ids>& lists) {
   return out;
 }
 
-KernelCost shared_expert_cost(const StepInput& in, int64_t tokens) {
-  if (in.arch.shared_experts > 0) return in.costs.shared_expert(tokens);
+KernelCost shared_expert_cost(const StepInput& in, int64_t tokens, int layer) {
+  const Architecture& a = in.arch_of(layer);
+  if (a.shared_experts > 0) return in.costs_of(layer).shared_expert(tokens);
   // No shared expert in the model: one FFN the size of a routed expert.
-  return in.costs.model().ffn(tokens, in.arch.expert_ffn, in.arch.expert_activation);
+  return in.costs_of(layer).model().ffn(tokens, a.expert_ffn, a.expert_activation);
 }
 
 OpGraph build_layered(const StepInput& in, const MoeBlock& moe, const std::function<void(LayerEmitter&)>& setup) {
@@ -230,6 +262,7 @@ OpGraph build_layered(const StepInput& in, const MoeBlock& moe, const std::funct
   if (setup) setup(em);
   em.step_begin();
   for (int layer : in.layers) {
+    em.patch_merge(layer, Phase::forward);
     em.attention(layer, Phase::forward);
     if (in.arch.is_moe_layer(layer)) {
       em.norm(layer, Phase::forward);
@@ -250,6 +283,7 @@ OpGraph build_layered(const StepInput& in, const MoeBlock& moe, const std::funct
       em.dense_mlp(*it, Phase::backward);
     }
     em.attention(*it, Phase::backward);
+    em.patch_merge(*it, Phase::backward);
   }
   em.step_end();
   return g;
@@ -297,6 +331,21 @@ OpGraph finish_step(OpGraph g, const StepInput& in, const DataParallel& dp) {
   if (g.ranks() != R) throw std::invalid_argument("finish_step: the graph must hold one EP group");
   const StepOpCosts costs(in.costs.model());
   const Architecture& a = in.arch;
+  // A model built of stages: each block's parameters at its stage's shape (plus the stage's patch merging at
+  // its first block); the embedding at the first stage's width, the LM head and final norm at the last's.
+  auto block_params = [&](int l) {
+    if (!in.stages) return costs.block_params(l);
+    double n = StepOpCosts(in.costs_of(l).model()).block_params(l);
+    const Stage& st = a.stages[static_cast<std::size_t>(a.stage_of(l))];
+    if (st.patch_merge && st.first_layer == l)
+      n += static_cast<double>(st.merge_in) * st.hidden + st.merge_in;  // reduction weights + norm weights
+    return n;
+  };
+  auto expert_params = [&](int l, const std::vector<int>& experts) {
+    return in.stages ? StepOpCosts(in.costs_of(l).model()).expert_params(experts, in.etp)
+                     : costs.expert_params(experts, in.etp);
+  };
+  const double h_first = in.arch_of(0).hidden, h_last = in.arch_of(a.layers - 1).hidden;
   // Gradient-ready points of one replica in backward order: the op on each rank after which the gradients of
   // `dense` (replicated on every rank) and expert[r] (rank r's routed experts) parameters exist.
   struct Ready {
@@ -314,16 +363,16 @@ OpGraph finish_step(OpGraph g, const StepInput& in, const DataParallel& dp) {
       p.expert.assign(static_cast<std::size_t>(R), 0.0);
       return p;
     };
-    Ready head = point(static_cast<double>(a.vocab_size) * a.hidden + a.hidden);  // LM head + final norm
+    Ready head = point(static_cast<double>(a.vocab_size) * h_last + h_last);  // LM head + final norm
     std::map<int, Ready> blocks;
     for (int l : in.layers) {
-      Ready p = point(costs.block_params(l));
+      Ready p = point(block_params(l));
       if (a.is_moe_layer(l))
         for (int r = 0; r < R; ++r)
-          p.expert[static_cast<std::size_t>(r)] = costs.expert_params(in.placement.experts_of_rank(r), in.etp);
+          p.expert[static_cast<std::size_t>(r)] = expert_params(l, in.placement.experts_of_rank(r));
       blocks.emplace(l, std::move(p));
     }
-    Ready embed = point(static_cast<double>(a.vocab_size) * a.hidden);
+    Ready embed = point(static_cast<double>(a.vocab_size) * h_first);
     for (const Op& op : g.ops()) {
       if (op.phase != Phase::backward || op.kind != OpKind::compute) continue;
       const auto r = static_cast<std::size_t>(op.rank);
@@ -385,13 +434,20 @@ OpGraph finish_step(OpGraph g, const StepInput& in, const DataParallel& dp) {
     }
   }
   // The optimizer step of every rank over all it holds, after its last bucket.
-  double dense_params = costs.outer_params();
-  for (int l : in.layers) dense_params += costs.block_params(l);
+  double dense_params = in.stages ? static_cast<double>(a.vocab_size) * (h_first + h_last) + h_last : costs.outer_params();
+  for (int l : in.layers) dense_params += block_params(l);
   int moe_layers = 0;
   for (int l : in.layers) moe_layers += a.is_moe_layer(l) ? 1 : 0;
   for (int rank = 0; rank < N; ++rank) {
-    const double params =
-        dense_params + moe_layers * costs.expert_params(in.placement.experts_of_rank(rank % R), in.etp);
+    const std::vector<int>& mine = in.placement.experts_of_rank(rank % R);
+    double expert = 0;
+    if (in.stages) {
+      for (int l : in.layers)
+        if (a.is_moe_layer(l)) expert += expert_params(l, mine);
+    } else {
+      expert = moe_layers * costs.expert_params(mine, in.etp);
+    }
+    const double params = dense_params + expert;
     const KernelCost k = costs.adam(params);
     std::vector<OpId> deps;
     if (last[static_cast<std::size_t>(rank)] != kNoOp) deps.push_back(last[static_cast<std::size_t>(rank)]);

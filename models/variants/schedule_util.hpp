@@ -37,6 +37,9 @@ class LayerEmitter {
   void step_begin();
   void step_turn();
   void step_end();
+  // A model built of stages: the patch-merging op (OpClass::patch_merge, patch_merge_cost) before the first
+  // block of a stage with patch_merge (forward; backward after that block's backward); nothing otherwise.
+  Ids patch_merge(int layer, Phase ph, const Deps& deps = {});
   Ids gate_permute(int layer, Phase ph, const Deps& deps = {}, int chunk = -1, int parts = 1);
   Ids experts(int layer, Phase ph, const Deps& deps = {}, int chunk = -1, int parts = 1);
   Ids unpermute(int layer, Phase ph, const Deps& deps = {}, int chunk = -1, int parts = 1);
@@ -83,13 +86,16 @@ class LayerEmitter {
   // The experts rank `rank` holds in `layer` (the plan's per-layer slots after RoutingPlan::assign, else the
   // placement's).
   const std::vector<int>& experts_of(int layer, int rank) const;
+  // Layer `layer`'s costs, step ops and tokens per rank (its stage's; StepInput::costs_of / tokens_of).
+  const StepCosts& costs(int layer) const;
+  StepOpCosts ops(int layer) const;
+  int64_t tokens(int layer) const;
+  int last_layer() const;
   OpGraph& g_;
   const StepInput& in_;
-  StepOpCosts step_ops_;
   std::function<DType(int, int)> precision_;
   std::function<KernelCost(int, int)> expert_cost_;
   std::function<const std::vector<int64_t>*(int)> pairs_;
-  int64_t tokens_;
   std::map<int, std::vector<std::vector<int64_t>>> expert_tokens_;
 };
 
@@ -101,7 +107,16 @@ LayerEmitter::Deps per_rank_deps(const std::vector<LayerEmitter::Ids>& lists);
 // The cost (seconds, forward) of the shared expert on `tokens` tokens. A model without shared experts gets a
 // shared expert sized like ONE routed expert (an FFN of expert_ffn): the shared_expert and scmoe schedules
 // are "top-1 routed + shared expert" whatever the model declares.
-KernelCost shared_expert_cost(const StepInput& in, int64_t tokens);
+// `layer`: the block it is for (its stage's shape).
+KernelCost shared_expert_cost(const StepInput& in, int64_t tokens, int layer);
+
+// Swin's patch merging (Liu et al., Swin Transformer, ICCV 2021, sec. 3.1 and its PatchMerging module):
+// `rows` output tokens, each the concatenation of merge_in / previous-hidden neighbours (merge_in wide),
+// a LayerNorm over the merge_in-wide rows (as StepOpCosts::norm: (2 rows merge_in + merge_in) x 2 B, 4 FLOP
+// per element) then a Linear merge_in -> cost.architecture().hidden without bias: a GEMM (rows x merge_in) .
+// (merge_in x hidden) at the model dtype (table kernel `patch_merge`). The gather of the neighbours is
+// folded into the norm's read. Backward: backward_factor times this, as the other ops.
+KernelCost patch_merge_cost(const CostModel& cost, int64_t rows, int64_t merge_in);
 
 // The layer-by-layer step of topk, shared_expert and pipelined. Forward, for each of in.layers: attention,
 // then the dense MLP (dense layer) or moe(em, layer, Phase::forward). Training adds the backward pass in

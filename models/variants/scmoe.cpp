@@ -107,7 +107,10 @@ std::vector<Unit> plan_units(const VariantSpec& spec, const StepInput& in) {
     const int l = L[i];
     Unit u;
     if (!in.arch.is_moe_layer(l)) {
-      const bool pair = i + 1 < L.size() && L[i + 1] == l + 1 && in.arch.is_moe_layer(l + 1);
+      // A shortcut never crosses a stage boundary (a model built of stages): the two blocks' token counts and
+      // widths differ across a patch merge, so a MoE block that starts a stage is a lone block.
+      const bool pair = i + 1 < L.size() && L[i + 1] == l + 1 && in.arch.is_moe_layer(l + 1) &&
+                        in.stage_of(l) == in.stage_of(l + 1);
       u.backbone = {{BackboneKind::attention, l}, {BackboneKind::dense_mlp, l}};
       if (pair) {
         u.moe = l + 1;
@@ -200,10 +203,18 @@ OpGraph build_scmoe_chunked(const VariantSpec& spec, const StepInput& in, int pa
   UnitEmitter ue(g, in, std::max(1, parts));
   const std::vector<Unit> units = plan_units(spec, in);
   ue.emitter().step_begin();
-  for (const Unit& u : units) ue.forward(u);
+  // A unit's first block may start a stage: its patch merging runs first (and last in the backward pass).
+  auto first_layer = [](const Unit& u) { return u.backbone.front().layer; };
+  for (const Unit& u : units) {
+    ue.emitter().patch_merge(first_layer(u), Phase::forward);
+    ue.forward(u);
+  }
   ue.emitter().step_turn();
   if (in.mode == Mode::training)
-    for (auto it = units.rbegin(); it != units.rend(); ++it) ue.backward(*it);
+    for (auto it = units.rbegin(); it != units.rend(); ++it) {
+      ue.backward(*it);
+      ue.emitter().patch_merge(first_layer(*it), Phase::backward);
+    }
   ue.emitter().step_end();
   return g;
 }

@@ -12,6 +12,18 @@ KernelCost StepCosts::attention(int64_t tokens) const {
   return cost_.attention(decode_ ? AttentionPass::decode : AttentionPass::prefill, tokens, context_);
 }
 
+StageCosts::StageCosts(const Profile& profile, const Architecture& arch, bool decode, int64_t tokens_per_rank,
+                       int64_t context_tokens, double backward_factor) {
+  for (int s = 0; s < arch.stage_count(); ++s) {
+    One o;
+    o.arch = std::make_unique<Architecture>(arch.stage_shape(s));
+    o.model = std::make_unique<CostModel>(profile, *o.arch);
+    o.tokens = arch.stage_tokens(s, tokens_per_rank);
+    o.costs = std::make_unique<StepCosts>(*o.model, decode, arch.stage_tokens(s, context_tokens), backward_factor);
+    stages_.push_back(std::move(o));
+  }
+}
+
 double StepCosts::bytes_per_token() const {
   const Architecture& a = cost_.architecture();
   return static_cast<double>(a.hidden) * dtype_bytes(a.dtype);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "models/cost_model.hpp"
@@ -38,6 +39,28 @@ class StepCosts {
   bool decode_;
   int64_t context_;
   double backward_factor_;
+};
+
+// The cost models of the stages of a model built of stages (Architecture::stages): stage s is costed with
+// arch.stage_shape(s) on stage_tokens(s, T) tokens per rank, its attention context round(context x
+// token_scale) (at least 1): each stage's sequences are the workload's after its patch merges.
+class StageCosts {
+ public:
+  StageCosts(const Profile& profile, const Architecture& arch, bool decode, int64_t tokens_per_rank,
+             int64_t context_tokens, double backward_factor = 2.0);
+  int count() const { return static_cast<int>(stages_.size()); }
+  const Architecture& arch(int s) const { return *stages_.at(static_cast<std::size_t>(s)).arch; }
+  const StepCosts& costs(int s) const { return *stages_.at(static_cast<std::size_t>(s)).costs; }
+  int64_t tokens(int s) const { return stages_.at(static_cast<std::size_t>(s)).tokens; }
+
+ private:
+  struct One {
+    std::unique_ptr<Architecture> arch;
+    std::unique_ptr<CostModel> model;
+    std::unique_ptr<StepCosts> costs;
+    int64_t tokens = 0;
+  };
+  std::vector<One> stages_;
 };
 
 // Token-expert pairs each expert held by `rank` receives in `layer` (replicas share per Placement::distribute),

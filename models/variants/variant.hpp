@@ -79,6 +79,15 @@ struct StepInput {
   // the blocks (models/step_ops.hpp). Off: the blocks' attention / MLP / MoE ops only (schedule unit tests
   // that check a schedule's own timeline).
   bool full_step = false;
+  // A model built of stages (Architecture::stages): every stage's shape, cost model and tokens per rank.
+  // Null: arch, costs and tokens_per_rank serve every layer (a flat model). Schedules read a layer's shape,
+  // costs and tokens through arch_of / costs_of / tokens_of, which fall back to those.
+  const StageCosts* stages = nullptr;
+
+  int stage_of(int layer) const { return stages ? arch.stage_of(layer) : 0; }
+  const Architecture& arch_of(int layer) const { return stages ? stages->arch(stage_of(layer)) : arch; }
+  const StepCosts& costs_of(int layer) const { return stages ? stages->costs(stage_of(layer)) : costs; }
+  int64_t tokens_of(int layer) const { return stages ? stages->tokens(stage_of(layer)) : tokens_per_rank; }
 };
 
 // What a schedule's option decoder may look at.
