@@ -59,4 +59,9 @@ done
   { cat resume.out; fail "mpirun sweep --resume: exit $?"; }
 grep -q "resuming: 1 of 3 points" resume.out || { cat resume.out; fail "--resume did not keep the finished points"; }
 cmp one.csv three.csv || fail "three.csv (interrupted, then --resume) differs from one.csv"
+# --shard under an MPI launch would split twice: refused by every rank (exit 2), nothing written.
+"${mpirun[@]}" "$moesim" "${sweep[@]}" --csv four.csv --shard 1/2 > four.out 2>&1 &&
+  { cat four.out; fail "--shard under mpirun was accepted"; }
+grep -q "shard and an MPI launch both split the points" four.out || { cat four.out; fail "no --shard refusal message"; }
+ls four.csv* 2> /dev/null && fail "a refused sweep wrote files"
 echo "PASS: mpirun -np 2 CSV, JSON and HTML equal the one-process files byte for byte; interrupt + --resume too"
