@@ -5,6 +5,7 @@
 //   moesim topo FILE [--dot OUT] [--simgrid-settings]
 //   moesim sweep FILE --csv OUT [--json OUT] [--html OUT] [--set KEY=V1,V2,...]... [--zip KEY=V1,V2,...]...
 //                [--jobs N] [--resume] [--fidelity F] [--quiet] [--force] [--shard I/N]
+//   mpirun -np N moesim sweep ...   (the points split across the ranks; rank 0 writes the outputs)
 //   moesim merge OUT.csv SHARD.csv... [--points N]
 //   moesim validate FILE
 //   moesim collective KIND --cluster PRESET|FILE [--ranks N | --gpus LIST] [--sizes MIN:MAX] [--step-factor F]
@@ -17,6 +18,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -26,6 +28,7 @@
 #include "reports/reports.hpp"
 #include "sim/budget.hpp"
 #include "sim/collective_bench.hpp"
+#include "sim/mpi_split.hpp"
 #include "sim/output_file.hpp"
 #include "sim/runner.hpp"
 #include "sim/scenario.hpp"
@@ -211,11 +214,64 @@ int cmd_collective(const std::string& kind_text, const std::string& cluster_arg,
   return 0;
 }
 
+// The CSV an MPI rank writes its own points to as they finish (its shard's CSV: `moesim merge` takes it too).
+std::string rank_csv_path(const std::string& csv, const MpiWorld& w) {
+  return fmt::format("{}.shard-{}-of-{}", csv, w.rank + 1, w.size);
+}
+
+// Under MPI, after this rank's points ran (and its worker processes are gone): MPI starts, rank 0 gathers every
+// rank's rows and failures, writes the CSV (and JSON / HTML) exactly as one process would, and tells the others
+// the outcome; on success every rank removes its shard CSV, otherwise it stays for --resume.
+int finish_mpi_sweep(const MpiWorld& world, SweepOutcome& r, const std::string& csv, const std::string& json,
+                     const std::string& html, const std::string& part, bool quiet) {
+  MpiSession mpi(world);
+  const std::map<std::size_t, std::string> rows = mpi.gather_items(sweep_rows_by_point(r.table));
+  const std::vector<std::string> failures = mpi.gather_strings(r.failures);
+  int status = 0;
+  if (world.rank == 0) {
+    try {
+      SweepTable& t = r.table;
+      set_sweep_rows(t, rows);
+      std::string failed;
+      for (const auto& f : failures) failed += f;
+      replace_sweep_file(csv, sweep_csv_text(t));
+      if (!failed.empty()) {
+        std::cerr << failed
+                  << fmt::format("moesim sweep: {} of {} points failed; the others are in {} (the same mpirun command "
+                                 "with --resume retries the failed ones)\n",
+                                 t.points - rows.size(), t.points, escape_control(csv));
+        status = 1;
+      } else {
+        if (!json.empty()) write_file(json, reports::sweep_json(t));
+        if (!html.empty()) write_file(html, reports::sweep_html(t));
+        if (!quiet)
+          std::cout << fmt::format("{} points, {} rows in {} ({} MPI ranks)\n", t.points, t.rows.size(), csv,
+                                   world.size);
+      }
+    } catch (const std::exception& e) {
+      std::cerr << "moesim sweep: " << e.what() << "\n";
+      status = 1;
+    }
+  }
+  status = mpi.broadcast(status);
+  if (status == 0) std::filesystem::remove(part);
+  return status;
+}
+
 // `moesim sweep` (sim/sweep.hpp). Exit 130 when interrupted (Ctrl-C): the CSV holds the finished points.
+// Launched by mpirun as N > 1 processes, rank r runs the points p with p % N == r (shard r+1 of N, into its
+// own CSV, rank_csv_path) and rank 0 writes the whole sweep's CSV (finish_mpi_sweep, sim/mpi_split.hpp).
 int cmd_sweep(const std::string& file, const std::string& csv, const std::string& json, const std::string& html,
               const std::vector<std::string>& set, const std::vector<std::string>& zip, const std::string& fidelity,
               int jobs, bool resume, bool quiet, bool force, const std::string& shard) {
   if (!outputs_writable("sweep", {{"--csv", csv}, {"--json", json}, {"--html", html}})) return 2;
+  MpiWorld world;
+  try {
+    world = mpi_world_from_env();
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "moesim sweep: " << e.what() << "\n";
+    return 2;
+  }
   SweepOptions o;
   o.jobs = jobs;
   o.resume = resume;
@@ -230,7 +286,28 @@ int cmd_sweep(const std::string& file, const std::string& csv, const std::string
       return 2;
     }
   }
-  o.progress_bar = ::isatty(STDOUT_FILENO) == 1;
+  if (world.size > 1) {
+    if (!mpi_compiled()) {
+      // N copies of the whole sweep writing one CSV would waste N-1 machines and race on the file.
+      std::cerr << fmt::format("moesim sweep: launched as rank {} of {} ({}), but this moesim was built without MPI "
+                               "(CMake found none: install libopenmpi-dev and configure again); run it without "
+                               "mpirun, or split the sweep with --shard I/N and `moesim merge`\n",
+                               world.rank, world.size, world.source);
+      return 2;
+    }
+    if (!shard.empty()) {
+      std::cerr << "moesim sweep: --shard and an MPI launch both split the points; use one of them\n";
+      return 2;
+    }
+    o.shard = static_cast<std::size_t>(world.rank) + 1;
+    o.shards = static_cast<std::size_t>(world.size);
+    o.csv = rank_csv_path(csv, world);
+    if (!outputs_writable("sweep", {{"--csv (this rank's part)", o.csv}})) return 2;
+    o.progress_prefix = fmt::format("rank {}/{}: ", world.rank, world.size);
+  }
+  // Not under MPI: OpenMPI gives each rank a pseudo-terminal, and N bars redrawn on one line are unreadable;
+  // the ranks print a line per point, prefixed with the rank.
+  o.progress_bar = ::isatty(STDOUT_FILENO) == 1 && world.size == 1;
   if (fidelity == "exact") o.fidelity = Fidelity::exact;
   if (fidelity == "fast") o.fidelity = Fidelity::fast;
   // Tests only (documented in README.md): stop as on Ctrl-C after this many points.
@@ -245,11 +322,14 @@ int cmd_sweep(const std::string& file, const std::string& csv, const std::string
   std::set<std::string> finished;
   for (const auto& row : r.table.rows) finished.insert(row[0]);
   if (r.interrupted) {
-    std::cerr << fmt::format("moesim sweep: interrupted: {} of {} points in {}; run the same command with --resume "
-                             "to finish\n",
-                             finished.size(), r.shard_points, escape_control(csv));
+    // Under MPI this rank stops without starting MPI (mpirun then ends the job); its shard CSV keeps its finished
+    // points for --resume.
+    std::cerr << fmt::format("moesim sweep: {}interrupted: {} of {} points in {}; run the same command with "
+                             "--resume to finish\n",
+                             o.progress_prefix, finished.size(), r.shard_points, escape_control(o.csv));
     return 130;
   }
+  if (world.size > 1) return finish_mpi_sweep(world, r, csv, json, html, o.csv, quiet);
   if (!r.failures.empty()) {
     std::cerr << r.failures
               << fmt::format("moesim sweep: {} of {} points failed; the others are in {} (--resume retries the "

@@ -641,17 +641,17 @@ SweepOutcome run_sweep(const std::string& file, const std::vector<std::string>& 
     if (opt.progress_bar) {
       constexpr int kWidth = 30;
       const int fill = static_cast<int>(kWidth * static_cast<double>(have) / static_cast<double>(std::max<std::size_t>(1, total)));
-      std::cout << fmt::format("\r[{}{}] {}/{} points  {} elapsed  ETA {}\x1b[K", std::string(fill, '#'),
+      std::cout << fmt::format("\r{}[{}{}] {}/{} points  {} elapsed  ETA {}\x1b[K", opt.progress_prefix, std::string(fill, '#'),
                                std::string(kWidth - fill, '.'), have, total, clock_text(e),
                                finished > 0 ? clock_text(eta) : std::string("-"));
     } else if (p) {
-      std::cout << fmt::format("point {} ({}) {}: {}/{} points, {} elapsed, ETA {}\n", p->index, p->label(),
+      std::cout << fmt::format("{}point {} ({}) {}: {}/{} points, {} elapsed, ETA {}\n", opt.progress_prefix, p->index, p->label(),
                                failed ? "FAILED" : "done", have, total, clock_text(e), clock_text(eta));
     }
     std::cout.flush();
   };
   if (!opt.quiet && out.resumed > 0)
-    std::cout << fmt::format("resuming: {} of {} points already in {}\n", out.resumed, out.shard_points, opt.csv);
+    std::cout << fmt::format("{}resuming: {} of {} points already in {}\n", opt.progress_prefix, out.resumed, out.shard_points, opt.csv);
   progress(nullptr, false);
 
   // Ctrl-C: stop starting points, end the running ones, keep the CSV of the finished ones.
@@ -792,6 +792,27 @@ SweepOutcome run_sweep(const std::string& file, const std::vector<std::string>& 
   // not depend on --jobs or on an interruption.
   if (!out.interrupted) replace_file(opt.csv, sweep_csv_text(t));
   return out;
+}
+
+std::map<std::size_t, std::string> sweep_rows_by_point(const SweepTable& t) {
+  std::map<std::size_t, std::string> out;
+  for (const auto& r : t.rows) out[std::stoul(r.at(0))] += csv_line(r);
+  return out;
+}
+
+void set_sweep_rows(SweepTable& t, const std::map<std::size_t, std::string>& by_point) {
+  t.rows.clear();
+  for (const auto& [p, text] : by_point) {
+    bool complete = true;
+    auto recs = parse_csv(text, &complete);
+    if (!complete) throw std::runtime_error(fmt::format("point {}: its last row has no line end", p));
+    for (auto& r : recs) {
+      if (r.size() != t.columns.size() || r[0] != std::to_string(p))
+        throw std::runtime_error(fmt::format("point {}: a row of {} fields for point {} (expected {} fields)", p,
+                                             r.size(), r.empty() ? "?" : r[0], t.columns.size()));
+      t.rows.push_back(std::move(r));
+    }
+  }
 }
 
 std::pair<std::size_t, std::size_t> parse_shard(const std::string& text) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <optional>
 #include <utility>
 #include <string>
@@ -108,6 +109,8 @@ struct SweepOptions {
   // shards' CSVs into the CSV of the whole sweep, byte for byte. 1 of 1 = the whole sweep.
   std::size_t shard = 1;
   std::size_t shards = 1;
+  // Put before every progress line ("rank 1: " under MPI, where the ranks share one terminal).
+  std::string progress_prefix;
 };
 
 // Parses `--shard I/N` ("2/4"): {I, N} with 1 <= I <= N <= kMaxSweepPoints; throws std::invalid_argument.
@@ -137,6 +140,13 @@ std::string sweep_csv_text(const SweepTable& t);
 // which is the CSV one process writes for the same sweep, byte for byte. Throws std::invalid_argument naming
 // the file and the rule.
 std::string merge_sweep_csvs(const std::vector<std::string>& files, std::optional<std::size_t> points);
+
+// Each point's rows of `t` as CSV lines (sweep_csv_text's lines without the header), by point: what an MPI rank
+// sends to rank 0 (sim/mpi_split.hpp).
+std::map<std::size_t, std::string> sweep_rows_by_point(const SweepTable& t);
+// Replaces the rows of `t` with the rows of `by_point` (CSV lines per point, as sweep_rows_by_point makes them),
+// in point order. Throws std::runtime_error on a torn line or a row of the wrong width.
+void set_sweep_rows(SweepTable& t, const std::map<std::size_t, std::string>& by_point);
 
 // Writes `text` to `path` at once (a temporary file renamed over it).
 void replace_sweep_file(const std::string& path, const std::string& text);
