@@ -3,6 +3,7 @@
 # time, peak memory (max RSS of moesim and its simulation children) and simulated ops per second.
 # Targets: a bench file's "# bench-target: wall_s=X [rss_mib=Y]" line; each row says met or MISSED, and the
 # script exits 1 when any target was missed (after running them all).
+# Capacity plans (scenarios/plan-*.yaml) run through `moesim plan`, their target being the plan's answer time.
 # Usage: tools/bench.sh [BUILD_DIR]   (make bench)
 set -euo pipefail
 missed=0
@@ -52,6 +53,23 @@ for f in ${BENCH_SWEEPS:-scenarios/bench/sweeps/*.yaml}; do
   [[ $verdict == MISSED* ]] && missed=1
   awk -v n="$name" -v w="$wall" -v r="$rss_kib" -v p="$points" -v k="$rows" -v v="$verdict" \
     'BEGIN {printf "%-26s %10.2f %12.1f %8d %8d %12.1f %s\n", n, w, r / 1024, p, k, p / w, v}'
+  rm -f "$csv" "$tlog"
+done
+# Capacity plans (issue 15 point 6): every shipped scenarios/plan-*.yaml through `moesim plan --jobs 2`; the
+# target is the plan's answer time (its own "# bench-target:" line).
+printf '\n%-26s %10s %12s %10s %10s %s\n' plan wall_s peak_rss_MiB candidates simulated target
+for f in ${BENCH_PLANS:-scenarios/plan-*.yaml}; do
+  name=$(basename "$f" .yaml)
+  csv=$(mktemp)
+  tlog=$(mktemp)
+  /usr/bin/time -f '%e %M' -o "$tlog" "$bin" plan "$f" --quiet --jobs 2 --csv "$csv" > /dev/null
+  read -r wall rss_kib < "$tlog"
+  cands=$(($(wc -l < "$csv") - 1))
+  sims=$(grep -c ',simulated,' "$csv" || true)
+  verdict=$(check "$f" "$wall" "$rss_kib")
+  [[ $verdict == MISSED* ]] && missed=1
+  awk -v n="$name" -v w="$wall" -v r="$rss_kib" -v c="$cands" -v s="$sims" -v v="$verdict" \
+    'BEGIN {printf "%-26s %10.2f %12.1f %10d %10d %s\n", n, w, r / 1024, c, s, v}'
   rm -f "$csv" "$tlog"
 done
 exit "$missed"
