@@ -120,7 +120,16 @@ PlanSpec decode_plan(const YamlView& section, const std::string& mode) {
                 cl.error("must be a non-empty list of cluster presets or inline clusters", cl.shown());
               else
                 for (const YamlView& c : cl.items()) {
-                  if (c.is_scalar()) pg.cluster_labels.push_back(c.as_str());
+                  if (c.is_scalar()) {
+                    // A preset name must name a shipped cluster preset (an inline cluster is checked by the
+                    // ordinary decoder when the candidate is decoded; its problems make the candidate invalid).
+                    const std::vector<std::string> presets = yaml_file_stems(data_dir() + "/topologies/presets");
+                    if (std::find(presets.begin(), presets.end(), c.as_str()) == presets.end()) {
+                      c.error(unknown_name_rule("unknown topology preset", "presets", c.as_str(), presets), c.as_str());
+                      continue;
+                    }
+                    pg.cluster_labels.push_back(c.as_str());
+                  }
                   else if (c.is_map()) pg.cluster_labels.push_back(c.str_or("name", "inline"));
                   else {
                     c.error("a cluster preset name or an inline cluster mapping", c.shown());

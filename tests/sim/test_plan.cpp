@@ -37,20 +37,21 @@ TEST_CASE("memory per rank of the toy model, worked by hand", "[plan]") {
   //   experts per rank: 128 / 2 = 64, each 3 x 4096 x 4096 = 50,331,648 parameters (SwiGLU), in 16 layers:
   //     64 x 50,331,648 x 16 = 51,539,607,552
   //   per block: attention 4096 x (32 + 2 x 32) x 128 + 4096 x 4096 = 67,108,864, two norms 2 x 4096 = 8,192,
-  //     router 4096 x 128 = 524,288: 67,641,344; x 16 = 1,082,261,504; no vocabulary (no embedding/LM head)
-  //   params 52,621,869,056; bf16 weights x 2 B = 105,243,738,112 B
+  //     router 4096 x 128 = 524,288: 67,641,344; x 16 = 1,082,261,504; no vocabulary (no embedding/LM head),
+  //     but the final norm: 4096
+  //   params 52,621,873,152; bf16 weights x 2 B = 105,243,746,304 B
   //   activations (one layer, inference) 34 x 4096 x 512 = 71,303,168 B
   //   KV cache (prefill: the batch's own tokens) 512 x 2 x 32 x 128 x 2 B x 16 layers = 134,217,728 B
-  //   total 105,449,259,008 B = 105.4 GB > the H100's 80 GB.
+  //   total 105,449,267,200 B = 105.4 GB > the H100's 80 GB.
   const Scenario sc = load_scenario(kToy.string());
   const RankMemory m = estimate_rank_memory(sc);
-  CHECK(m.params == Approx(52621869056.0).epsilon(1e-12));
-  CHECK(m.weights == Approx(105243738112.0).epsilon(1e-12));
+  CHECK(m.params == Approx(52621873152.0).epsilon(1e-12));
+  CHECK(m.weights == Approx(105243746304.0).epsilon(1e-12));
   CHECK(m.activations == Approx(71303168.0).epsilon(1e-12));
   CHECK(m.kv_cache == Approx(134217728.0).epsilon(1e-12));
   CHECK(m.grads == 0);
   CHECK(m.optimizer == 0);
-  CHECK(m.total() == Approx(105449259008.0).epsilon(1e-12));
+  CHECK(m.total() == Approx(105449267200.0).epsilon(1e-12));
   CHECK(sc.profile.memory_bytes == Approx(80e9));
 }
 
@@ -62,8 +63,8 @@ TEST_CASE("training memory: 16 B per parameter with Adam, 34 h bytes of activati
   const Scenario sc = load_scenario_text(text, "plan-toy-train.yaml");
   const RankMemory m = estimate_rank_memory(sc);
   // Same parameters as above; gradients 2 B and Adam 12 B each (ZeRO's 16 B with the 2 B weight):
-  CHECK(m.grads == Approx(2 * 52621869056.0).epsilon(1e-12));
-  CHECK(m.optimizer == Approx(12 * 52621869056.0).epsilon(1e-12));
+  CHECK(m.grads == Approx(2 * 52621873152.0).epsilon(1e-12));
+  CHECK(m.optimizer == Approx(12 * 52621873152.0).epsilon(1e-12));
   // 34 x 4096 x 512 tokens x 16 layers = 1,140,850,688 B; no KV cache in training.
   CHECK(m.activations == Approx(1140850688.0).epsilon(1e-12));
   CHECK(m.kv_cache == 0);
@@ -176,8 +177,9 @@ TEST_CASE("a tokens/s target replicates instances; the pruned candidate's simula
 }
 
 TEST_CASE("the step-time lower bound is below the simulated step time", "[plan]") {
-  // Scenarios with the GEMMs the bound counts (shared experts, dense layers, an LM head), in each mode.
-  for (const char* f : {"scenarios/demo-h200.yaml", "scenarios/scmoe-a800-nvlink.yaml", "scenarios/dualsparse-olmoe-1gpu.yaml"}) {
+  // Scenarios with the GEMMs the bound counts (shared experts, dense layers, an LM head): prefill
+  // (DeepSeek-V2-Lite), training (scmoe-a800-nvlink), decode (below).
+  for (const char* f : {"scenarios/demo-h200.yaml", "scenarios/scmoe-a800-nvlink.yaml"}) {
     INFO(f);
     const Scenario sc = load_scenario((kSource / f).string());
     const double bound = step_time_lower_bound(sc);
@@ -189,6 +191,22 @@ TEST_CASE("the step-time lower bound is below the simulated step time", "[plan]"
       INFO(v.name);
       CHECK(bound <= v.step_time_s);
     }
+  }
+  // Decode: demo-h200 with 256 sequences per rank of a 4096-token context.
+  std::string text = read_text(kSource / "scenarios" / "demo-h200.yaml");
+  const std::string from = "mode: inference_prefill\n  tokens_per_rank: 4096";
+  const auto at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  text.replace(at, from.size(), "mode: decode\n  tokens_per_rank: 256");
+  const Scenario sc = load_scenario_text(text, "demo-h200-decode.yaml");
+  REQUIRE(sc.mode == models::Mode::decode);
+  const double bound = step_time_lower_bound(sc);
+  CHECK(bound > 0);
+  RunOptions ro;
+  ro.jobs = 2;
+  for (const auto& v : run_scenario(sc, ro).variants) {
+    INFO(v.name);
+    CHECK(bound <= v.step_time_s);
   }
 }
 
@@ -203,9 +221,49 @@ TEST_CASE("moesim plan writes every candidate to the CSV and exits 0 with a winn
   INFO(console);
   CHECK(text.rfind("candidate,gpu,cluster,ep,variant,schedule,ranks,gpus,tokens_per_rank,price_usd_per_gpu_h,status,reason,", 0) == 0);
   CHECK(std::count(text.begin(), text.end(), '\n') == 7);  // header + 6 candidates
-  CHECK(text.find(",infeasible,needs 105.4 GB per GPU > 80.0 GB") != std::string::npos);
+  CHECK(text.find(",infeasible,\"needs 105.4 GB per GPU > 80.0 GB") != std::string::npos);
   CHECK(text.find(",pruned,cost lower bound 12 USD/h > runner-up's 8 USD/h") != std::string::npos);
   CHECK(console.find("winner: candidate 2: 2 x h200-sxm on h200-2, EP 2 (2 ranks)") != std::string::npos);
   CHECK(console.find("runner-up: candidate 1: 4 x h100-sxm on h100-4, EP 4 (4 ranks)") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the shipped plans answer: a winner, every simulated bound below its step, memory reasons", "[plan][cli][slow]") {
+  // scenarios/plan-*.yaml through the binary (their answer time is a benchmark: tools/bench.sh). For each: exit
+  // 0, a winner and a runner-up printed, every candidate a status, and the bound <= the simulated step.
+  const fs::path dir = fs::temp_directory_path() / ("moesim-test-plan-shipped-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  for (const char* name : {"plan-dsv3-serving", "plan-qwen3-30b-train"}) {
+    INFO(name);
+    const std::string csv = (dir / (std::string(name) + ".csv")).string(), out = (dir / "out.txt").string();
+    const int rc = std::system(fmt::format("{} plan {} --quiet --jobs 2 --csv {} > {} 2>&1", MOESIM_BIN,
+                                           (kSource / "scenarios" / (std::string(name) + ".yaml")).string(), csv, out)
+                                   .c_str());
+    const std::string console = read_text(out);
+    INFO(console);
+    REQUIRE(WIFEXITED(rc));
+    CHECK(WEXITSTATUS(rc) == 0);
+    CHECK(console.find("winner: candidate") != std::string::npos);
+    CHECK(console.find("runner-up: candidate") != std::string::npos);
+    CHECK(console.find("infeasible") != std::string::npos);  // each menu has a configuration too big for its GPU
+    std::istringstream in(read_text(csv));
+    std::string line;
+    std::getline(in, line);  // header
+    int simulated = 0;
+    while (std::getline(in, line)) {
+      // Cells up to the reason have no commas except a quoted reason; simulated rows have an empty reason.
+      if (line.find(",simulated,") == std::string::npos) continue;
+      ++simulated;
+      std::vector<std::string> cells;
+      std::string cell;
+      std::istringstream ls(line);
+      while (std::getline(ls, cell, ',')) cells.push_back(cell);
+      REQUIRE(cells.size() >= 22);
+      const double bound = std::stod(cells[19]), step = std::stod(cells[21]);  // bound_step_time_s, step_time_s
+      INFO(line);
+      CHECK(bound <= step);
+    }
+    CHECK(simulated >= 2);
+  }
   fs::remove_all(dir);
 }
