@@ -123,7 +123,7 @@ PlanSpec decode_plan(const YamlView& section, const std::string& mode) {
                   if (c.is_scalar()) {
                     // A preset name must name a shipped cluster preset (an inline cluster is checked by the
                     // ordinary decoder when the candidate is decoded; its problems make the candidate invalid).
-                    const std::vector<std::string> presets = yaml_file_stems(data_dir() + "/topologies/presets");
+                    const std::vector<std::string> presets = yaml_file_stems(fmt::format("{}/topologies/presets", data_dir()));
                     if (std::find(presets.begin(), presets.end(), c.as_str()) == presets.end()) {
                       c.error(unknown_name_rule("unknown topology preset", "presets", c.as_str(), presets), c.as_str());
                       continue;
