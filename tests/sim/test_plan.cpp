@@ -127,6 +127,45 @@ TEST_CASE("the planner picks the cheapest feasible configuration, worked by hand
   }
 }
 
+TEST_CASE("a candidate whose bound misses a latency target is pruned; no winner when none meets it", "[plan]") {
+  // The toy in decode with a 32,000-token vocabulary: every step runs the LM head on each of a rank's sequences
+  // (global_tokens 1024: 512 at EP 2, 256 at EP 4): 2 x 512 x 32,000 x 4096 = 134.2 GFLOP at the highest peak of
+  // either GPU (fp8, 1979 TFLOP/s) = 67.8 us (33.9 us at EP 4) is the bound. A 10 us per-token target is missed
+  // by every candidate's bound, so none is simulated.
+  std::string text = read_text(kToy);
+  for (auto [from, to] : {std::pair<std::string, std::string>{"  dtype: bf16\n", "  dtype: bf16\n  vocab_size: 32000\n"},
+                          {"mode: inference_prefill", "mode: decode\n  context_tokens: 128"},
+                          {"target: {step_time: 10s}", "target: {token_latency: 10us}"}}) {
+    const auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, from.size(), to);
+  }
+  const fs::path f = fs::temp_directory_path() / ("moesim-test-plan-decode-" + std::to_string(::getpid()) + ".yaml");
+  {
+    std::ofstream out(f, std::ios::binary);
+    out << text;
+  }
+  PlanOptions opt;
+  opt.quiet = true;
+  const PlanOutcome o = run_plan(f.string(), opt);
+  fs::remove(f);
+  REQUIRE(o.candidates.size() == 6);
+  CHECK(o.candidates[0].status == "infeasible");
+  CHECK(o.candidates[3].status == "invalid");
+  for (std::size_t i : {1, 2, 4, 5}) {
+    INFO(i);
+    CHECK(o.candidates[i].status == "pruned");
+    const double rows = o.candidates[i].ep == 2 ? 512 : 256;
+    CHECK(o.candidates[i].tokens_per_rank == static_cast<int64_t>(rows));
+    CHECK(o.candidates[i].bound_step_s == Approx(2.0 * rows * 32000 * 4096 / 1979e12));
+    CHECK(o.candidates[i].reason.rfind(o.candidates[i].ep == 2 ? "lower bound 6.78" : "lower bound 3.39", 0) == 0);
+  }
+  CHECK(o.simulated == 0);
+  CHECK(!o.winner);
+  CHECK(!o.runner_up);
+  CHECK(plan_console_text(o).find("winner: none") != std::string::npos);
+}
+
 TEST_CASE("a tokens/s target replicates instances; the pruned candidate's simulated cost is not lower", "[plan]") {
   // Pricing by hand: an instance of 4 ranks x 512 tokens at a 2 ms step makes 2048 / 0.002 = 1,024,000 tokens/s;
   // a 3,000,000 tokens/s target needs ceil(2.93) = 3 instances: 3 x 4 x 2.00 = 24 USD/h.
