@@ -590,7 +590,7 @@ std::string plan_console_text(const PlanOutcome& o) {
   // Why the others are out, in short: each infeasible GPU/cluster/EP once.
   std::set<std::string> said;
   for (const auto& c : o.candidates)
-    if (c.status == "infeasible" || c.status == "invalid") {
+    if (c.status == "infeasible" || c.status == "invalid" || c.status == "failed") {
       const std::string line = fmt::format("  {} {} on {}, EP {}: {}\n", c.status, c.gpu, c.cluster, c.ep, c.reason);
       if (said.insert(line).second) s += line;
     }
