@@ -267,7 +267,7 @@ TEST_CASE("moesim plan writes every candidate to the CSV and exits 0 with a winn
   fs::remove_all(dir);
 }
 
-TEST_CASE("the shipped plans answer: a winner, every simulated bound below its step, memory reasons", "[plan][cli][slow]") {
+TEST_CASE("the shipped plans answer: a winner, every simulated bound below its step, memory reasons", "[plan][cli]") {
   // scenarios/plan-*.yaml through the binary (their answer time is a benchmark: tools/bench.sh). For each: exit
   // 0, a winner and a runner-up printed, every candidate a status, and the bound <= the simulated step.
   const fs::path dir = fs::temp_directory_path() / ("moesim-test-plan-shipped-" + std::to_string(::getpid()));
