@@ -6,6 +6,7 @@
 //   moesim sweep FILE --csv OUT [--json OUT] [--html OUT] [--set KEY=V1,V2,...]... [--zip KEY=V1,V2,...]...
 //                [--jobs N] [--resume] [--fidelity F] [--quiet] [--force] [--shard I/N]
 //   mpirun -np N moesim sweep ...   (the points split across the ranks; rank 0 writes the outputs)
+//   moesim plan FILE [--csv OUT] [--jobs N] [--quiet]
 //   moesim merge OUT.csv SHARD.csv... [--points N]
 //   moesim validate FILE
 //   moesim collective KIND --cluster PRESET|FILE [--ranks N | --gpus LIST] [--sizes MIN:MAX] [--step-factor F]
@@ -33,6 +34,7 @@
 #include "sim/runner.hpp"
 #include "sim/scenario.hpp"
 #include "reports/param_sweep.hpp"
+#include "sim/plan.hpp"
 #include "sim/sweep.hpp"
 #include <unistd.h>
 #include "topologies/analysis.hpp"
@@ -346,6 +348,28 @@ int cmd_sweep(const std::string& file, const std::string& csv, const std::string
   return 0;
 }
 
+// `moesim plan` (sim/plan.hpp): the cheapest configuration of the plan: section's menu that meets its target.
+// Exit 0 with a winner, 1 when no candidate meets the target (the CSV says why each failed).
+int cmd_plan(const std::string& file, const std::string& csv, int jobs, bool quiet) {
+  if (!outputs_writable("plan", {{"--csv", csv}})) return 2;
+  PlanOptions o;
+  o.jobs = jobs;
+  o.quiet = quiet;
+  PlanOutcome r;
+  try {
+    r = run_plan(file, o);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "moesim plan: " << e.what() << "\n";
+    return 2;
+  }
+  std::cout << plan_console_text(r);
+  if (!csv.empty()) {
+    write_file(csv, plan_csv_text(r));
+    if (!quiet) std::cout << fmt::format("{} candidates in {}\n", r.candidates.size(), csv);
+  }
+  return r.winner ? 0 : 1;
+}
+
 // `moesim merge`: the whole sweep's CSV from its shards' (sim/sweep.hpp merge_sweep_csvs).
 int cmd_merge(const std::string& out, const std::vector<std::string>& shards, long points) {
   if (!outputs_writable("merge", {{"OUT", out}})) return 2;
@@ -436,6 +460,13 @@ int main(int argc, char** argv) {
   sweep->add_option("--shard", shard, "I/N: run only the points p with p % N == I - 1 (1 <= I <= N), e.g. one "
                                       "Slurm array task each; `moesim merge` joins the shards' CSVs");
 
+  auto* plan = app.add_subcommand("plan", "find the cheapest configuration of a scenario's plan: menu (GPU, cluster, "
+                                          "EP degree, variant) that meets its target");
+  plan->add_option("FILE", file, "scenario YAML with a plan: section")->required();
+  plan->add_option("--csv", csv, "write every candidate (status, reason, memory, bound, cost) as CSV");
+  plan->add_option("--jobs", jobs, "candidates simulated at once (worker processes)")->check(CLI::Range(1, 64));
+  plan->add_flag("--quiet", quiet, "no progress output");
+
   std::string merge_out;
   std::vector<std::string> merge_in;
   long merge_points = 0;
@@ -490,6 +521,7 @@ int main(int argc, char** argv) {
       }
       if (sweep->parsed())
         return cmd_sweep(file, csv, json, html, sweep_set, sweep_zip, fidelity, jobs, resume, quiet, force, shard);
+      if (plan->parsed()) return cmd_plan(file, csv, jobs, quiet);
       if (merge->parsed()) return cmd_merge(merge_out, merge_in, merge_points);
       if (coll->parsed())
         return cmd_collective(coll_kind, coll_cluster, coll_ranks, coll_gpus, coll_sizes, coll_factor, coll_fidelity,

@@ -12,6 +12,7 @@
 #include "sim/limits.hpp"
 #include "models/step_ops.hpp"
 #include "sim/sha256.hpp"
+#include "sim/plan.hpp"
 #include "sim/sweep.hpp"
 #include "topologies/topology_spec.hpp"
 
@@ -93,7 +94,7 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
   sc.base_dir = base_dir.empty() ? std::string(".") : std::move(base_dir);
   if (!root.expect_map()) return sc;
   root.check_keys({"version", "name", "description", "model", "cluster", "gpu", "parallelism", "workload",
-                   "variants", "baseline", "simulation", "sweep"});  // sweep: sim/sweep.cpp
+                   "variants", "baseline", "simulation", "sweep", "plan"});  // sweep: sim/sweep.cpp, plan: sim/plan.cpp
   if (root.require("version")) root.at("version").as_integer(Range::between(1, 1));
   sc.name = root.str("name");
   sc.description = root.str_or("description", "");
@@ -349,6 +350,11 @@ Scenario load_scenario_text(const std::string& text, const std::string& name) {
     const SweepPlan plan = decode_sweep(root.at("sweep"));
     if (diags.empty()) check_sweep_points(name, text, plan, diags);
   }
+  // A plan: section is checked here too (its candidates are decoded when the plan runs: sim/plan.cpp).
+  if (diags.empty() && root.has("plan"))
+    decode_plan(root.at("plan"), sc.mode == models::Mode::training ? "training"
+                                 : sc.mode == models::Mode::decode ? "decode"
+                                                                   : "inference_prefill");
   if (!diags.empty()) throw InputError(std::move(diags));
   return sc;
 }

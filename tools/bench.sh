@@ -3,8 +3,9 @@
 # time, peak memory (max RSS of moesim and its simulation children) and simulated ops per second.
 # Targets: a bench file's "# bench-target: wall_s=X [rss_mib=Y]" line; each row says met or MISSED, and the
 # script exits 1 when any target was missed (after running them all).
-# Usage: tools/bench.sh [BUILD_DIR]   (make bench). BENCH_SCENARIOS, BENCH_SWEEPS, BENCH_COLLECTIVES: the files of
-# each section instead of all of them (a name that is not a file, e.g. none, skips the section)
+# Capacity plans (scenarios/plan-*.yaml) run through `moesim plan`, their target being the plan's answer time.
+# Usage: tools/bench.sh [BUILD_DIR]   (make bench). BENCH_SCENARIOS, BENCH_SWEEPS, BENCH_COLLECTIVES, BENCH_PLANS:
+# the files of each section instead of all of them (a name that is not a file, e.g. none, skips the section)
 set -euo pipefail
 missed=0
 # check FILE WALL_S RSS_KIB -> prints "met (target ...)" or "MISSED (target ...)" (run in $(...): the caller
@@ -75,6 +76,24 @@ for f in ${BENCH_COLLECTIVES:-scenarios/bench/collectives/*.yaml}; do
   [[ $verdict == MISSED* ]] && missed=1
   awk -v n="$name" -v w="$wall" -v r="$rss_kib" -v k="$ranks" -v b="$busbw" -v v="$verdict" \
     'BEGIN {printf "%-26s %10.2f %12.1f %8s %14s %s\n", n, w, r / 1024, k, b, v}'
+  rm -f "$csv" "$tlog"
+done
+# Capacity plans (issue 15 point 6): every shipped scenarios/plan-*.yaml through `moesim plan --jobs 2`; the
+# target is the plan's answer time (its own "# bench-target:" line).
+printf '\n%-26s %10s %12s %10s %10s %s\n' plan wall_s peak_rss_MiB candidates simulated target
+for f in ${BENCH_PLANS:-scenarios/plan-*.yaml}; do
+  [ -f "$f" ] || continue  # BENCH_...=none skips a section
+  name=$(basename "$f" .yaml)
+  csv=$(mktemp)
+  tlog=$(mktemp)
+  /usr/bin/time -f '%e %M' -o "$tlog" "$bin" plan "$f" --quiet --jobs 2 --csv "$csv" > /dev/null
+  read -r wall rss_kib < "$tlog"
+  cands=$(($(wc -l < "$csv") - 1))
+  sims=$(grep -c ',simulated,' "$csv" || true)
+  verdict=$(check "$f" "$wall" "$rss_kib")
+  [[ $verdict == MISSED* ]] && missed=1
+  awk -v n="$name" -v w="$wall" -v r="$rss_kib" -v c="$cands" -v s="$sims" -v v="$verdict" \
+    'BEGIN {printf "%-26s %10.2f %12.1f %10d %10d %s\n", n, w, r / 1024, c, s, v}'
   rm -f "$csv" "$tlog"
 done
 exit "$missed"
