@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -354,6 +355,9 @@ TEST_CASE("the all-to-all term of the bound, worked by hand, and below the simul
       CHECK(b.comm_s == Approx(passes * by_hand).epsilon(1e-9));
       CHECK(std::string(b.binds()) == "all-to-all");
       CHECK(b.step_s() <= rr.variants[i].step_time_s);
+      // Every rank holds 2 experts, so each has the same floor: the mean over ranks of their summed all-to-all
+      // durations is not below it either (the term bounds the communication itself, not only the step).
+      CHECK(b.comm_s <= rr.variants[i].comm_s);
     }
   }
   // EP 2: a rank holds 4 experts, a token's 4 picks may all be local: no term.
@@ -390,5 +394,49 @@ TEST_CASE("the all-to-all term of the bound, worked by hand, and below the simul
     const RunResult rr = run_scenario(sc, ro);
     INFO(fmt::format("bound {} s, simulated {} s", b.step_s(), rr.variants.at(0).step_time_s));
     CHECK(b.step_s() <= rr.variants.at(0).step_time_s);
+  }
+}
+
+TEST_CASE("the planner split over two ranks and merged gives the one-process winner and runner-up", "[plan]") {
+  // What `mpirun -np 2 moesim plan` does, without MPI: each rank's run_plan simulates the open candidates at
+  // its positions of the cost-bound order; rank 0 merges both ranks' items (the gather's result).
+  PlanOptions one;
+  one.jobs = 1;
+  one.quiet = true;
+  const PlanOutcome whole = run_plan(kToy.string(), one);
+  REQUIRE(whole.winner);
+  REQUIRE(whole.runner_up);
+  std::map<std::size_t, std::string> items;
+  PlanOutcome at0;
+  for (int rank : {0, 1}) {
+    PlanOptions o = one;
+    o.shard_rank = rank;
+    o.shard_size = 2;
+    PlanOutcome part = run_plan(kToy.string(), o);
+    CHECK(part.order == whole.order);  // the same cost-bound order on every rank
+    const auto mine = plan_shard_items(part, o);
+    for (const auto& [i, text] : mine) {
+      const auto p = std::find(part.order.begin(), part.order.end(), i) - part.order.begin();
+      CHECK(p % 2 == rank);  // only its own positions
+      CHECK(items.emplace(i, text).second);
+    }
+    if (rank == 0) at0 = std::move(part);
+  }
+  CHECK(items.size() == whole.order.size());  // every open candidate visited by one rank
+  merge_plan_items(at0, items);
+  REQUIRE(at0.winner);
+  REQUIRE(at0.runner_up);
+  CHECK(*at0.winner == *whole.winner);
+  CHECK(*at0.runner_up == *whole.runner_up);
+  for (const auto& c : at0.candidates) {
+    INFO(c.index);
+    const PlanCandidate& w = whole.candidates[c.index];
+    CHECK(!c.status.empty());
+    if (c.status == "simulated" && w.status == "simulated") {
+      CHECK(c.step_time_s == w.step_time_s);  // exact: %.17g on the wire
+      CHECK(c.cost_per_h == w.cost_per_h);
+      CHECK(c.binds == w.binds);
+    }
+    if (c.status != "simulated" && c.status != "pruned") CHECK(c.status == w.status);
   }
 }
