@@ -350,17 +350,58 @@ int cmd_sweep(const std::string& file, const std::string& csv, const std::string
 
 // `moesim plan` (sim/plan.hpp): the cheapest configuration of the plan: section's menu that meets its target.
 // Exit 0 with a winner, 1 when no candidate meets the target (the CSV says why each failed).
+// `moesim plan` (sim/plan.hpp). Launched by mpirun as N > 1 processes, every rank builds the same candidates,
+// simulates those at positions p % N == rank of the cost-bound order (forking its workers before MPI starts),
+// and rank 0 gathers every rank's results and writes the console answer and the CSV.
 int cmd_plan(const std::string& file, const std::string& csv, int jobs, bool quiet) {
   if (!outputs_writable("plan", {{"--csv", csv}})) return 2;
+  MpiWorld world;
+  try {
+    world = mpi_world_from_env();
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "moesim plan: " << e.what() << "\n";
+    return 2;
+  }
+  if (world.size > 1 && !mpi_compiled()) {
+    std::cerr << fmt::format("moesim plan: launched as rank {} of {} ({}), but this moesim was built without MPI "
+                             "(CMake found none: install libopenmpi-dev and configure again); run it without mpirun\n",
+                             world.rank, world.size, world.source);
+    return 2;
+  }
   PlanOptions o;
   o.jobs = jobs;
   o.quiet = quiet;
+  o.shard_rank = world.rank;
+  o.shard_size = world.size;
+  if (world.size > 1) o.progress_prefix = fmt::format("rank {}/{}: ", world.rank, world.size);
   PlanOutcome r;
   try {
     r = run_plan(file, o);
   } catch (const std::invalid_argument& e) {
+    // Every rank reads the same file, so every rank stops here alike, before MPI starts.
     std::cerr << "moesim plan: " << e.what() << "\n";
     return 2;
+  }
+  if (world.size > 1) {
+    // All simulations are done (no worker process left): now MPI may start.
+    MpiSession mpi(world);
+    const std::map<std::size_t, std::string> items = mpi.gather_items(plan_shard_items(r, o));
+    int status = 0;
+    if (world.rank == 0) {
+      try {
+        merge_plan_items(r, items);
+        std::cout << plan_console_text(r);
+        if (!csv.empty()) {
+          write_file(csv, plan_csv_text(r));
+          if (!quiet) std::cout << fmt::format("{} candidates in {} ({} MPI ranks)\n", r.candidates.size(), csv, world.size);
+        }
+        status = r.winner ? 0 : 1;
+      } catch (const std::exception& e) {
+        std::cerr << "moesim plan: " << e.what() << "\n";
+        status = 2;
+      }
+    }
+    return mpi.broadcast(status);
   }
   std::cout << plan_console_text(r);
   if (!csv.empty()) {

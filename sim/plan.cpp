@@ -224,6 +224,62 @@ double step_time_lower_bound(const Scenario& sc) {
   return flops * static_cast<double>(std::max(1, sc.steps)) / peak;
 }
 
+double alltoall_lower_bound(const Scenario& sc, const models::VariantSpec& v) {
+  const models::Architecture& a = sc.arch;
+  // Schedules whose all-to-alls carry every routed pair of the plan (LayerEmitter::all_to_all with the routing
+  // plan's matrix; pipelined splits it into chunks that sum to it). Others drop pairs (dualsparse), move
+  // replicas (eplb, realb), or were not checked (scmoe: top-1, so the term is 0 anyway with E >= EP).
+  static const std::set<std::string> kFullPairs{"topk", "pipelined", "shared_expert"};
+  if (!kFullPairs.count(v.schedule) || sc.etp != 1 || !a.stages.empty()) return 0;
+  const models::RoutingSpec r = variant_routing(sc.routing, v);
+  if (r.capacity_factor || r.distribution == models::RoutingDistribution::trace || r.requests || r.vision) return 0;
+  const int k = v.top_k > 0 ? v.top_k : a.top_k;
+  int moe_layers = 0;
+  for (int l : sc.simulated_layers()) moe_layers += a.is_moe_layer(l) ? 1 : 0;
+  const int ep = sc.ep, ranks = static_cast<int>(sc.rank_gpu.size());
+  if (k <= 0 || moe_layers == 0 || ep < 2 || ranks < ep) return 0;
+  const double bytes_per_pair = static_cast<double>(a.hidden) * models::dtype_bytes(a.dtype);
+  const double passes = (sc.mode == models::Mode::training ? 2.0 : 1.0) * moe_layers * std::max(1, sc.steps);
+  const PlatformSpec platform = sc.cluster.lower(sc.rank_gpu);
+  // A link direction's capacity (bytes/s): a full-duplex link has bandwidth_Bps per direction, a half-duplex
+  // one shares it between both, so it is keyed without its direction.
+  auto key = [&](const LinkUse& u) {
+    return platform.links[u.link].full_duplex ? 2 * static_cast<std::size_t>(u.link) + u.forward
+                                              : 2 * static_cast<std::size_t>(u.link);
+  };
+  double bound = 0;
+  for (int g = 0; g < ranks; ++g) {
+    const int local = static_cast<int>(sc.placement.experts_of_rank(g % ep).size());
+    const double remote_pairs = static_cast<double>(sc.tokens_per_rank) * std::max(0, k - local);
+    if (remote_pairs <= 0) continue;
+    std::set<std::size_t> out, in;
+    const auto gi = static_cast<std::size_t>(sc.rank_gpu[static_cast<std::size_t>(g)]);
+    for (int h = g / ep * ep; h < g / ep * ep + ep; ++h) {
+      if (h == g) continue;
+      const auto gh = static_cast<std::size_t>(sc.rank_gpu[static_cast<std::size_t>(h)]);
+      if (gh == gi) return 0;  // two ranks on one GPU: their pairs need no link
+      const auto to = platform.route(gi, gh), from = platform.route(gh, gi);
+      if (to.empty() || from.empty()) return 0;
+      out.insert(key(to.front()));
+      in.insert(key(from.back()));
+    }
+    auto capacity = [&](const std::set<std::size_t>& chans) {
+      double bw = 0;
+      for (std::size_t c : chans) bw += platform.links[c / 2].bandwidth_Bps;
+      return bw;
+    };
+    // Dispatch out (and the combine's gradient in training) leave by `out`; the combine (and the dispatch's
+    // gradient) come back by `in`. Full-duplex links carry both at once, so the larger of the two, not the sum.
+    const double bytes = passes * remote_pairs * bytes_per_pair;
+    bound = std::max({bound, bytes / capacity(out), bytes / capacity(in)});
+  }
+  return bound;
+}
+
+StepBound step_bound(const Scenario& sc, const models::VariantSpec& v) {
+  return {step_time_lower_bound(sc), alltoall_lower_bound(sc, v)};
+}
+
 // ------------------------------------------------------------------------------------------------------------
 // Pricing.
 
@@ -286,6 +342,23 @@ std::string binding(const PlanCandidate& c) {
   if (mem >= 0.9) what = "memory";
   return fmt::format("{} (compute {:.0f}% of the step, exposed communication {:.0f}%, memory {:.0f}% of the GPU)",
                      what, 100 * comp, 100 * exposed, 100 * mem);
+}
+
+// Winner, runner-up and the counts from the candidates' statuses (the simulated ones priced).
+void rank_plan(PlanOutcome& o) {
+  std::vector<std::size_t> ranked;
+  o.simulated = o.pruned = 0;
+  for (const auto& c : o.candidates) {
+    o.simulated += c.status == "simulated" ? 1 : 0;
+    o.pruned += c.status == "pruned" ? 1 : 0;
+    if (c.status == "simulated" && c.meets_target) ranked.push_back(c.index);
+  }
+  std::sort(ranked.begin(), ranked.end(),
+            [&](std::size_t a, std::size_t b) { return better(o.candidates[a], o.candidates[b]); });
+  o.winner.reset();
+  o.runner_up.reset();
+  if (!ranked.empty()) o.winner = ranked[0];
+  if (ranked.size() >= 2) o.runner_up = ranked[1];
 }
 
 void write_all(int fd, const std::string& s) {
@@ -457,7 +530,11 @@ PlanOutcome run_plan(const std::string& file, const PlanOptions& opt) {
             c.tokens_per_rank = sc->tokens_per_rank;
             c.memory = estimate_rank_memory(*sc);
             c.memory_capacity = sc->profile.memory_bytes;
-            c.bound_step_s = step_time_lower_bound(*sc);
+            const StepBound sb = step_bound(*sc, v);
+            c.bound_compute_s = sb.compute_s;
+            c.bound_comm_s = sb.comm_s;
+            c.bound_step_s = sb.step_s();
+            c.bound_binds = sb.binds();
             c.bound_cost_per_h = cost_bound(spec, c);
             if (c.memory.total() > c.memory_capacity) {
               c.status = "infeasible";
@@ -485,12 +562,16 @@ PlanOutcome run_plan(const std::string& file, const PlanOptions& opt) {
   auto second_cost = [&]() {
     return ranked.size() >= 2 ? out.candidates[ranked[1]].cost_per_h : std::numeric_limits<double>::infinity();
   };
+  out.order = order;
+  const auto shards = static_cast<std::size_t>(std::max(1, opt.shard_size));
   std::size_t pos = 0;
   while (pos < order.size()) {
     std::vector<const Scenario*> batch_sc;
     std::vector<PlanCandidate*> batch;
     while (pos < order.size() && static_cast<int>(batch.size()) < std::max(1, opt.jobs)) {
-      PlanCandidate& c = out.candidates[order[pos++]];
+      const std::size_t p = pos++;
+      if (p % shards != static_cast<std::size_t>(opt.shard_rank)) continue;  // another MPI rank's
+      PlanCandidate& c = out.candidates[order[p]];
       if (c.bound_cost_per_h > second_cost()) {
         c.status = "pruned";
         c.reason = fmt::format("cost lower bound {:.6g} USD/h > runner-up's {:.6g} USD/h", c.bound_cost_per_h, second_cost());
@@ -502,13 +583,12 @@ PlanOutcome run_plan(const std::string& file, const PlanOptions& opt) {
     if (batch.empty()) continue;
     if (!opt.quiet)
       for (const PlanCandidate* c : batch)
-        std::cout << fmt::format("simulating candidate {}: {} on {}, EP {}, {}\n", c->index, c->gpu, c->cluster, c->ep,
-                                 c->variant);
+        std::cout << fmt::format("{}simulating candidate {}: {} on {}, EP {}, {}\n", opt.progress_prefix, c->index, c->gpu,
+                                 c->cluster, c->ep, c->variant);
     std::cout.flush();
     simulate_batch(batch_sc, batch, opt.jobs);
     for (PlanCandidate* c : batch) {
       if (c->status != "simulated") continue;
-      ++out.simulated;
       price_candidate(spec, *c);
       c->binds = binding(*c);
       if (!c->meets_target) {
@@ -521,10 +601,38 @@ PlanOutcome run_plan(const std::string& file, const PlanOptions& opt) {
     std::sort(ranked.begin(), ranked.end(),
               [&](std::size_t a, std::size_t b) { return better(out.candidates[a], out.candidates[b]); });
   }
-  for (const auto& c : out.candidates) out.pruned += c.status == "pruned" ? 1 : 0;
-  if (!ranked.empty()) out.winner = ranked[0];
-  if (ranked.size() >= 2) out.runner_up = ranked[1];
+  rank_plan(out);
   return out;
+}
+
+std::map<std::size_t, std::string> plan_shard_items(const PlanOutcome& o, const PlanOptions& opt) {
+  std::map<std::size_t, std::string> items;
+  for (std::size_t p = 0; p < o.order.size(); ++p) {
+    if (p % static_cast<std::size_t>(std::max(1, opt.shard_size)) != static_cast<std::size_t>(opt.shard_rank)) continue;
+    const PlanCandidate& c = o.candidates[o.order[p]];
+    // status, the four simulated times (exact: %.17g), then the reason (last: it may hold any character).
+    items[c.index] = fmt::format("{}\n{:.17g} {:.17g} {:.17g} {:.17g}\n{}", c.status, c.step_time_s, c.compute_s,
+                                 c.comm_s, c.exposed_comm_s, c.reason);
+  }
+  return items;
+}
+
+void merge_plan_items(PlanOutcome& o, const std::map<std::size_t, std::string>& items) {
+  for (const auto& [i, text] : items) {
+    if (i >= o.candidates.size()) throw std::runtime_error(fmt::format("plan: a rank sent candidate {} of {}", i, o.candidates.size()));
+    PlanCandidate& c = o.candidates[i];
+    const auto a = text.find('\n'), b = a == std::string::npos ? a : text.find('\n', a + 1);
+    if (b == std::string::npos ||
+        std::sscanf(text.c_str() + a + 1, "%lf %lf %lf %lf", &c.step_time_s, &c.compute_s, &c.comm_s, &c.exposed_comm_s) != 4)
+      throw std::runtime_error(fmt::format("plan: malformed result of candidate {}", i));
+    c.status = text.substr(0, a);
+    c.reason = text.substr(b + 1);
+    if (c.status == "simulated") {
+      price_candidate(o.spec, c);
+      c.binds = binding(c);
+    }
+  }
+  rank_plan(o);
 }
 
 std::string plan_csv_text(const PlanOutcome& o) {
@@ -533,7 +641,7 @@ std::string plan_csv_text(const PlanOutcome& o) {
       "status", "reason", "mem_total_gb", "mem_capacity_gb", "mem_weights_gb", "mem_grads_gb", "mem_optimizer_gb",
       "mem_activations_gb", "mem_kv_cache_gb", "bound_step_time_s", "bound_cost_usd_per_h", "step_time_s",
       "compute_s", "comm_s", "exposed_comm_s", "tokens_per_s", "replicas", "meets_target", "cost_usd_per_h",
-      "usd_per_mtok", "binds"};
+      "usd_per_mtok", "binds", "bound_compute_s", "bound_comm_s", "bound_binds"};
   auto line = [](const std::vector<std::string>& cells) {
     std::string s;
     for (std::size_t i = 0; i < cells.size(); ++i) {
@@ -557,7 +665,8 @@ std::string plan_csv_text(const PlanOutcome& o) {
                decoded ? num(c.bound_cost_per_h) : "", sim ? num(c.step_time_s) : "", sim ? num(c.compute_s) : "",
                sim ? num(c.comm_s) : "", sim ? num(c.exposed_comm_s) : "", sim ? num(c.tokens_per_s) : "",
                sim ? std::to_string(c.replicas) : "", sim ? (c.meets_target ? "yes" : "no") : "",
-               sim ? num(c.cost_per_h) : "", sim ? num(c.usd_per_mtok) : "", c.binds});
+               sim ? num(c.cost_per_h) : "", sim ? num(c.usd_per_mtok) : "", c.binds,
+               decoded ? num(c.bound_compute_s) : "", decoded ? num(c.bound_comm_s) : "", decoded ? c.bound_binds : ""});
   }
   return s;
 }

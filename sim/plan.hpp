@@ -14,7 +14,9 @@
 // Format: scenarios/README.md "plan"; design: ARCHITECTURE.md "Capacity planner".
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,6 +65,27 @@ RankMemory estimate_rank_memory(const Scenario& sc);
 // each no faster than its FLOPs at the profile's highest peak.
 double step_time_lower_bound(const Scenario& sc);
 
+// A lower bound (seconds) of the time the all-to-alls of variant `v` keep the busiest rank's links busy over
+// the step: every token of a rank picks top_k DISTINCT experts and the rank holds n of them, so at least
+// max(0, top_k - n) of its top_k token-expert pairs leave the rank, each hidden x dtype bytes (the simulator
+// counts all-to-all bytes per pair: LayerEmitter::all_to_all); the dispatch sends them out, the combine
+// brings them back, training twice (backward); over every simulated MoE layer and workload step. Divided by
+// the capacity of the link directions the rank's flows leave (enter) by, the first (last) hop of each route
+// to (from) the other ranks of its EP group: no flow leaves faster than all of them together. 0 (no term)
+// for a schedule or setting that can move fewer pairs: schedules other than topk, pipelined and
+// shared_expert, expert tensor parallelism, capacity dropping or padding, traced routing, multimodal
+// workloads, models built of stages, two ranks on one GPU. ARCHITECTURE.md "Capacity planner".
+double alltoall_lower_bound(const Scenario& sc, const models::VariantSpec& v);
+
+// Both terms of a candidate's step-time bound: the step takes at least the larger (communication on the comm
+// stream may overlap compute, so they do not add).
+struct StepBound {
+  double compute_s = 0, comm_s = 0;
+  double step_s() const { return std::max(compute_s, comm_s); }
+  const char* binds() const { return comm_s > compute_s ? "all-to-all" : "compute"; }
+};
+StepBound step_bound(const Scenario& sc, const models::VariantSpec& v);
+
 struct PlanCandidate {
   std::size_t index = 0;
   std::string gpu, cluster, variant, schedule;
@@ -74,7 +97,9 @@ struct PlanCandidate {
   std::string reason;   // why not feasible / pruned / failed ("" for a simulated one)
   RankMemory memory;
   double memory_capacity = 0;  // bytes
-  double bound_step_s = 0;     // lower bound of the step time
+  double bound_step_s = 0;     // lower bound of the step time: max(bound_compute_s, bound_comm_s)
+  double bound_compute_s = 0, bound_comm_s = 0;  // its terms (step_bound)
+  std::string bound_binds;     // which term is the bound: compute | all-to-all
   double bound_cost_per_h = 0; // lower bound of the cost, USD/h
   // Simulated:
   double step_time_s = 0, compute_s = 0, comm_s = 0, exposed_comm_s = 0;
@@ -89,6 +114,13 @@ struct PlanCandidate {
 struct PlanOptions {
   int jobs = 2;
   bool quiet = false;
+  // Under MPI (mpirun -np N, sim/mpi_split.hpp): every rank builds the same candidates and visits the open ones
+  // in the same cost-bound order; the one at position p of that order is rank p % shard_size's. A rank simulates
+  // and prunes only its own (pruning against its own runner-up, whose cost is >= the whole job's runner-up's,
+  // so it prunes nothing the one-process run could rank first or second); the others stay unvisited (status
+  // "") until merge_plan_items fills them in at rank 0.
+  int shard_rank = 0, shard_size = 1;
+  std::string progress_prefix;  // before each "simulating candidate" line (e.g. "rank 1/4: ")
 };
 
 struct PlanOutcome {
@@ -96,12 +128,19 @@ struct PlanOutcome {
   PlanSpec spec;
   std::vector<PlanCandidate> candidates;  // in candidate order
   std::optional<std::size_t> winner, runner_up;  // indices into candidates
+  std::vector<std::size_t> order;  // the open candidates (after memory and target checks) in cost-bound order
   std::size_t simulated = 0, pruned = 0;
 };
 
 // Runs the plan of `file` (its `plan:` section). Throws InputError for an invalid scenario or plan section,
 // std::invalid_argument for a usage problem (no plan: section).
 PlanOutcome run_plan(const std::string& file, const PlanOptions& opt);
+
+// This rank's visited candidates (status, reason, simulated times) keyed by candidate index, for
+// MpiSession::gather_items; merge_plan_items applies every rank's at rank 0, prices the simulated ones and
+// ranks them (winner, runner-up, counts) as the one-process run does.
+std::map<std::size_t, std::string> plan_shard_items(const PlanOutcome& o, const PlanOptions& opt);
+void merge_plan_items(PlanOutcome& o, const std::map<std::size_t, std::string>& items);
 
 std::string plan_csv_text(const PlanOutcome& o);
 std::string plan_console_text(const PlanOutcome& o);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -305,4 +306,137 @@ TEST_CASE("the shipped plans answer: a winner, every simulated bound below its s
     CHECK(simulated >= 2);
   }
   fs::remove_all(dir);
+}
+
+namespace {
+
+// The toy model cut to 8 experts with top-4 routing (every token picks 4 distinct experts, a rank at EP 4 holds
+// 2 of them), on the given cluster and EP degree, with the given mode and variants.
+std::string alltoall_toy(const std::string& cluster, int ep, const std::string& mode, const std::string& variants) {
+  std::string text = read_text(kToy);
+  auto swap = [&](const std::string& from, const std::string& to) {
+    const auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, from.size(), to);
+  };
+  swap("routed_experts: 128\n  top_k: 2", "routed_experts: 8\n  top_k: 4");
+  swap("cluster: {family: nvswitch_node, name: h100-4, gpu: h100-sxm, gpus: 4, nvlink_bandwidth: 370GB/s, nvlink_latency: 0.5us}",
+       "cluster: " + cluster);
+  swap("parallelism: {ep: 2}", fmt::format("parallelism: {{ep: {}}}", ep));
+  swap("mode: inference_prefill", "mode: " + mode);
+  swap("variants:\n  - {name: topk, schedule: topk}", "variants:\n" + variants);
+  text = text.substr(0, text.find("plan:"));
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("the all-to-all term of the bound, worked by hand, and below the simulated step", "[plan]") {
+  // 8 experts, top-4, EP 4 on one 4-GPU NVSwitch box (one 370 GB/s full-duplex NVLink per GPU): each rank holds
+  // 2 experts, so of a token's 4 distinct picks at least 2 are remote. Per rank and MoE layer the dispatch sends
+  // >= 512 tokens x 2 pairs x 4096 x 2 B = 8,388,608 B out of the GPU's one link (the combine brings as much
+  // back in); 16 MoE layers: 134,217,728 B / 370e9 B/s = 362.75 us. The compute term is 0 (no shared experts,
+  // dense layers or vocabulary), so the all-to-all term is the bound.
+  const std::string box = "{family: nvswitch_node, name: h100-4, gpu: h100-sxm, gpus: 4, nvlink_bandwidth: 370GB/s, nvlink_latency: 0.5us}";
+  const std::string variants = "  - {name: topk, schedule: topk}\n  - {name: pipelined, schedule: pipelined, chunks: 2}\n";
+  const double by_hand = 512.0 * 2 * 4096 * 2 * 16 / 370e9;
+  for (const char* mode : {"inference_prefill", "training"}) {
+    INFO(mode);
+    const Scenario sc = load_scenario_text(alltoall_toy(box, 4, mode, variants), "alltoall-toy.yaml");
+    const double passes = sc.mode == models::Mode::training ? 2.0 : 1.0;  // the backward all-to-alls
+    RunOptions ro;
+    ro.jobs = 2;
+    const RunResult rr = run_scenario(sc, ro);
+    REQUIRE(rr.variants.size() == 2);
+    for (std::size_t i = 0; i < sc.variants.size(); ++i) {
+      INFO(sc.variants[i].name);
+      const StepBound b = step_bound(sc, sc.variants[i]);
+      CHECK(b.compute_s == 0);
+      CHECK(b.comm_s == Approx(passes * by_hand).epsilon(1e-9));
+      CHECK(std::string(b.binds()) == "all-to-all");
+      CHECK(b.step_s() <= rr.variants[i].step_time_s);
+      // Every rank holds 2 experts, so each has the same floor: the mean over ranks of their summed all-to-all
+      // durations is not below it either (the term bounds the communication itself, not only the step).
+      CHECK(b.comm_s <= rr.variants[i].comm_s);
+    }
+  }
+  // EP 2: a rank holds 4 experts, a token's 4 picks may all be local: no term.
+  {
+    const Scenario sc = load_scenario_text(alltoall_toy(box, 2, "inference_prefill", variants), "alltoall-toy-ep2.yaml");
+    CHECK(alltoall_lower_bound(sc, sc.variants[0]) == 0);
+  }
+  // Schedules and settings that can move fewer pairs get no term.
+  {
+    std::string text = alltoall_toy(box, 4, "inference_prefill",
+                                     "  - {name: topk, schedule: topk}\n  - {name: ds, schedule: dualsparse}\n");
+    const Scenario sc = load_scenario_text(text, "alltoall-toy-ds.yaml");
+    CHECK(alltoall_lower_bound(sc, sc.variants[0]) > 0);
+    CHECK(alltoall_lower_bound(sc, sc.variants[1]) == 0);
+    const auto at = text.find("routing: {distribution: uniform}");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 32, "routing: {distribution: uniform, capacity_factor: 1.0}");
+    const Scenario capped = load_scenario_text(text, "alltoall-toy-capacity.yaml");
+    CHECK(alltoall_lower_bound(capped, capped.variants[0]) == 0);
+  }
+  // Two 8-GPU A800 servers over 100 GbE (a slow inter-node network), EP 16 with 32 experts and top-8 (2 local,
+  // >= 6 remote per token): the term binds and stays below the simulated step.
+  {
+    std::string text = alltoall_toy("a800-2x8-100gbe", 16, "inference_prefill", "  - {name: topk, schedule: topk}\n");
+    const auto at = text.find("routed_experts: 8\n  top_k: 4");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 28, "routed_experts: 32\n  top_k: 8");
+    const Scenario sc = load_scenario_text(text, "alltoall-toy-a800.yaml");
+    const StepBound b = step_bound(sc, sc.variants[0]);
+    CHECK(b.comm_s > 0);
+    CHECK(std::string(b.binds()) == "all-to-all");
+    RunOptions ro;
+    ro.jobs = 1;
+    const RunResult rr = run_scenario(sc, ro);
+    INFO(fmt::format("bound {} s, simulated {} s", b.step_s(), rr.variants.at(0).step_time_s));
+    CHECK(b.step_s() <= rr.variants.at(0).step_time_s);
+  }
+}
+
+TEST_CASE("the planner split over two ranks and merged gives the one-process winner and runner-up", "[plan]") {
+  // What `mpirun -np 2 moesim plan` does, without MPI: each rank's run_plan simulates the open candidates at
+  // its positions of the cost-bound order; rank 0 merges both ranks' items (the gather's result).
+  PlanOptions one;
+  one.jobs = 1;
+  one.quiet = true;
+  const PlanOutcome whole = run_plan(kToy.string(), one);
+  REQUIRE(whole.winner);
+  REQUIRE(whole.runner_up);
+  std::map<std::size_t, std::string> items;
+  PlanOutcome at0;
+  for (int rank : {0, 1}) {
+    PlanOptions o = one;
+    o.shard_rank = rank;
+    o.shard_size = 2;
+    PlanOutcome part = run_plan(kToy.string(), o);
+    CHECK(part.order == whole.order);  // the same cost-bound order on every rank
+    const auto mine = plan_shard_items(part, o);
+    for (const auto& [i, text] : mine) {
+      const auto p = std::find(part.order.begin(), part.order.end(), i) - part.order.begin();
+      CHECK(p % 2 == rank);  // only its own positions
+      CHECK(items.emplace(i, text).second);
+    }
+    if (rank == 0) at0 = std::move(part);
+  }
+  CHECK(items.size() == whole.order.size());  // every open candidate visited by one rank
+  merge_plan_items(at0, items);
+  REQUIRE(at0.winner);
+  REQUIRE(at0.runner_up);
+  CHECK(*at0.winner == *whole.winner);
+  CHECK(*at0.runner_up == *whole.runner_up);
+  for (const auto& c : at0.candidates) {
+    INFO(c.index);
+    const PlanCandidate& w = whole.candidates[c.index];
+    CHECK(!c.status.empty());
+    if (c.status == "simulated" && w.status == "simulated") {
+      CHECK(c.step_time_s == w.step_time_s);  // exact: %.17g on the wire
+      CHECK(c.cost_per_h == w.cost_per_h);
+      CHECK(c.binds == w.binds);
+    }
+    if (c.status != "simulated" && c.status != "pruned") CHECK(c.status == w.status);
+  }
 }
