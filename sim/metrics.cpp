@@ -185,7 +185,16 @@ void summarize(const OpGraph& graph, const Trace& trace, int layers, bool keep_e
         ev.collective = op.collective;
         const Collective& c = graph.collectives()[static_cast<std::size_t>(op.collective)];
         const int m = c.member_index(op.rank), M = c.size();
-        for (int j = 0; m >= 0 && j < M; ++j) {
+        // A sparse collective (a ring) has no byte matrix: its member's transfers, in (src, dst) order.
+        if (c.sparse())
+          for (const Transfer& t : c.transfers) {
+            if (t.src == m) {
+              ev.bytes_sent += t.bytes;
+              ev.sends_to.push_back(c.members[static_cast<std::size_t>(t.dst)]);
+            }
+            if (t.dst == m) ev.bytes_received += t.bytes;
+          }
+        for (int j = 0; !c.sparse() && m >= 0 && j < M; ++j) {
           if (j == m) continue;  // the diagonal is ignored (DESIGN: a rank's own share never crosses a link)
           const double out_b = c.bytes[static_cast<std::size_t>(m * M + j)];
           ev.bytes_sent += out_b;

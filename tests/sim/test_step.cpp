@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "reports/reports.hpp"
+#include "sim/metrics.hpp"
 #include "sim/runner.hpp"
 #include "sim/scenario.hpp"
 #include "tests/sim/test_support.hpp"
@@ -107,4 +108,29 @@ TEST_CASE("same scenario and seed give byte-identical JSON, another seed differs
   sc.seed += 1;
   const std::string c = reports::json_report(run_scenario(sc, {}));
   CHECK(a != c);
+}
+
+TEST_CASE("a trace's events give a ring's members their own transfers (a sparse collective has no matrix)",
+          "[metrics]") {
+  // Regression: `moesim run --trace` on a training scenario (whose gradient all-reduce is a sparse ring) read
+  // the empty byte matrix and crashed. Ring 0 -> 1 -> 2 -> 0 of 100, 200 and 300 bytes over ranks 0-2; the
+  // summary needs only the ops' times, so a hand-made trace (each op 0-1 s) stands in for a simulation.
+  OpGraph g(3);
+  const std::vector<Transfer> ring = {{0, 1, 100.0}, {1, 2, 200.0}, {2, 0, 300.0}};
+  const auto ops = g.add_collective(OpKind::reduce_scatter, {0, 1, 2}, Stream::dp, OpClass::dp_all_reduce,
+                                    Phase::backward, -1, ring, {});
+  Trace t;
+  t.start_s.assign(g.ops().size(), 0.0);
+  t.end_s.assign(g.ops().size(), 1.0);
+  t.makespan_s = 1.0;
+  VariantResult v;
+  summarize(g, t, 1, true, v);
+  REQUIRE(v.events.size() == 3);
+  for (std::size_t r = 0; r < 3; ++r) {
+    INFO("rank " << r);
+    CHECK(v.events[r].bytes_sent == ring[r].bytes);                 // rank r sends to r + 1
+    CHECK(v.events[r].bytes_received == ring[(r + 2) % 3].bytes);  // and receives from r - 1
+    CHECK(v.events[r].sends_to == std::vector<int>{static_cast<int>((r + 1) % 3)});
+  }
+  CHECK(ops.size() == 3);
 }
