@@ -35,7 +35,7 @@ std::vector<std::pair<std::string, std::string>> simgrid_settings(const EngineOp
     // are not max-min fair and depend on the order the flows were created in (5 flows on 4 GPUs: one ends at
     // 48.9 us where max-min gives 64.5 us; an 8-GPU all-to-all: per-flow times off by up to 36 %). Full
     // re-solves the whole system at each event and matches max-min worked by hand (tests/sim/test_engine.cpp);
-    // it is also faster on 8-GPU all-to-alls. cpu/optim likewise, for the Execs of compute ops.
+    // it is also faster on 8-GPU all-to-alls. cpu/optim likewise, for the Execs of the fallback in prepare().
     s = {{"network/model", "CM02"},          {"network/crosstraffic", "0"},   {"network/TCP-gamma", "0"},
          {"network/latency-factor", "1.0"}, {"network/bandwidth-factor", "1.0"}, {"network/weight-S", "0"},
          {"network/optim", "Full"},          {"cpu/optim", "Full"}};
@@ -130,8 +130,11 @@ class Runner {
       if (trace_.end_s[id] < 0)
         throw std::runtime_error(fmt::format("op '{}' never finished: the op graph deadlocks", graph_.label(id)));
     if (clock.on())
-      std::fprintf(stderr, "[phase] engine: %zu completion times, %zu links (%zu pruned), %zu ptask pairs\n",
-                   distinct_events_, trace_.simgrid_links, trace_.simgrid_links_pruned, trace_.ptask_pairs);
+      std::fprintf(stderr,
+                   "[phase] engine: %zu activities, %zu timed kernels, %zu completion times, %zu links (%zu pruned), "
+                   "%zu ptask pairs\n",
+                   trace_.simgrid_activities, trace_.timed_kernels, distinct_events_, trace_.simgrid_links,
+                   trace_.simgrid_links_pruned, trace_.ptask_pairs);
     return std::move(trace_);
   }
 
@@ -338,6 +341,12 @@ class Runner {
     trace_.end_s.assign(n, -1.0);
     pending_deps_.assign(n, 0);
     comm_active_.assign(static_cast<std::size_t>(graph_.ranks()), 0);
+    // Kernels as timers (see start_kernel) when every compute op is on its rank's compute stream: the op
+    // graph chains each (rank, stream) in order (OpGraph::push), so a GPU then runs one kernel at a time.
+    timed_kernels_ = !opt_.kernels_as_execs;
+    for (const Op& o : ops)
+      if (o.kind == OpKind::compute && o.stream != Stream::compute) timed_kernels_ = false;
+    kernel_.assign(static_cast<std::size_t>(graph_.ranks()), Kernel{});
     // Successors in CSR form.
     std::vector<uint32_t> count(n + 1, 0);
     for (const Op& o : ops)
@@ -399,7 +408,55 @@ class Runner {
     int& n = comm_active_[static_cast<std::size_t>(op.rank)];
     const int before = n;
     n += delta;
-    if ((before == 0) != (n == 0)) hosts_[rank_gpu_[op.rank]]->set_pstate(n > 0 ? 1 : 0);
+    if ((before == 0) == (n == 0)) return;
+    if (!timed_kernels_) {
+      hosts_[rank_gpu_[op.rank]]->set_pstate(n > 0 ? 1 : 0);
+      return;
+    }
+    // The kernel running on this GPU (if any) has done (now - since) x speed of its work at the old speed; the
+    // rest runs at the new one.
+    Kernel& k = kernel_[static_cast<std::size_t>(op.rank)];
+    if (k.id == kNoOp) return;
+    const double now = sg4::Engine::get_clock();
+    k.left_s = std::max(0.0, k.left_s - (now - k.since) * k.speed);
+    k.since = now;
+    k.speed = gpu_speed(op.rank);
+    k.timer->remove();
+    k.timer = simgrid::kernel::timer::Timer::set(now + k.left_s / k.speed, [this, r = op.rank] { end_kernel(r); });
+  }
+
+  // Relative speed of rank r's GPU now: 1, or 1 / overlap_interference while a collective of its comm stream
+  // is in flight.
+  double gpu_speed(int r) const {
+    return opt_.overlap_interference > 1.0 && comm_active_[static_cast<std::size_t>(r)] > 0
+               ? 1.0 / opt_.overlap_interference
+               : 1.0;
+  }
+
+  // A compute op as a SimGrid timer rather than an Exec. A GPU runs its kernels one at a time (DESIGN rule
+  // 1) and the op graph guarantees it here (prepare()), so SimGrid's CPU model would only ever give a kernel
+  // its host's whole speed: the finish date is start + duration / speed, re-dated when the speed changes
+  // (overlap interference). Same times as an Exec (to rounding), without a max-min variable per kernel: in
+  // fast fidelity every Exec joins L07's system, whose all-to-all tasks tie all hosts into one component.
+  void start_kernel(OpId id, const Op& op, double now) {
+    Kernel& k = kernel_[static_cast<std::size_t>(op.rank)];
+    if (k.id != kNoOp)
+      throw std::logic_error(fmt::format("ops '{}' and '{}' run at once on one GPU stream", graph_.label(k.id),
+                                         graph_.label(id)));
+    k.id = id;
+    k.left_s = op.duration_s;
+    k.since = now;
+    k.speed = gpu_speed(op.rank);
+    k.timer = simgrid::kernel::timer::Timer::set(now + k.left_s / k.speed, [this, r = op.rank] { end_kernel(r); });
+    ++trace_.timed_kernels;
+  }
+
+  void end_kernel(int r) {
+    Kernel& k = kernel_[static_cast<std::size_t>(r)];
+    const OpId id = k.id;
+    k = Kernel{};  // the timer deletes itself once this returns
+    finish_op(id, sg4::Engine::get_clock());
+    drain_ready();
   }
 
   void start_op(OpId id) {
@@ -410,6 +467,10 @@ class Runner {
     if (op.kind == OpKind::compute) {
       if (op.duration_s <= 0.0) {
         finish_op(id, now);
+        return;
+      }
+      if (timed_kernels_) {
+        start_kernel(id, op, now);
         return;
       }
       auto exec = sg4::Exec::init();
@@ -586,6 +647,15 @@ class Runner {
   std::vector<OpId> ready_;
   std::vector<int> coll_ready_count_;
   std::vector<int> comm_active_;  // per rank: comm-stream all-to-alls in flight
+  // Per rank, the compute op running on its GPU as a timer (start_kernel): its work left in seconds at full
+  // speed as of `since`, and its current relative speed.
+  struct Kernel {
+    OpId id = kNoOp;
+    double left_s = 0.0, since = 0.0, speed = 1.0;
+    simgrid::kernel::timer::Timer* timer = nullptr;
+  };
+  bool timed_kernels_ = false;
+  std::vector<Kernel> kernel_;
   std::vector<std::vector<char>> coll_rank_ready_;
   std::vector<std::vector<uint32_t>> inbound_;  // exact, sparse collectives: transfer indices by (dst, src)
   std::vector<std::vector<int>> ring_degree_;    // exact, sparse: per member, its transfers (sent + received)

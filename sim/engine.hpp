@@ -40,6 +40,9 @@ struct EngineOptions {
   // Identical in both fidelities.
   // The op counts as in flight for overlap_interference from its start.
   double collective_launch_s = 0.0;
+  // Run compute ops as SimGrid Execs on the GPU hosts even where the engine would time them itself (see
+  // Trace::timed_kernels). For tests that check both give the same times.
+  bool kernels_as_execs = false;
 };
 
 struct Trace {
@@ -47,6 +50,9 @@ struct Trace {
   std::vector<double> end_s;    // per op id
   double makespan_s = 0.0;
   std::size_t simgrid_activities = 0;  // activities handed to SimGrid
+  // Compute ops timed by the engine (a SimGrid timer at start + duration / speed) instead of run as Execs:
+  // all of them when every compute op is on its rank's compute stream (one kernel at a time per GPU).
+  std::size_t timed_kernels = 0;
   std::size_t simgrid_links = 0;  // links created after merging channels that carry identical route sets
   std::size_t simgrid_links_pruned = 0;  // merged channels left out because they can never limit a transfer
   std::size_t ptask_pairs = 0;           // fast: GPU pairs in all collectives' reduced byte matrices

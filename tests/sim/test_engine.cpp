@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
+#include <fmt/format.h>
 
 using namespace moesim;
 
@@ -197,6 +199,60 @@ TEST_CASE("uneven flows share links max-min fairly in whatever order they start"
     // The arrival offsets (at most 3 ns) shift the ends by at most that much: 3 ns / 179 us = 1.7e-5.
     CHECK(err < 2e-5);
   }
+}
+
+TEST_CASE("compute ops timed by the engine end when SimGrid Execs would with interference too", "[engine]") {
+  // Two ranks on a 1 GB/s star, no latency, interference factor 2. Each rank runs compute ops of 3, 7 and 4 us
+  // on its compute stream; after the first, an all-to-all of 2,000 bytes each way (2 us) and then one of
+  // 5,000 bytes (5 us) run on the comm stream. Worked by hand for rank 0: op 1 runs 0-3 us; the all-to-alls
+  // run 3-5 and 5-10 us; op 2 (7 us of work) starts at 3 us at half speed until 10 us (3.5 us of work done),
+  // then the last 3.5 us alone: it ends at 13.5 us; op 3 runs 13.5-17.5 us. The same graph runs with compute
+  // ops as Execs on the GPU hosts (pstate switching) and as the engine's timers: every start and end agrees.
+  auto run = [](bool execs) {
+    return testing::run_in_child_text([execs] {
+      PlatformSpec p = star(2, 1e9, 0.0);
+      OpGraph g(2);
+      std::vector<OpId> first(2), all;
+      for (int r = 0; r < 2; ++r)
+        all.push_back(first[r] = g.add_compute(r, Stream::compute, OpClass::attention, Phase::forward, 0, 3e-6,
+                                               Provenance::datasheet));
+      std::vector<std::vector<OpId>> deps = {{first[0]}, {first[1]}};
+      for (OpId id : g.add_all_to_all(Stream::comm, OpClass::dispatch, Phase::forward, 0, {0, 2000, 2000, 0}, deps))
+        all.push_back(id);
+      for (OpId id : g.add_all_to_all(Stream::comm, OpClass::combine, Phase::forward, 0, {0, 5000, 5000, 0}, {}))
+        all.push_back(id);
+      for (int r = 0; r < 2; ++r) {
+        all.push_back(g.add_compute(r, Stream::compute, OpClass::dense_mlp, Phase::forward, 0, 7e-6,
+                                    Provenance::datasheet));
+        all.push_back(g.add_compute(r, Stream::compute, OpClass::expert, Phase::forward, 0, 4e-6,
+                                    Provenance::datasheet));
+      }
+      EngineOptions opt;
+      opt.overlap_interference = 2.0;
+      opt.kernels_as_execs = execs;
+      Trace t = run_engine(p, identity(2), g, opt);
+      std::string out = std::to_string(t.timed_kernels);
+      for (OpId id : all) out += fmt::format(" {:.17g} {:.17g}", t.start_s[id], t.end_s[id]);
+      return out;
+    });
+  };
+  const auto timed = run(false), execs = run(true);
+  REQUIRE(timed.ok());
+  REQUIRE(execs.ok());
+  std::istringstream a(timed.text), b(execs.text);
+  std::size_t kernels_a = 0, kernels_b = 0;
+  a >> kernels_a;
+  b >> kernels_b;
+  CHECK(kernels_a == 6);  // every compute op is on a compute stream: all timed
+  CHECK(kernels_b == 0);
+  std::vector<double> va, vb;
+  for (double x; a >> x;) va.push_back(x);
+  for (double x; b >> x;) vb.push_back(x);
+  REQUIRE(va.size() == vb.size());
+  for (std::size_t i = 0; i < va.size(); ++i) CHECK(va[i] == Approx(vb[i]).epsilon(1e-9).margin(1e-15));
+  // Rank 0's 7 us op is the 7th op listed (after the 2 first ops and the 4 collective ops): its end.
+  CHECK(va[2 * 6 + 1] == Approx(13.5e-6).epsilon(1e-9));
+  CHECK(va[2 * 7 + 1] == Approx(17.5e-6).epsilon(1e-9));
 }
 
 // Each (kind, fidelity) below is its own simulation, run in a child process (DESIGN rule 5); the child returns
