@@ -1,6 +1,9 @@
 #include "sim/runner.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <thread>
 #include <cerrno>
 #include <cstdio>
 #include <chrono>
@@ -113,8 +116,37 @@ models::StepSeries make_series(const Scenario& sc, const models::VariantSpec& sp
   const models::Architecture routed = routed_arch(sc, spec);
   models::StepSeries series;
   series.first = -history;
-  for (int s = -history; s < sc.steps; ++s)
-    series.plans.push_back(models::generate_routing_step(rspec, routed, sc.placement, sc.tokens_per_rank, sc.seed, s));
+  const int n = sc.steps + history;
+  const int workers = std::min(models::routing_threads(), n);
+  if (workers <= 1) {
+    for (int s = -history; s < sc.steps; ++s)
+      series.plans.push_back(models::generate_routing_step(rspec, routed, sc.placement, sc.tokens_per_rank, sc.seed, s));
+    return series;
+  }
+  // Several steps: one step per thread at a time (each step's plan is a function of the seed and the step
+  // alone, so the series is the same for any number of threads). Step by step, a step's own threads would
+  // wait on its serial parts (layer setup, placement); across steps both cores stay busy.
+  std::vector<std::optional<models::RoutingPlan>> plans(static_cast<std::size_t>(n));
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n));
+  std::atomic<int> next{0};
+  auto work = [&] {
+    for (int i; (i = next++) < n;) {
+      try {
+        plans[static_cast<std::size_t>(i)].emplace(
+            models::generate_routing_step(rspec, routed, sc.placement, sc.tokens_per_rank, sc.seed, i - history, 1));
+      } catch (...) {
+        errors[static_cast<std::size_t>(i)] = std::current_exception();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < workers; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  for (const auto& e : errors)  // the first failing step's error, whatever thread met it first
+    if (e) std::rethrow_exception(e);
+  series.plans.reserve(static_cast<std::size_t>(n));
+  for (auto& p : plans) series.plans.push_back(std::move(*p));
   return series;
 }
 
@@ -160,7 +192,30 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   if (sc.steps > 1) {
     OpGraph all(sc.ep * sc.dp);
     all.append(graph, 0);
-    for (int s = 1; s < sc.steps; ++s) all.append(build_step(s), s);
+    // Steps are built a few at a time on as many threads as the routing uses (building reads only the
+    // scenario, the costs and the routing) and appended in step order: the same graph as one by one, with at
+    // most `workers` step graphs alive besides the whole.
+    const int workers = std::min(models::routing_threads(), sc.steps - 1);
+    for (int first = 1; first < sc.steps; first += workers) {
+      const int count = std::min(workers, sc.steps - first);
+      std::vector<std::optional<OpGraph>> batch(static_cast<std::size_t>(count));
+      std::vector<std::exception_ptr> errors(static_cast<std::size_t>(count));
+      auto build = [&](int i) {
+        try {
+          batch[static_cast<std::size_t>(i)].emplace(build_step(first + i));
+        } catch (...) {
+          errors[static_cast<std::size_t>(i)] = std::current_exception();
+        }
+      };
+      std::vector<std::thread> pool;
+      for (int i = 1; i < count; ++i) pool.emplace_back(build, i);
+      build(0);
+      for (auto& t : pool) t.join();
+      for (int i = 0; i < count; ++i) {
+        if (errors[static_cast<std::size_t>(i)]) std::rethrow_exception(errors[static_cast<std::size_t>(i)]);
+        all.append(*batch[static_cast<std::size_t>(i)], first + i);
+      }
+    }
     graph = std::move(all);
   }
   clock.mark("op-graph", spec.name);
