@@ -31,6 +31,7 @@
 #include "sim/collective_bench.hpp"
 #include "sim/mpi_split.hpp"
 #include "sim/output_file.hpp"
+#include "sim/phase_clock.hpp"
 #include "sim/runner.hpp"
 #include "sim/scenario.hpp"
 #include "reports/param_sweep.hpp"
@@ -63,7 +64,9 @@ int cmd_run(const std::string& file, const std::string& json, const std::string&
             const std::string& trace, const std::string& html, int html_layer, const std::vector<std::string>& only,
             const std::string& fidelity, int jobs,
             bool quiet, bool show_wall, bool force) {
+  PhaseClock clock;
   Scenario sc = load_scenario(file);
+  clock.mark("load", "run");
   if (const ResourceEstimate est = estimate_resources(sc); est.routing_draws > kMaxDrawsWithoutForce && !force) {
     std::cerr << fmt::format("moesim run: {}: workload.tokens_per_rank: about {:.3g} routing draws per variant "
                              "(more than {:.0e}, likely hours); lower tokens_per_rank or simulation.layers, or "
@@ -116,6 +119,7 @@ int cmd_run(const std::string& file, const std::string& json, const std::string&
   if (fidelity == "exact") opt.fidelity = Fidelity::exact;
   if (fidelity == "fast") opt.fidelity = Fidelity::fast;
   RunResult rr = run_scenario(sc, opt);
+  clock.mark("variants", "run");
   if (!quiet) {
     std::cout << reports::console_report(rr, show_wall);
     flush_stdout();
@@ -125,6 +129,7 @@ int cmd_run(const std::string& file, const std::string& json, const std::string&
   if (!sweep_csv.empty()) write_file(sweep_csv, reports::sweep_csv_report(rr));
   if (!trace.empty()) write_file(trace, reports::perfetto_trace(rr));
   if (!html.empty()) write_file(html, reports::html_report(rr, html_layer));
+  clock.mark("reports", "run");
   return 0;
 }
 
