@@ -200,13 +200,16 @@ LayerEmitter::Ids LayerEmitter::all_to_all(int layer, Phase ph, OpClass cls, Str
   const double bpt = costs(layer).bytes_per_token();
   // Token owner -> expert owner, or the transpose.
   const bool forward_dir = (cls == OpClass::dispatch) == (ph == Phase::forward);
-  std::vector<double> bytes(static_cast<std::size_t>(R) * R, 0.0);
-  for (int s = 0; s < R; ++s)
-    for (int d = 0; d < R; ++d) {
+  // Written in order, without zeroing first: at EP 256 a training step holds 244 of these 512 KiB matrices,
+  // and zeroing them was 9 % of its time.
+  std::vector<double> bytes;
+  bytes.reserve(static_cast<std::size_t>(R) * R);
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < R; ++j) {
+      const int s = forward_dir ? i : j, d = forward_dir ? j : i;
       int64_t pairs = matrix[static_cast<std::size_t>(s) * R + d];
       if (chunk >= 0) pairs = share(pairs, parts, chunk);
-      const std::size_t at = forward_dir ? static_cast<std::size_t>(s) * R + d : static_cast<std::size_t>(d) * R + s;
-      bytes[at] = static_cast<double>(pairs) * bpt;
+      bytes.push_back(static_cast<double>(pairs) * bpt);
     }
   return g_.add_all_to_all(stream, cls, ph, layer, std::move(bytes), deps, chunk);
 }
