@@ -20,6 +20,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -269,17 +270,34 @@ int finish_mpi_sweep(const MpiWorld& world, SweepOutcome& r, const std::string& 
 // `moesim sweep` (sim/sweep.hpp). Exit 130 when interrupted (Ctrl-C): the CSV holds the finished points.
 // Launched by mpirun as N > 1 processes, rank r runs the points p with p % N == r (shard r+1 of N, into its
 // own CSV, rank_csv_path) and rank 0 writes the whole sweep's CSV (finish_mpi_sweep, sim/mpi_split.hpp).
-int cmd_sweep(const std::string& file, const std::string& csv, const std::string& json, const std::string& html,
-              const std::vector<std::string>& set, const std::vector<std::string>& zip, const std::string& fidelity,
-              int jobs, bool resume, bool quiet, bool force, const std::string& shard) {
-  if (!outputs_writable("sweep", {{"--csv", csv}, {"--json", json}, {"--html", html}})) return 2;
+// The MPI world `moesim COMMAND` was launched in (size 1 without a launcher), or nullopt after saying why it
+// cannot run: a malformed launcher environment, or an MPI launch of a moesim built without MPI (N copies of
+// the whole command would waste N - 1 machines and race on its outputs); `otherwise` says what to do instead.
+std::optional<MpiWorld> mpi_world_for(const char* command, const char* otherwise) {
   MpiWorld world;
   try {
     world = mpi_world_from_env();
   } catch (const std::invalid_argument& e) {
-    std::cerr << "moesim sweep: " << e.what() << "\n";
-    return 2;
+    std::cerr << "moesim " << command << ": " << e.what() << "\n";
+    return std::nullopt;
   }
+  if (world.size > 1 && !mpi_compiled()) {
+    std::cerr << fmt::format("moesim {}: launched as rank {} of {} ({}), but this moesim was built without MPI "
+                             "(CMake found none: install libopenmpi-dev and configure again); {}\n",
+                             command, world.rank, world.size, world.source, otherwise);
+    return std::nullopt;
+  }
+  return world;
+}
+
+int cmd_sweep(const std::string& file, const std::string& csv, const std::string& json, const std::string& html,
+              const std::vector<std::string>& set, const std::vector<std::string>& zip, const std::string& fidelity,
+              int jobs, bool resume, bool quiet, bool force, const std::string& shard) {
+  if (!outputs_writable("sweep", {{"--csv", csv}, {"--json", json}, {"--html", html}})) return 2;
+  const std::optional<MpiWorld> launched =
+      mpi_world_for("sweep", "run it without mpirun, or split the sweep with --shard I/N and `moesim merge`");
+  if (!launched) return 2;
+  const MpiWorld world = *launched;
   SweepOptions o;
   o.jobs = jobs;
   o.resume = resume;
@@ -295,14 +313,6 @@ int cmd_sweep(const std::string& file, const std::string& csv, const std::string
     }
   }
   if (world.size > 1) {
-    if (!mpi_compiled()) {
-      // N copies of the whole sweep writing one CSV would waste N-1 machines and race on the file.
-      std::cerr << fmt::format("moesim sweep: launched as rank {} of {} ({}), but this moesim was built without MPI "
-                               "(CMake found none: install libopenmpi-dev and configure again); run it without "
-                               "mpirun, or split the sweep with --shard I/N and `moesim merge`\n",
-                               world.rank, world.size, world.source);
-      return 2;
-    }
     if (!shard.empty()) {
       std::cerr << "moesim sweep: --shard and an MPI launch both split the points; use one of them\n";
       return 2;
@@ -361,19 +371,9 @@ int cmd_sweep(const std::string& file, const std::string& csv, const std::string
 // and rank 0 gathers every rank's results and writes the console answer and the CSV.
 int cmd_plan(const std::string& file, const std::string& csv, int jobs, bool quiet) {
   if (!outputs_writable("plan", {{"--csv", csv}})) return 2;
-  MpiWorld world;
-  try {
-    world = mpi_world_from_env();
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "moesim plan: " << e.what() << "\n";
-    return 2;
-  }
-  if (world.size > 1 && !mpi_compiled()) {
-    std::cerr << fmt::format("moesim plan: launched as rank {} of {} ({}), but this moesim was built without MPI "
-                             "(CMake found none: install libopenmpi-dev and configure again); run it without mpirun\n",
-                             world.rank, world.size, world.source);
-    return 2;
-  }
+  const std::optional<MpiWorld> launched = mpi_world_for("plan", "run it without mpirun");
+  if (!launched) return 2;
+  const MpiWorld world = *launched;
   PlanOptions o;
   o.jobs = jobs;
   o.quiet = quiet;
