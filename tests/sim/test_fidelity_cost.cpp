@@ -47,7 +47,8 @@ TEST_CASE("auto fidelity: exact within the flow budget, fast beyond it", "[fidel
   CHECK(multi.resolved_fidelity() == Fidelity::fast);
 }
 
-// Measured 2026-12-06: exact 10.522 s, fast 10.744 s (+2.1 %). Before the whole step (no DP gradient
+// Measured 2026-12-07: exact 10.528 s (network/optim Full; 10.522 s under the Lazy update it replaced), fast
+// 10.744 s (+2.05 %); the exact run takes ~140 s. Before the whole step (no DP gradient
 // all-reduce) the two were 0.23 % apart. By the sharing rules, the difference is how a ring all-reduce shares
 // a NIC with a concurrent all-to-all: L07 (fast) makes each collective one max-min variable, so the ring can
 // take about half of a shared NIC, while CM02 (exact) shares per flow, where the ring's one flow competes with
