@@ -150,7 +150,10 @@ std::string console_report(const RunResult& r, bool show_wall) {
   kv("scenario", fmt::format("{} ({}, sha256 {})", c.scenario_name, c.scenario_file,
                              c.scenario_sha256.substr(0, 12)));
   kv("model", fmt::format("{} on {} ({} GPUs), {}", c.model, c.cluster, c.gpus, c.etp > 1 ? fmt::format("{} ranks (EP {} x ETP {})", c.ep_ranks, c.ep_ranks / c.etp, c.etp) : fmt::format("{} EP ranks", c.ep_ranks)) +
-                 (c.dp > 1 ? fmt::format(", x DP {} replicas = {} ranks", c.dp, c.dp * c.ep_ranks) : std::string()));
+                 (c.dp > 1 ? fmt::format(", x DP {} replicas = {} ranks{}", c.dp, c.dp * c.ep_ranks,
+                                         c.dp_simulated < c.dp ? fmt::format(" ({} replicas simulated)", c.dp_simulated)
+                                                               : std::string())
+                           : std::string()));
   kv("mode", fmt::format("{}, {} tokens per rank, seed {}", c.mode, c.tokens_per_rank, c.seed));
   kv("fidelity", fmt::format("{} (requested {})", c.fidelity, c.fidelity_requested));
   kv("simgrid", fmt::format("{}: {}", c.simgrid_version, settings_text(c)));

@@ -131,7 +131,11 @@ Json context_json(const RunContext& c) {
           {"profiles", profiles},
           {"approximations", c.approximations}};
   if (c.etp > 1) out["etp"] = c.etp;  // only with expert tensor parallelism: other outputs stay as they were
-  if (c.dp > 1) out["dp"] = c.dp;     // only with data-parallel replicas
+  if (c.dp > 1) {  // only with data-parallel replicas
+    out["dp"] = c.dp;
+    out["dp_simulated"] = c.dp_simulated;
+    if (!c.dp_all_reason.empty()) out["dp_all_reason"] = c.dp_all_reason;
+  }
   return out;
 }
 

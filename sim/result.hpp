@@ -29,6 +29,10 @@ struct RunContext {
   int ep_ranks = 0;  // ranks (GPUs) = EP degree x etp
   int etp = 1;       // expert tensor-parallel degree (parallelism.etp)
   int dp = 1;        // data-parallel replicas of the EP group (parallelism.dp); the run has dp x ep_ranks ranks
+  // Replicas the engine simulated (simulation.dp_replicas; fewer than dp: representative replicas, named in
+  // `approximations`), and with dp > 1 and all simulated under auto, why no fewer could be ("" otherwise).
+  int dp_simulated = 1;
+  std::string dp_all_reason;
   std::string mode;               // inference_prefill | decode | training
   int64_t tokens_per_rank = 0;
   struct ProfileInfo {

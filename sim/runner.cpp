@@ -49,6 +49,16 @@ RunContext make_context(const Scenario& sc, Fidelity fidelity) {
   c.ep_ranks = sc.ep;
   c.etp = sc.etp;
   c.dp = sc.dp;
+  c.dp_simulated = sc.dp_simulated;
+  if (sc.dp_simulated < sc.dp)
+    c.approximations.push_back(fmt::format(
+        "{} of {} DP replicas simulated (simulation.dp_replicas {}): every replica runs the same routing and ops, "
+        "each fills whole identical servers of cluster {}, whose fabric cannot bind beyond the NICs, so the others "
+        "run the same ops at the same times; rows cover the simulated replicas' ranks{}; measured difference in "
+        "ARCHITECTURE.md, 'Representative DP replicas'",
+        sc.dp_simulated, sc.dp, sc.dp_replicas, sc.cluster_name,
+        sc.mode == models::Mode::training ? "; the gradient rings carry the bytes of rings over all replicas" : ""));
+  c.dp_all_reason = sc.dp_simulated == sc.dp && sc.dp_replicas == "auto" ? sc.dp_representative_block : "";
   c.mode = models::mode_name(sc.mode);
   c.tokens_per_rank = sc.tokens_per_rank;
   RunContext::ProfileInfo p;
@@ -182,7 +192,9 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   std::optional<models::StageCosts> stage_costs;
   if (!arch.stages.empty())
     stage_costs.emplace(sc.profile, arch, sc.mode == models::Mode::decode, sc.tokens_per_rank, sc.context_tokens);
-  const models::DataParallel dp{sc.dp, sc.dp_bucket_bytes};
+  // The simulated replicas (all dp of them, or representative ones: Scenario::dp_simulated) with the gradient
+  // rings' bytes of all dp.
+  const models::DataParallel dp{sc.dp_simulated, sc.dp_bucket_bytes, sc.dp};
   auto build_step = [&](int s) {
     // The whole step: blocks with their norms and residual adds, embedding, LM head, loss, then the DP
     // replicas, the gradient all-reduce and the optimizer (models/step_ops.hpp, finish_step).
@@ -192,7 +204,7 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   };
   OpGraph graph = build_step(0);
   if (sc.steps > 1) {
-    OpGraph all(sc.ep * sc.dp);
+    OpGraph all(sc.simulated_ranks());
     all.append(graph, 0);
     // Steps are built a few at a time on as many threads as the routing uses (building reads only the
     // scenario, the costs and the routing) and appended in step order: the same graph as one by one, with at
@@ -221,7 +233,8 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
     graph = std::move(all);
   }
   clock.mark("op-graph", spec.name);
-  const PlatformSpec platform = sc.cluster.lower(sc.rank_gpu);
+  const std::vector<int> rank_gpu = sc.simulated_rank_gpu();
+  const PlatformSpec platform = sc.cluster.lower(rank_gpu);
   clock.mark("lower", spec.name);
 
   EngineOptions eo;
@@ -229,7 +242,7 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   eo.precision_s = sc.precision_s;
   eo.overlap_interference = sc.profile.overlap_interference;
   eo.collective_launch_s = sc.profile.collective_launch.value;
-  Trace trace = run_engine(platform, sc.rank_gpu, graph, eo);
+  Trace trace = run_engine(platform, rank_gpu, graph, eo);
   clock.mark("simulate", spec.name);
 
   VariantResult v;

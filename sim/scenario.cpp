@@ -57,8 +57,8 @@ double Scenario::expected_exact_flows() const {
   const double passes = mode == models::Mode::training ? 2.0 : 1.0;  // backward repeats both all-to-alls
   // Every workload step repeats them.
   const double pairs = static_cast<double>(ep) * (static_cast<double>(std::max(0, ep - 1)) + (etp - 1));
-  // Every DP replica runs its own all-to-alls (the gradient all-reduce rings add a few flows per bucket).
-  return moe * 2.0 * passes * pairs * static_cast<double>(std::max(1, steps)) * std::max(1, dp);
+  // Every simulated DP replica runs its own all-to-alls (the gradient rings add a few flows per bucket).
+  return moe * 2.0 * passes * pairs * static_cast<double>(std::max(1, steps)) * std::max(1, dp_simulated);
 }
 
 namespace {
@@ -82,6 +82,37 @@ void check_memory(const Scenario& sc, const YamlView& wl) {
                   "tokens_per_rank or simulation.layers",
                   format_bytes(est.bytes), records ? " (keep_scores keeps 9 bytes per token and expert)" : ""),
       wl.at("tokens_per_rank").shown());
+}
+
+// simulation.dp_replicas -> Scenario::dp_simulated (see there). Representative replicas are exact when every
+// replica is the same work on the same kind of hardware, unshared: the cluster says its servers are identical
+// and its fabric can never bind beyond the NICs (topo::Cluster::identical_nodes_nonblocking), each replica
+// fills whole servers, and ranks sit on GPUs in order (replica d on servers d x n .. d x n + n - 1).
+void resolve_dp_replicas(Scenario& sc, const YamlView& sim) {
+  sc.dp_simulated = sc.dp;
+  sc.dp_representative_block.clear();
+  const int keep = sc.mode == models::Mode::training ? 2 : 1;
+  if (sc.dp_replicas == "all" || sc.dp <= keep) return;  // nothing left out: no approximation to name
+  const topo::Cluster& c = sc.cluster;
+  bool in_order = true;
+  for (std::size_t i = 0; i < sc.rank_gpu.size(); ++i) in_order = in_order && sc.rank_gpu[i] == static_cast<int>(i);
+  std::string& why = sc.dp_representative_block;
+  if (!c.identical_nodes_nonblocking)
+    why = c.family != "multi_node"
+              ? fmt::format("cluster family {} does not declare identical servers on a non-blocking fabric (only "
+                            "multi_node does)", c.family)
+              : "the fabric is oversubscribed: the replicas' all-to-alls can contend on its uplinks";
+  else if (sc.ep % c.gpus_per_node != 0)
+    why = fmt::format("a replica's {} ranks do not fill whole servers of {} GPUs: replicas would share a server's "
+                      "links", sc.ep, c.gpus_per_node);
+  else if (!in_order)
+    why = "parallelism.gpus places the ranks by hand: replicas may sit on different kinds of links";
+  if (why.empty()) {
+    sc.dp_simulated = keep;
+  } else if (sc.dp_replicas == "representative") {
+    sim.at("dp_replicas").error(fmt::format("cannot simulate representative DP replicas: {}; use auto or all", why),
+                                sim.at("dp_replicas").shown());
+  }
 }
 
 Scenario decode(const YamlView& root, const std::string& file, const std::string& text, Diagnostics& diags) {
@@ -328,12 +359,14 @@ Scenario decode(const YamlView& root, const std::string& file, const std::string
   // simulation
   YamlView sim = root.at("simulation");
   if (sim.defined() && sim.expect_map()) {
-    sim.check_keys({"fidelity", "precision", "layers"});
+    sim.check_keys({"fidelity", "precision", "layers", "dp_replicas"});
     const std::string f = sim.choice_or("fidelity", {"auto", "exact", "fast"}, "auto");
     sc.fidelity = f == "exact" ? FidelityRequest::exact : f == "fast" ? FidelityRequest::fast : FidelityRequest::auto_;
     sc.precision_s = sim.quantity_or("precision", Dim::seconds, 1e-9, Range::between(1e-12, 1e-3));
     sc.layers_limit = static_cast<int>(sim.integer_or("layers", 0, Range::between(1, 100000)));
+    sc.dp_replicas = sim.choice_or("dp_replicas", {"auto", "all", "representative"}, "auto");
   }
+  if (diags.empty()) resolve_dp_replicas(sc, sim);
   if (diags.empty()) check_memory(sc, wl);
   return sc;
 }

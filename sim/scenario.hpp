@@ -3,6 +3,8 @@
 // The format (moesim-scenario v1) is documented key by key in scenarios/README.md.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -56,6 +58,22 @@ struct Scenario {
   // time; the default, which is what step times meant before those ops existed) or step (the whole step).
   std::string speedup_scope = "block";
 
+  // simulation.dp_replicas: auto | all | representative, and what it resolved to. dp_simulated: the DP replicas
+  // the engine simulates, dp or (representative) the first 2 in training, 1 otherwise: every replica runs the
+  // same routing and op graph, so when replicas fill whole identical servers of a non-blocking fabric (they
+  // share no link that can bind) the others run the same ops at the same times; two in training so that the
+  // gradient rings cross a replica boundary as they do on the cluster (their bytes are those of the rings of
+  // all dp replicas: models::DataParallel::ring_degree). dp_representative_block: why auto simulates every
+  // replica ("" when representative replicas are exact).
+  std::string dp_replicas = "auto";
+  int dp_simulated = 1;
+  std::string dp_representative_block;
+  // Ranks the engine simulates (dp_simulated x ep) and their GPUs (the first entries of rank_gpu).
+  int simulated_ranks() const { return dp_simulated * ep; }
+  std::vector<int> simulated_rank_gpu() const {
+    return {rank_gpu.begin(), rank_gpu.begin() + std::min<std::ptrdiff_t>(simulated_ranks(), std::ssize(rank_gpu))};
+  }
+
   FidelityRequest fidelity = FidelityRequest::auto_;
   double precision_s = 1e-9;
   int layers_limit = 0;  // 0 = all layers
@@ -68,8 +86,8 @@ struct Scenario {
   Fidelity resolved_fidelity() const;
   // Flows the exact level simulates: one per ordered rank pair in each dispatch and combine all-to-all of each
   // simulated MoE layer (twice in training), for every workload step, plus with etp > 1 one per ordered pair
-  // within each group for the all-gather and the reduce-scatter. Chunked schedules split bytes, not pairs;
-  // the estimate is per chunk.
+  // within each group for the all-gather and the reduce-scatter, for each simulated DP replica. Chunked
+  // schedules split bytes, not pairs; the estimate is per chunk.
   double expected_exact_flows() const;
 };
 

@@ -29,7 +29,7 @@ Cluster::Cluster() : g_(std::make_unique<Graph>()) {}
 Cluster::~Cluster() = default;
 Cluster::Cluster(const Cluster& o)
     : name(o.name), family(o.family), description(o.description), default_gpu_profile(o.default_gpu_profile),
-      g_(std::make_unique<Graph>()), gpus_(o.gpus_) {
+      identical_nodes_nonblocking(o.identical_nodes_nonblocking), gpus_per_node(o.gpus_per_node), g_(std::make_unique<Graph>()), gpus_(o.gpus_) {
   // Rebuild rather than copy so that the edge descriptors in g_->edges point into our own graph.
   for (std::size_t v = 0; v < o.vertex_count(); ++v) boost::add_vertex(o.vertex(v), g_->g);
   g_->by_name = o.g_->by_name;

@@ -91,6 +91,13 @@ class Cluster {
   std::string family;               // the family that built it
   std::string description;          // free text from the input, may be empty
   std::string default_gpu_profile;  // GPU profile id (models/ resolves it); may be empty
+  // Set by family multi_node: its servers are identical (GPU ids node-major, gpus_per_node each) and its fabric
+  // beyond the NICs can never limit a transfer below the NICs' own bandwidth (single_switch, or fat_tree /
+  // rail_optimized at oversubscription 1: every switch uplink carries at least the sum of the NIC bandwidths
+  // beneath it, and latency sits on the GPU-attached links only). Whole nodes then never share a link that
+  // can bind, which is what lets the runner simulate representative DP replicas (Scenario::dp_simulated).
+  bool identical_nodes_nonblocking = false;
+  int gpus_per_node = 0;  // multi_node: GPUs of each server; 0 for other families
 
  private:
   PlatformSpec lower_impl(const std::vector<int>* used) const;

@@ -303,18 +303,19 @@ namespace moesim::models {
 namespace {
 
 // A ring all-reduce of `bytes` over `members` (ascending) on the dp stream: a reduce-scatter then an
-// all-gather, in each of which member i sends (N - 1) / N x bytes to member i + 1 (mod N). It is one library
-// call, so it pays one collective launch (the reduce-scatter's). `ready[r]` is the op after which rank r's
-// gradients are ready (kNoOp: none). Returns the all-gather's op ids (per graph rank).
-std::vector<OpId> ring_all_reduce(OpGraph& g, const std::vector<int>& members, double bytes,
-                                  const std::vector<OpId>& ready) {
-  const std::size_t n = members.size();
+// all-gather, in each of which member i sends (N - 1) / N x bytes to member i + 1 (mod members). N =
+// `ring_members`, the ring's size on the cluster (>= members: representative replicas, see DataParallel). It
+// is one library call, so it pays one collective launch (the reduce-scatter's). `ready[r]` is the op after
+// which rank r's gradients are ready (kNoOp: none). Returns the all-gather's op ids (per graph rank).
+std::vector<OpId> ring_all_reduce(OpGraph& g, const std::vector<int>& members, std::size_t ring_members,
+                                  double bytes, const std::vector<OpId>& ready) {
+  const std::size_t n = members.size(), N = std::max(n, ring_members);
   if (n < 2 || bytes <= 0) return {};
   // Sparse: n transfers, not an n x n matrix (a bucket over 2,048 ranks would hold 32 MB of zeros).
   std::vector<Transfer> ring;
   ring.reserve(n);
   for (std::size_t i = 0; i < n; ++i)
-    ring.push_back({static_cast<int32_t>(i), static_cast<int32_t>((i + 1) % n), static_cast<double>(n - 1) / n * bytes});
+    ring.push_back({static_cast<int32_t>(i), static_cast<int32_t>((i + 1) % n), static_cast<double>(N - 1) / N * bytes});
   std::vector<std::vector<OpId>> deps(static_cast<std::size_t>(g.ranks()));
   for (int r : members)
     if (ready[static_cast<std::size_t>(r)] != kNoOp) deps[static_cast<std::size_t>(r)].push_back(ready[static_cast<std::size_t>(r)]);
@@ -330,7 +331,7 @@ std::vector<OpId> ring_all_reduce(OpGraph& g, const std::vector<int>& members, d
 }  // namespace
 
 OpGraph finish_step(OpGraph g, const StepInput& in, const DataParallel& dp) {
-  const int R = in.ranks, D = std::max(1, dp.degree);
+  const int R = in.ranks, D = std::max(1, dp.degree), ring_d = std::max(D, dp.ring_degree);
   if (g.ranks() != R) throw std::invalid_argument("finish_step: the graph must hold one EP group");
   const StepOpCosts costs(in.costs.model());
   const Architecture& a = in.arch;
@@ -421,7 +422,7 @@ OpGraph finish_step(OpGraph g, const StepInput& in, const DataParallel& dp) {
     const std::vector<OpId> ready = ready_of(p);
     dense_acc += p.dense * kGradBytesPerParam;
     if (N > 1 && (dense_acc >= dp.bucket_bytes || final_point) && dense_acc > 0) {
-      keep_last(ring_all_reduce(out, all, dense_acc, ready));
+      keep_last(ring_all_reduce(out, all, static_cast<std::size_t>(ring_d) * R, dense_acc, ready));
       dense_acc = 0;
     }
     if (D < 2) continue;
@@ -431,7 +432,7 @@ OpGraph finish_step(OpGraph g, const StepInput& in, const DataParallel& dp) {
       if ((acc >= dp.bucket_bytes || final_point) && acc > 0) {
         std::vector<int> group;
         for (int d = 0; d < D; ++d) group.push_back(d * R + r);
-        keep_last(ring_all_reduce(out, group, acc, ready));
+        keep_last(ring_all_reduce(out, group, static_cast<std::size_t>(ring_d), acc, ready));
         acc = 0;
       }
     }

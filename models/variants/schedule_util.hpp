@@ -130,8 +130,11 @@ OpGraph build_layered(const StepInput& in, const MoeBlock& moe,
 
 // Data-parallel settings of a training step (parallelism.dp, dp_bucket).
 struct DataParallel {
-  int degree = 1;             // replicas of the EP group (parallelism.dp)
+  int degree = 1;             // replicas of the EP group in the graph (the simulated ones)
   double bucket_bytes = 0;    // gradient bucket (bytes); see finish_step
+  // Replicas on the cluster (parallelism.dp), >= degree: the gradient rings carry the bytes of rings over
+  // ring_degree replicas (Scenario::dp_simulated: representative replicas). 0 = degree.
+  int ring_degree = 0;
 };
 
 // Completes a full step graph built for one EP group (in.ranks ranks, in.full_step) for the whole cluster:
@@ -149,7 +152,10 @@ struct DataParallel {
 //    dp.degree > 1 their buckets reduce over each DP group. A ring all-reduce of S bytes over N members is
 //    given as a reduce-scatter then an all-gather in which each member sends (N - 1) / N x S to the next member
 //    of the ring (rank order): 2 (N - 1) / N x S / B on links of bandwidth B, the ring's bandwidth term (its
-//    2 (N - 1) per-hop latencies are one route latency per half here). Then each rank's optimizer step (Adam,
+//    2 (N - 1) per-hop latencies are one route latency per half here). With dp.ring_degree > dp.degree (the
+//    graph holds representative replicas) N counts the ring's members on the cluster (ring_degree x in.ranks
+//    for dense buckets, ring_degree for expert buckets) while the ring runs over the graph's replicas: every
+//    member still sends and receives (N - 1) / N x S once per half, over the same kinds of links. Then each rank's optimizer step (Adam,
 //    StepOpCosts::adam over every parameter it holds) runs once its last bucket is reduced.
 OpGraph finish_step(OpGraph g, const StepInput& in, const DataParallel& dp);
 

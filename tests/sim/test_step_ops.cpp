@@ -2,8 +2,12 @@
 // data-parallel gradient all-reduce, each worked by hand.
 #include <catch2/catch.hpp>
 #include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "models/step_ops.hpp"
+#include "sim/result_json.hpp"
 #include "sim/runner.hpp"
 #include "sim/scenario.hpp"
 #include "tests/sim/test_support.hpp"
@@ -179,4 +183,172 @@ simulation: {layers: 2}
   // A plain name keeps the block scope.
   Scenario sc = load_scenario_text(head + "baseline: a\n", "scope.yaml");
   CHECK(sc.speedup_scope == "block");
+}
+
+// Representative DP replicas (simulation.dp_replicas, issue 14 point 3). Four one-GPU servers on one switch
+// (1 GB/s NICs each way, no latency), four replicas of a 1-rank EP group of the toy above: dense gradients
+// 59,008 B and expert gradients 24,576 B, each one bucket, all-reduced over N = 4 members (dense: every rank;
+// experts: the DP group, also every rank). Each member sends (N - 1) / N x S to the next in each half and
+// receives as much from the previous, one flow each way per NIC: 2 x 3/4 x (59,008 + 24,576) B / 1 GB/s =
+// 125.376 us per rank. Auto simulates 2 replicas (training: the rings cross a replica boundary) whose rings
+// carry the bytes of 4-member rings: the same 125.376 us; `all` simulates the 4.
+namespace {
+// The whole result of one simulation, run in a forked child.
+VariantResult run_variant(const Scenario& sc, Fidelity f) {
+  const testing::ChildText out =
+      testing::run_in_child_text([&] { return variant_to_json(simulate_variant(sc, sc.variants.at(0), f, false)).dump(); });
+  REQUIRE(out.ok());
+  return variant_from_json(nlohmann::json::parse(out.text));
+}
+}  // namespace
+
+TEST_CASE("representative DP replicas give the all-reduce of every replica", "[step_ops][dp]") {
+  const std::string head = R"(
+version: 1
+name: toy-dp4
+model: {name: toy, layers: 1, hidden: 64, expert_ffn: 32, routed_experts: 2, top_k: 1, vocab_size: 100,
+        attention: {kind: mha, heads: 2, head_dim: 32}}
+cluster:
+  family: multi_node
+  gpu: h100-sxm
+  nodes: 4
+  node: {family: nvswitch_node, gpus: 1, nvlink_bandwidth: "1GB/s"}
+  nic_bandwidth: "1GB/s"
+  fabric: single_switch
+gpu: {profile: )" + testing::source_dir() + R"(/tests/data/toy-profile.yaml}
+parallelism: {ep: 1, dp: 4, dp_bucket: "1GB"}
+workload: {mode: training, tokens_per_rank: 4, seed: 1}
+variants:
+  - {name: topk, schedule: topk}
+)";
+  const Scenario rep = load_scenario_text(head, "toy-dp4.yaml");
+  const Scenario all = load_scenario_text(head + "simulation: {dp_replicas: all}\n", "toy-dp4-all.yaml");
+  REQUIRE(rep.dp_simulated == 2);
+  REQUIRE(rep.simulated_rank_gpu() == std::vector<int>{0, 1});
+  REQUIRE(all.dp_simulated == 4);
+  auto reduce = [](const VariantResult& v) { return v.time_by_class_s.at("dp_all_reduce"); };
+  auto step = [](const VariantResult& v) { return v.step_time_s; };
+  for (Fidelity f : {Fidelity::exact, Fidelity::fast}) {
+    INFO(fidelity_name(f));
+    const double eps = f == Fidelity::exact ? 1e-9 : 1e-6;
+    CHECK(simulated(rep, f, reduce) == Approx(125.376e-6).epsilon(eps));
+    CHECK(simulated(all, f, reduce) == Approx(125.376e-6).epsilon(eps));
+    CHECK(simulated(rep, f, step) == Approx(simulated(all, f, step)).epsilon(1e-12));
+  }
+  // Inference has no rings: one replica stands for all.
+  std::string prefill = head;
+  prefill.replace(prefill.find("training"), 8, "inference_prefill");
+  CHECK(load_scenario_text(prefill, "toy-dp4-prefill.yaml").dp_simulated == 1);
+}
+
+// When the replicas may interact, auto simulates every one and says why; representative is refused.
+TEST_CASE("auto simulates every DP replica where replicas could differ or contend", "[step_ops][dp]") {
+  auto scenario = [](const std::string& cluster, const std::string& par, const std::string& sim) {
+    return "version: 1\nname: dp\nmodel: olmoe-1b-7b\ncluster: " + cluster + "\nparallelism: " + par +
+           "\nworkload: {mode: training, tokens_per_rank: 256}\nvariants:\n  - {name: base, schedule: topk}\n" + sim;
+  };
+  const std::string rail = "h100-4x8-400g-rail";
+  const std::string oversub =
+      "{family: multi_node, gpu: h100-sxm, nodes: 4, node: {family: nvswitch_node, gpus: 8, nvlink_bandwidth: "
+      "\"370GB/s\"}, nic_bandwidth: \"48GB/s\", fabric: {type: fat_tree, nics_per_leaf: 8, oversubscription: 2}}";
+  CHECK(load_scenario_text(scenario(rail, "{ep: 8, dp: 4}", ""), "a.yaml").dp_simulated == 2);
+  {
+    const Scenario sc = load_scenario_text(scenario(oversub, "{ep: 8, dp: 4}", ""), "b.yaml");
+    CHECK(sc.dp_simulated == 4);
+    CHECK_THAT(sc.dp_representative_block, Catch::Contains("oversubscribed"));
+  }
+  {
+    const Scenario sc = load_scenario_text(scenario(rail, "{ep: 4, dp: 8}", ""), "c.yaml");
+    CHECK(sc.dp_simulated == 8);
+    CHECK_THAT(sc.dp_representative_block, Catch::Contains("whole servers"));
+  }
+  {
+    const Scenario sc = load_scenario_text(
+        scenario(rail, "{ep: 8, dp: 4, gpus: [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, "
+                       "20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31]}", ""),
+        "d.yaml");
+    CHECK(sc.dp_simulated == 4);
+    CHECK_THAT(sc.dp_representative_block, Catch::Contains("by hand"));
+  }
+  {
+    const Scenario sc = load_scenario_text(scenario("h200-hgx-8", "{ep: 2, dp: 4}", ""), "e.yaml");
+    CHECK(sc.dp_simulated == 4);
+    CHECK_THAT(sc.dp_representative_block, Catch::Contains("nvswitch_node"));
+  }
+  // Two replicas in training are already the representative pair: nothing is left out.
+  CHECK(load_scenario_text(scenario(rail, "{ep: 16, dp: 2}", ""), "f.yaml").dp_simulated == 2);
+  CHECK(load_scenario_text(scenario(rail, "{ep: 8, dp: 4}", "simulation: {dp_replicas: all}\n"), "g.yaml").dp_simulated ==
+        4);
+  CHECK_THROWS_WITH(load_scenario_text(scenario(oversub, "{ep: 8, dp: 4}", "simulation: {dp_replicas: representative}\n"),
+                                       "h.yaml"),
+                    Catch::Contains("cannot simulate representative DP replicas"));
+}
+
+// Issue 14 point 5: representative DP replicas against simulating every replica, on a case small enough to
+// run both in both fidelities (under a second; the slow test below does the 2,048-GPU bench): OLMoE, 4 layers, training, Zipf routing, 4 replicas of EP 16 (two 8-GPU servers
+// each) on a rail-optimized 400G fabric. Step times, every class time and the simulated ranks' rows agree to
+// rounding (measured: see ARCHITECTURE.md, 'Representative DP replicas').
+TEST_CASE("representative DP replicas match simulating every replica", "[step_ops][dp]") {
+  const std::string head = R"(
+version: 1
+name: dp-representative
+model: olmoe-1b-7b
+cluster:
+  family: multi_node
+  gpu: h100-sxm
+  nodes: 8
+  node: {family: nvswitch_node, gpus: 8, nvlink_bandwidth: "370GB/s", nvlink_latency: "0.5us"}
+  nic_bandwidth: "48GB/s"
+  nic_link_bandwidth: "64GB/s"
+  nic_latency: "1.5us"
+  fabric: rail_optimized
+parallelism: {ep: 16, dp: 4, dp_bucket: "64MiB"}
+workload: {mode: training, tokens_per_rank: 1024, seed: 3, routing: {distribution: zipf, s: 1.0}}
+variants:
+  - {name: topk, schedule: topk}
+)";
+  const Scenario rep = load_scenario_text(head + "simulation: {layers: 4}\n", "rep.yaml");
+  const Scenario all = load_scenario_text(head + "simulation: {layers: 4, dp_replicas: all}\n", "all.yaml");
+  REQUIRE(rep.dp_simulated == 2);
+  REQUIRE(all.dp_simulated == 4);
+  for (Fidelity f : {Fidelity::exact, Fidelity::fast}) {
+    INFO(fidelity_name(f));
+    const VariantResult a = run_variant(rep, f), b = run_variant(all, f);
+    CHECK(a.step_time_s == Approx(b.step_time_s).epsilon(1e-12));
+    REQUIRE(a.time_by_class_s.size() == b.time_by_class_s.size());
+    for (const auto& [cls, t] : b.time_by_class_s) {
+      INFO(cls);
+      CHECK(a.time_by_class_s.at(cls) == Approx(t).epsilon(1e-9));
+    }
+    // Rows: the representative run's ranks (2 x 16) are the first ones of the full run, with the same figures.
+    std::map<std::tuple<int, int, int>, const LayerRankRow*> full;
+    for (const LayerRankRow& r : b.rows) full[{r.step, r.layer, r.rank}] = &r;
+    CHECK(a.rows.size() * 2 == b.rows.size());
+    for (const LayerRankRow& r : a.rows) {
+      REQUIRE(r.rank < 32);
+      const LayerRankRow& o = *full.at({r.step, r.layer, r.rank});
+      CHECK(r.tokens_received == o.tokens_received);
+      CHECK(r.end_s == Approx(o.end_s).epsilon(1e-12));
+      CHECK(r.comm_s == Approx(o.comm_s).epsilon(1e-9));
+    }
+  }
+}
+
+// The 2,048-GPU bench (scenarios/bench/dsv3-train-2048.yaml: DeepSeek-V3 training step, 32 replicas of EP 64,
+// fast fidelity) with 2 replicas simulated and with all 32: the same step time; class times (means over the
+// simulated ranks) to rounding. About 35 s, 1.1 GB (the run of every replica).
+TEST_CASE("representative DP replicas match every replica on the 2048-GPU bench", "[step_ops][dp][slow]") {
+  const std::string file = testing::source_dir() + "/scenarios/bench/dsv3-train-2048.yaml";
+  const Scenario rep = load_scenario(file);
+  Scenario all = rep;
+  all.dp_simulated = all.dp;
+  REQUIRE(rep.dp_simulated == 2);
+  REQUIRE(all.dp_simulated == 32);
+  const Fidelity f = rep.resolved_fidelity();
+  const VariantResult a = run_variant(rep, f), b = run_variant(all, f);
+  CHECK(a.step_time_s == Approx(b.step_time_s).epsilon(1e-12));
+  for (const auto& [cls, t] : b.time_by_class_s) {
+    INFO(cls);
+    CHECK(a.time_by_class_s.at(cls) == Approx(t).epsilon(1e-9));
+  }
 }

@@ -118,6 +118,8 @@ void decode_build_multi_node(const YamlView& v, Cluster& c) {
   FabricParams fab;
   if (v.require("fabric")) fab = decode_fabric(v.at("fabric"));
   if (v.diagnostic_count() != before) return;
+  c.gpus_per_node = gpus_per_node;
+  c.identical_nodes_nonblocking = fab.type == "single_switch" || fab.oversubscription == 1.0;
 
   // Servers, then their NICs; nics[n * K + k] is NIC k of node n (node-major, as fat_tree leaves count them).
   const int gpus_per_nic = gpus_per_node / nics_per_node;
