@@ -192,7 +192,7 @@ OpId OpGraph::add_compute(int rank, Stream stream, OpClass cls, Phase phase, int
 }
 
 std::vector<OpId> OpGraph::add_all_to_all(Stream stream, OpClass cls, Phase phase, int layer,
-                                          std::vector<double> bytes,
+                                          ByteMatrix bytes,
                                           const std::vector<std::vector<OpId>>& deps_per_rank, int chunk) {
   std::vector<int> all(static_cast<std::size_t>(ranks_));
   for (int r = 0; r < ranks_; ++r) all[static_cast<std::size_t>(r)] = r;
@@ -211,13 +211,13 @@ void check_members(const std::vector<int>& members, int ranks) {
 }  // namespace
 
 std::vector<OpId> OpGraph::add_collective(OpKind kind, std::vector<int> members, Stream stream, OpClass cls,
-                                          Phase phase, int layer, std::vector<double> bytes,
+                                          Phase phase, int layer, ByteMatrix bytes,
                                           const std::vector<std::vector<OpId>>& deps_per_rank, int chunk) {
   if (kind == OpKind::compute) throw std::invalid_argument("add_collective: a compute op is not a collective");
   check_members(members, ranks_);
   const std::size_t M = members.size();
   if (bytes.size() != M * M) throw std::invalid_argument("collective byte matrix must be members x members");
-  for (double b : bytes)
+  for (double b : bytes.values())
     if (!(b >= 0.0)) throw std::invalid_argument("collective bytes must be >= 0");
   Collective c;
   c.kind = kind;

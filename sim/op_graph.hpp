@@ -13,7 +13,9 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -82,6 +84,31 @@ struct Transfer {
   double bytes = 0.0;
 };
 
+// A dense collective's byte matrix (M x M, row-major), immutable once made and shared between collectives that
+// carry the same bytes: a training layer's forward dispatch and backward combine (and forward combine and
+// backward dispatch) move the same matrix, and DP replicas (OpGraph::replicate) repeat every matrix. At EP
+// 256 a training step's 244 matrices are 512 KiB each; sharing halves them, and the pages nobody touches are
+// time saved (a fresh page is zeroed by the kernel on first touch).
+class ByteMatrix {
+ public:
+  ByteMatrix() = default;
+  ByteMatrix(std::vector<double> bytes)  // NOLINT(google-explicit-constructor): a vector is a matrix
+      : p_(bytes.empty() ? nullptr : std::make_shared<const std::vector<double>>(std::move(bytes))) {}
+  ByteMatrix(std::initializer_list<double> bytes) : ByteMatrix(std::vector<double>(bytes)) {}
+  const std::vector<double>& values() const { return p_ ? *p_ : empty_; }
+  operator const std::vector<double>&() const { return values(); }  // NOLINT(google-explicit-constructor)
+  bool empty() const { return !p_ || p_->empty(); }
+  std::size_t size() const { return p_ ? p_->size() : 0; }
+  double operator[](std::size_t i) const { return (*p_)[i]; }
+  std::vector<double>::const_iterator begin() const { return values().begin(); }
+  std::vector<double>::const_iterator end() const { return values().end(); }
+  friend bool operator==(const ByteMatrix& a, const std::vector<double>& b) { return a.values() == b; }
+
+ private:
+  std::shared_ptr<const std::vector<double>> p_;
+  static inline const std::vector<double> empty_{};
+};
+
 // A collective's bytes are either dense (M x M, for all-to-alls and group collectives, where most pairs carry
 // bytes) or sparse (`transfers`, for collectives whose pairs are O(M): a ring all-reduce over thousands of
 // ranks would otherwise hold M^2 doubles, 32 MB per gradient bucket at 2,048 ranks). A sparse collective is
@@ -91,7 +118,7 @@ struct Transfer {
 struct Collective {
   OpKind kind = OpKind::all_to_all;
   std::vector<int32_t> members;  // participating ranks, ascending (every rank of the graph for an all-to-all)
-  std::vector<double> bytes;     // dense: M x M over members (M = members.size()), row-major: bytes[i * M + j]
+  ByteMatrix bytes;              // dense: M x M over members (M = members.size()), row-major: bytes[i * M + j]
                                  // from members[i] to members[j]; diagonal ignored. Empty when sparse.
   std::vector<Transfer> transfers;  // sparse: positive transfers, i != j, sorted by (src, dst), unique
   std::vector<OpId> ops;         // ops[i] = the op of members[i]
@@ -134,7 +161,7 @@ class OpGraph {
 
   // Adds an all-to-all: one op per rank on `stream`; rank r's op waits for its stream predecessor and for
   // deps_per_rank[r] (may be empty). `bytes` is ranks x ranks row-major. Returns the per-rank op ids.
-  std::vector<OpId> add_all_to_all(Stream stream, OpClass cls, Phase phase, int layer, std::vector<double> bytes,
+  std::vector<OpId> add_all_to_all(Stream stream, OpClass cls, Phase phase, int layer, ByteMatrix bytes,
                                    const std::vector<std::vector<OpId>>& deps_per_rank, int chunk = -1);
   // Adds a collective of `kind` among `members` (distinct ranks, ascending): one op per member on `stream`.
   // `bytes` (M x M over the members, row-major) is what each member sends each other member: an all-gather(v)
@@ -144,7 +171,7 @@ class OpGraph {
   // std::invalid_argument on unsorted/duplicate members or bytes < 0. Returns per-rank op ids (size ranks();
   // kNoOp for non-members).
   std::vector<OpId> add_collective(OpKind kind, std::vector<int> members, Stream stream, OpClass cls, Phase phase,
-                                   int layer, std::vector<double> bytes,
+                                   int layer, ByteMatrix bytes,
                                    const std::vector<std::vector<OpId>>& deps_per_rank, int chunk = -1);
 
   // The same with sparse bytes: `transfers` over member indices (each 0 <= src, dst < M, src != dst, bytes >= 0;

@@ -97,6 +97,17 @@ class LayerEmitter {
   std::function<KernelCost(int, int)> expert_cost_;
   std::function<const std::vector<int64_t>*(int)> pairs_;
   std::map<int, std::vector<std::vector<int64_t>>> expert_tokens_;
+  // All-to-all matrices made so far, by (layer, chunk, parts, token owner -> expert owner), with the pair
+  // counts they were made from: a training layer's backward pass moves its forward bytes the other way round,
+  // so the backward dispatch reuses the forward combine's matrix and the backward combine the forward
+  // dispatch's (sim/op_graph.hpp, ByteMatrix).
+  struct MatrixKey {
+    int layer, chunk, parts;
+    bool forward_dir;
+    const std::vector<int64_t>* pairs;
+    auto operator<=>(const MatrixKey&) const = default;
+  };
+  std::map<MatrixKey, ByteMatrix> matrices_;
 };
 
 OpPrecision op_precision(DType d);
