@@ -141,6 +141,8 @@ void summarize(const OpGraph& graph, const Trace& trace, int layers, bool keep_e
   // Rows keyed by (step, layer, rank).
   std::map<std::tuple<int, int, int>, LayerRankRow> rows;
   int steps = 1;
+  int32_t received_of = -1;      // keep_events: the sparse collective whose per-member bytes received are in
+  std::vector<double> received;  // `received`
   for (const Op& op : graph.ops()) {
     const double s = trace.start_s[op.id], e = trace.end_s[op.id], d = e - s;
     steps = std::max(steps, op.step + 1);
@@ -185,15 +187,23 @@ void summarize(const OpGraph& graph, const Trace& trace, int layers, bool keep_e
         ev.collective = op.collective;
         const Collective& c = graph.collectives()[static_cast<std::size_t>(op.collective)];
         const int m = c.member_index(op.rank), M = c.size();
-        // A sparse collective (a ring) has no byte matrix: its member's transfers, in (src, dst) order.
-        if (c.sparse())
-          for (const Transfer& t : c.transfers) {
-            if (t.src == m) {
-              ev.bytes_sent += t.bytes;
-              ev.sends_to.push_back(c.members[static_cast<std::size_t>(t.dst)]);
-            }
-            if (t.dst == m) ev.bytes_received += t.bytes;
+        // A sparse collective (a ring) has no byte matrix: its member's transfers, in (src, dst) order. The
+        // bytes each member receives are summed once per collective (its ops have consecutive ids), not by a
+        // scan per member: a ring over M ranks would cost M^2.
+        if (c.sparse() && m >= 0) {
+          if (received_of != op.collective) {
+            received_of = op.collective;
+            received.assign(static_cast<std::size_t>(M), 0.0);
+            for (const Transfer& t : c.transfers) received[static_cast<std::size_t>(t.dst)] += t.bytes;
           }
+          ev.bytes_received = received[static_cast<std::size_t>(m)];
+          auto t = std::lower_bound(c.transfers.begin(), c.transfers.end(), m,
+                                    [](const Transfer& x, int src) { return x.src < src; });
+          for (; t != c.transfers.end() && t->src == m; ++t) {
+            ev.bytes_sent += t->bytes;
+            ev.sends_to.push_back(c.members[static_cast<std::size_t>(t->dst)]);
+          }
+        }
         for (int j = 0; !c.sparse() && m >= 0 && j < M; ++j) {
           if (j == m) continue;  // the diagonal is ignored (DESIGN: a rank's own share never crosses a link)
           const double out_b = c.bytes[static_cast<std::size_t>(m * M + j)];
