@@ -205,6 +205,10 @@ class StepPipeline {
   static constexpr std::size_t kAhead = 2;
   void work() {
     for (int s = 1; s < steps_; ++s) {
+      {
+        std::lock_guard lock(mutex_);
+        if (stop_) return;  // the engine has given up (it threw)
+      }
       std::optional<OpGraph> g;
       try {
         g.emplace(make_(s));
