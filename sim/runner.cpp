@@ -160,11 +160,13 @@ namespace {
 // Steps 1..steps-1 of a multi-step run, made on a thread of their own while the engine simulates the earlier
 // ones (run_engine's StepFeed): the engine is single-threaded, so routing and op-graph building, which
 // otherwise come before the simulation, overlap it on the second core. `make(s)` routes step s (unless the
-// series is shared) and builds its standalone op graph; it must not touch the graph being simulated or
-// SimGrid (only the engine thread does). At most kAhead finished steps wait in the queue (memory).
+// series is shared), builds its standalone op graph and turns it into the chunk that appending it to the
+// simulated graph adds (OpGraph::chunk: the ids and deps are shifted here, so the engine thread only moves
+// the ops in); it must not touch the graph being simulated or SimGrid (only the engine thread does). At most
+// kAhead finished steps wait in the queue (memory).
 class StepPipeline {
  public:
-  StepPipeline(int steps, std::function<OpGraph(int)> make) : steps_(steps), make_(std::move(make)) {}
+  StepPipeline(int steps, std::function<OpGraph::Chunk(int)> make) : steps_(steps), make_(std::move(make)) {}
   StepPipeline(const StepPipeline&) = delete;
   StepPipeline& operator=(const StepPipeline&) = delete;
   ~StepPipeline() { stop(); }
@@ -179,11 +181,14 @@ class StepPipeline {
     cv_.wait(lock, [this] { return !queue_.empty() || error_; });
     waited_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (queue_.empty()) return false;
-    OpGraph step = std::move(queue_.front());
+    OpGraph::Chunk step = std::move(queue_.front());
     queue_.pop_front();
     lock.unlock();
     cv_.notify_all();
-    graph.append(step, next_++);
+    const auto t1 = std::chrono::steady_clock::now();
+    graph.append(std::move(step));
+    ++next_;
+    appended_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     return next_ < steps_;
   }
 
@@ -200,6 +205,7 @@ class StepPipeline {
     if (error_) std::rethrow_exception(error_);
   }
   double waited_s() const { return waited_s_; }
+  double appended_s() const { return appended_s_; }
 
  private:
   static constexpr std::size_t kAhead = 2;
@@ -209,7 +215,7 @@ class StepPipeline {
         std::lock_guard lock(mutex_);
         if (stop_) return;  // the engine has given up (it threw)
       }
-      std::optional<OpGraph> g;
+      std::optional<OpGraph::Chunk> g;
       try {
         g.emplace(make_(s));
       } catch (...) {
@@ -226,15 +232,16 @@ class StepPipeline {
     }
   }
   const int steps_;
-  std::function<OpGraph(int)> make_;
+  std::function<OpGraph::Chunk(int)> make_;
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::deque<OpGraph> queue_;
+  std::deque<OpGraph::Chunk> queue_;
   std::exception_ptr error_;
   bool stop_ = false;
   int next_ = 1;          // engine thread only
   double waited_s_ = 0.0;  // engine thread only: time the feed waited for the builder
+  double appended_s_ = 0.0;  // engine thread only: time spent appending the steps to the graph
 };
 }  // namespace
 
@@ -284,7 +291,8 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
     return models::finish_step(info->build(spec, in), in, dp);
   };
   OpGraph graph = build_step(0);
-  std::optional<StepPipeline> pipeline;
+  OpGraph::Tail tail;  // streamed: the state of the simulated graph after the chunks made so far (builder's)
+  std::optional<StepPipeline> pipeline;  // after what its thread uses, so that it is joined before they go
   if (streamed) {
     // Step s's routing, then its graph, in step order: a schedule with history (EPLB) reads the plans of
     // earlier steps, made by then. The builder is the only thread that touches `own` until it is joined.
@@ -295,7 +303,7 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
         own.plans.push_back(
             models::generate_routing_step(rspec, routed, sc.placement, sc.tokens_per_rank, sc.seed, s, 1));
       try {
-        return build_step(s);
+        return OpGraph::chunk(build_step(s), s, tail);
       } catch (...) {
         // The whole-graph path routes every step before building any: a later step's routing error wins
         // over this step's build error there, so look for one before reporting this.
@@ -338,6 +346,7 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
     OpGraph all(sc.ep * sc.dp);
     all.append(graph, 0);
     graph = std::move(all);
+    tail = graph.tail();
     pipeline->start();
   }
   clock.mark("op-graph", spec.name);
@@ -355,8 +364,9 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
     trace = run_engine(platform, sc.rank_gpu, graph, eo, [&](OpGraph& g) { return pipeline->feed(g); });
     pipeline->stop();
     pipeline->rethrow();
-    if (clock.on()) std::fprintf(stderr, "[phase] %s engine waited %.3f s for steps\n", spec.name.c_str(),
-                                 pipeline->waited_s());
+    if (clock.on())
+      std::fprintf(stderr, "[phase] %s engine waited %.3f s for steps, appended them in %.3f s\n", spec.name.c_str(),
+                   pipeline->waited_s(), pipeline->appended_s());
   } else {
     trace = run_engine(platform, sc.rank_gpu, graph, eo);
   }

@@ -703,3 +703,42 @@ TEST_CASE("a fed collective between ranks the first step never joins is an error
   CHECK_FALSE(across.ok());
   CHECK(across.text.find("no collective of the first step joins") != std::string::npos);
 }
+
+TEST_CASE("steps appended as chunks made apart give the graph append gives", "[engine][stream]") {
+  // Five steps of stream_test_step (step 0's ring on the dp stream makes step 2's first ops wait for an op of
+  // step 0): appended directly, and as chunks made against a running Tail, the graphs must be equal.
+  OpGraph direct(4), chunked(4);
+  direct.append(stream_test_step(0), 0);
+  chunked.append(stream_test_step(0), 0);
+  OpGraph::Tail tail = chunked.tail();
+  std::vector<OpGraph::Chunk> chunks;
+  for (int s = 1; s < 5; ++s) {
+    direct.append(stream_test_step(s), s);
+    chunks.push_back(OpGraph::chunk(stream_test_step(s), s, tail));
+  }
+  // A chunk appended out of order was made for another state of the graph.
+  CHECK_THROWS_AS(chunked.append(OpGraph::Chunk(chunks[1])), std::logic_error);
+  for (auto& c : chunks) chunked.append(std::move(c));
+  REQUIRE(chunked.ops().size() == direct.ops().size());
+  for (std::size_t i = 0; i < direct.ops().size(); ++i) {
+    const Op &a = direct.ops()[i], &b = chunked.ops()[i];
+    INFO("op " << i);
+    CHECK(a.id == b.id);
+    CHECK(a.deps == b.deps);
+    CHECK(a.step == b.step);
+    CHECK(a.collective == b.collective);
+    CHECK(a.rank == b.rank);
+    CHECK(a.stream == b.stream);
+    CHECK(a.duration_s == b.duration_s);
+  }
+  REQUIRE(chunked.collectives().size() == direct.collectives().size());
+  for (std::size_t c = 0; c < direct.collectives().size(); ++c) CHECK(chunked.collectives()[c].ops == direct.collectives()[c].ops);
+  // Step 2's first op on rank 0 (its attention) waits for rank 0's last ops of step 1 and for step 0's ring op.
+  bool found = false;
+  for (const Op& o : direct.ops())
+    if (o.step == 2 && o.rank == 0 && o.stream == Stream::compute) {
+      for (OpId d : o.deps) found = found || (direct.op(d).step == 0 && direct.op(d).stream == Stream::dp);
+      break;
+    }
+  CHECK(found);
+}
