@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <tuple>
 #include <cstdio>
 #include <fmt/format.h>
@@ -105,12 +106,17 @@ std::vector<char> never_binding(std::size_t routes, const std::vector<uint32_t>&
 
 class Runner {
  public:
+  // feed: null, or the step feed (run_engine's) that appends to `graph`, which fed_graph points to.
   Runner(const PlatformSpec& platform, const std::vector<int>& rank_gpu, const OpGraph& graph,
-         const EngineOptions& opt)
-      : platform_(platform), rank_gpu_(rank_gpu), graph_(graph), opt_(opt) {}
+         const EngineOptions& opt, OpGraph* fed_graph = nullptr, const StepFeed* feed = nullptr)
+      : platform_(platform), rank_gpu_(rank_gpu), graph_(graph), opt_(opt), fed_graph_(fed_graph), feed_(feed),
+        streaming_(feed != nullptr), feed_live_(feed != nullptr) {}
 
   Trace run() {
     validate();
+    if (streaming_ && opt_.fidelity != Fidelity::exact)
+      throw std::invalid_argument("run_engine: a step feed needs the exact fidelity (the fast fidelity's ptask "
+                                  "reduction plans over all collectives at once)");
     int argc = 1;
     char arg0[] = "moesim";
     char* argv[] = {arg0, nullptr};
@@ -126,15 +132,22 @@ class Runner {
       if (pending_deps_[id] == 0) ready_.push_back(id);
     drain_ready();
     engine.run();
+    // Out of events: a feed that still has a step now appends it after everything it depends on has ended
+    // (admit() rejects it); one that appends nothing yet still promises steps is a broken feed.
+    if (feed_live_) {
+      pull_step();
+      if (feed_live_)
+        throw std::logic_error("run_engine: the step feed still promised steps when the simulation had ended");
+    }
     for (OpId id = 0; id < graph_.ops().size(); ++id)
       if (trace_.end_s[id] < 0)
         throw std::runtime_error(fmt::format("op '{}' never finished: the op graph deadlocks", graph_.label(id)));
     if (clock.on())
       std::fprintf(stderr,
                    "[phase] engine: %zu activities, %zu timed kernels, %zu completion times, %zu links (%zu pruned), "
-                   "%zu ptask pairs\n",
+                   "%zu ptask pairs, %zu steps fed\n",
                    trace_.simgrid_activities, trace_.timed_kernels, distinct_events_, trace_.simgrid_links,
-                   trace_.simgrid_links_pruned, trace_.ptask_pairs);
+                   trace_.simgrid_links_pruned, trace_.ptask_pairs, steps_fed_);
     return std::move(trace_);
   }
 
@@ -178,14 +191,17 @@ class Runner {
     // The rank pairs that get routes: those some collective can use. Every pair of a dense collective's
     // members (the fast fidelity's reduction may move bytes to any of them) and every transfer of a sparse
     // one; nothing else (a ring all-reduce over 2,048 ranks uses 2,048 pairs, not 4 M).
+    // Streamed steps: the pairs of the graph's first step, which every later step must stay within (admit()).
     const std::size_t P = static_cast<std::size_t>(R) * R;
-    std::vector<char> usable(P, 0);
+    usable_.assign(P, 0);
+    std::vector<char>& usable = usable_;
     for (const Collective& col : graph_.collectives()) {
       if (col.sparse()) {
         for (const Transfer& t : col.transfers)
           usable[static_cast<std::size_t>(col.members[t.src]) * R + static_cast<std::size_t>(col.members[t.dst])] = 1;
         continue;
       }
+      if (streaming_) dense_members_.insert(col.members);
       for (int32_t a : col.members)
         for (int32_t b : col.members)
           if (a != b) usable[static_cast<std::size_t>(a) * R + static_cast<std::size_t>(b)] = 1;
@@ -253,10 +269,13 @@ class Runner {
       routes.off[p + 1] = static_cast<uint32_t>(routes.ch.size());
     }
     // Which routes the collectives use: every pair with bytes (exact), or the pairs of each collective's
-    // reduced matrix (fast; see ptask_reduction.hpp).
+    // reduced matrix (fast; see ptask_reduction.hpp). Streamed steps: every usable pair, as later steps may
+    // send between pairs the first one leaves empty (extra routes change no result: only links carry load).
     std::vector<char> needed(P, 0);
     const auto& colls = graph_.collectives();
-    if (opt_.fidelity == Fidelity::exact) {
+    if (streaming_) {
+      needed = usable;
+    } else if (opt_.fidelity == Fidelity::exact) {
       for (const Collective& col : colls)
         col.for_each_transfer([&](int i, int j, double) {
           needed[static_cast<std::size_t>(col.members[static_cast<std::size_t>(i)]) * R +
@@ -335,43 +354,83 @@ class Runner {
   }
 
   void prepare() {
-    const auto& ops = graph_.ops();
-    const std::size_t n = ops.size();
-    trace_.start_s.assign(n, -1.0);
-    trace_.end_s.assign(n, -1.0);
-    pending_deps_.assign(n, 0);
     comm_active_.assign(static_cast<std::size_t>(graph_.ranks()), 0);
     // Kernels as timers (see start_kernel) when every compute op is on its rank's compute stream: the op
     // graph chains each (rank, stream) in order (OpGraph::push), so a GPU then runs one kernel at a time.
+    // Streamed steps: decided on the first step; admit() rejects a later step that breaks the rule.
     timed_kernels_ = !opt_.kernels_as_execs;
-    for (const Op& o : ops)
+    for (const Op& o : graph_.ops())
       if (o.kind == OpKind::compute && o.stream != Stream::compute) timed_kernels_ = false;
     kernel_.assign(static_cast<std::size_t>(graph_.ranks()), Kernel{});
-    // Successors in CSR form.
-    std::vector<uint32_t> count(n + 1, 0);
-    for (const Op& o : ops)
-      for (OpId d : o.deps) ++count[d + 1];
-    for (std::size_t i = 0; i < n; ++i) count[i + 1] += count[i];
-    succ_offset_ = count;
-    succ_.assign(count[n], 0);
+    prepare_ops(0);
+    prepare_collectives(0);
+    if (!graph_.ops().empty()) newest_step_ = graph_.ops().back().step;
+  }
+
+  // Per-op state for ops [first, n) (n = the graph's op count): trace slots, pending dependency counts and
+  // successors. Successors within the chunk go to the CSR arrays (succ_offset_ / succ_, extended chunk by
+  // chunk); a dependency on an op of an earlier chunk (streamed steps: the last ops of each rank before the
+  // step) goes to a side list of that op, read after its CSR range, so every op's successors are still
+  // visited in id order, as in the whole graph. A dependency that has already finished is not counted: the
+  // op becomes ready when its last unfinished dependency ends, as it would have in the whole graph, provided
+  // it has one (checked).
+  void prepare_ops(OpId first) {
+    const auto& ops = graph_.ops();
+    const std::size_t n = ops.size();
+    trace_.start_s.resize(n, -1.0);
+    trace_.end_s.resize(n, -1.0);
+    pending_deps_.resize(n, 0);
+    if (streaming_) side_of_.resize(n, kNoSide);
+    const std::size_t chunk = n - first;
+    std::vector<uint32_t> count(chunk + 1, 0);
+    for (std::size_t i = first; i < n; ++i)
+      for (OpId d : ops[i].deps)
+        if (d >= first) ++count[d - first + 1];
+    for (std::size_t i = 0; i < chunk; ++i) count[i + 1] += count[i];
+    const auto base = static_cast<uint32_t>(succ_.size());
+    if (first == 0) succ_offset_.assign(1, 0);
+    for (std::size_t i = 0; i < chunk; ++i) succ_offset_.push_back(base + count[i + 1]);
+    succ_.resize(base + count[chunk]);
     std::vector<uint32_t> fill(count.begin(), count.end() - 1);
-    for (const Op& o : ops) {
-      pending_deps_[o.id] = static_cast<uint32_t>(o.deps.size());
-      for (OpId d : o.deps) succ_[fill[d]++] = o.id;
+    for (std::size_t i = first; i < n; ++i) {
+      const Op& o = ops[i];
+      uint32_t pending = 0;
+      for (OpId d : o.deps) {
+        if (d >= first) {
+          ++pending;
+          succ_[base + fill[d - first]++] = o.id;
+        } else if (trace_.end_s[d] < 0) {
+          ++pending;
+          if (side_of_[d] == kNoSide) {
+            side_of_[d] = static_cast<uint32_t>(side_succ_.size());
+            side_succ_.emplace_back();
+          }
+          side_succ_[side_of_[d]].push_back(o.id);
+        }
+      }
+      if (first > 0 && pending == 0)
+        throw std::logic_error(fmt::format(
+            "run_engine: op '{}' of step {} was fed at {} s, after every op it depends on had finished: the step "
+            "came too late to run as it would in the whole graph",
+            graph_.label(o.id), o.step, sg4::Engine::get_clock()));
+      pending_deps_[o.id] = pending;
     }
-    // Per collective: ready flags and (exact only: flows are tracked one by one) per rank, the number of
-    // non-empty flows it sends or receives.
+  }
+
+  // Per collective c >= first: ready flags and (exact only: flows are tracked one by one) per rank, the
+  // number of non-empty flows it sends or receives.
+  void prepare_collectives(std::size_t first) {
     const auto& colls = graph_.collectives();
-    coll_ready_count_.assign(colls.size(), 0);
+    coll_ready_count_.resize(colls.size(), 0);
     coll_rank_ready_.resize(colls.size());
     // Indexed by member (Collective::members), not by graph rank.
-    for (std::size_t c = 0; c < colls.size(); ++c) coll_rank_ready_[c].assign(colls[c].members.size(), 0);
+    for (std::size_t c = first; c < colls.size(); ++c) coll_rank_ready_[c].assign(colls[c].members.size(), 0);
     if (opt_.fidelity != Fidelity::exact) return;
     flows_left_.resize(colls.size());
     inbound_.resize(colls.size());
     ring_degree_.resize(colls.size());
-    ring_flows_left_.assign(colls.size(), 0);
-    for (std::size_t c = 0; c < colls.size(); ++c) {
+    ring_flows_left_.resize(colls.size(), 0);
+    for (std::size_t c = first; c < colls.size(); ++c) {
       const Collective& col = colls[c];
       const int M = col.size();
       flows_left_[c].assign(static_cast<std::size_t>(M), 0);
@@ -393,11 +452,62 @@ class Runner {
     }
   }
 
+  // Streamed steps: asks the feed for the next step (drain_ready, before the first op of the newest step
+  // starts) and admits what it appended. No reference into the graph's ops or collectives may be held
+  // across this call: appending may move them.
+  void pull_step() {
+    const auto first = static_cast<OpId>(graph_.ops().size());
+    const std::size_t first_c = graph_.collectives().size();
+    feed_live_ = (*feed_)(*fed_graph_);
+    if (graph_.ops().size() > first) {
+      admit(first, first_c);
+    } else if (graph_.collectives().size() != first_c) {
+      throw std::logic_error("run_engine: the step feed appended collectives without ops");
+    }
+  }
+
+  // Ops [first, ..) and collectives [first_c, ..) were just appended: check they run as in the whole graph
+  // (the platform, built from the first step, routes their pairs and merges links the same way; the timed
+  // kernels rule holds), then give them their engine state.
+  void admit(OpId first, std::size_t first_c) {
+    const auto& colls = graph_.collectives();
+    const auto R = static_cast<std::size_t>(graph_.ranks());
+    for (std::size_t c = first_c; c < colls.size(); ++c) {
+      const Collective& col = colls[c];
+      bool ok = true;
+      if (col.sparse()) {
+        for (const Transfer& t : col.transfers)
+          ok = ok && usable_[static_cast<std::size_t>(col.members[t.src]) * R + static_cast<std::size_t>(col.members[t.dst])];
+      } else if (!dense_members_.count(col.members)) {
+        for (int32_t a : col.members)
+          for (int32_t b : col.members)
+            ok = ok && (a == b || usable_[static_cast<std::size_t>(a) * R + static_cast<std::size_t>(b)]);
+        if (ok) dense_members_.insert(col.members);
+      }
+      if (!ok)
+        throw std::logic_error(fmt::format(
+            "run_engine: the fed collective of op '{}' joins ranks that no collective of the first step joins: "
+            "the platform built from that step has no route for them (or would merge links differently)",
+            graph_.label(col.ops.front())));
+    }
+    const auto& ops = graph_.ops();
+    for (std::size_t i = first; i < ops.size(); ++i)
+      if (timed_kernels_ && ops[i].kind == OpKind::compute && ops[i].stream != Stream::compute)
+        throw std::logic_error(fmt::format("run_engine: fed op '{}' computes off its rank's compute stream, which "
+                                           "the first step's timed kernels do not allow",
+                                           graph_.label(static_cast<OpId>(i))));
+    prepare_ops(first);
+    prepare_collectives(first_c);
+    newest_step_ = ops.back().step;
+    ++steps_fed_;
+  }
+
   // Starting ops can complete others instantly (zero-duration ops); a worklist avoids deep recursion.
   void drain_ready() {
     while (!ready_.empty()) {
       OpId id = ready_.back();
       ready_.pop_back();
+      if (feed_live_ && graph_.op(id).step >= newest_step_) pull_step();
       start_op(id);
     }
   }
@@ -626,12 +736,26 @@ class Runner {
     if (now > trace_.makespan_s) trace_.makespan_s = now;
     for (uint32_t i = succ_offset_[id]; i < succ_offset_[id + 1]; ++i)
       if (--pending_deps_[succ_[i]] == 0) ready_.push_back(succ_[i]);
+    if (streaming_ && side_of_[id] != kNoSide)
+      for (OpId s : side_succ_[side_of_[id]])
+        if (--pending_deps_[s] == 0) ready_.push_back(s);
   }
 
   const PlatformSpec& platform_;
   const std::vector<int>& rank_gpu_;
   const OpGraph& graph_;
   EngineOptions opt_;
+  OpGraph* fed_graph_;     // streamed steps: graph_, appended to by the feed
+  const StepFeed* feed_;   // null: the whole graph is given up front
+  bool streaming_;
+  bool feed_live_;         // the feed may still append steps
+  int newest_step_ = 0;    // step of the graph's last op
+  std::size_t steps_fed_ = 0;
+  std::vector<char> usable_;  // per (src rank, dst rank): the pairs the platform was built for
+  std::set<std::vector<int32_t>> dense_members_;  // streamed steps: dense member sets known to be usable
+  static constexpr uint32_t kNoSide = UINT32_MAX;
+  std::vector<uint32_t> side_of_;              // streamed steps: per op, its side list, or kNoSide
+  std::vector<std::vector<OpId>> side_succ_;   // successors in later chunks, ascending ids
   Trace trace_;
   std::vector<sg4::Host*> hosts_;
   struct Slot {
@@ -666,12 +790,25 @@ class Runner {
 
 }  // namespace
 
-Trace run_engine(const PlatformSpec& platform, const std::vector<int>& rank_gpu, const OpGraph& graph,
-                 const EngineOptions& opt) {
+namespace {
+void claim_engine() {
   static bool ran = false;
   if (ran) throw std::logic_error("run_engine: only one simulation per process (DESIGN rule 5)");
   ran = true;
+}
+}  // namespace
+
+Trace run_engine(const PlatformSpec& platform, const std::vector<int>& rank_gpu, const OpGraph& graph,
+                 const EngineOptions& opt) {
+  claim_engine();
   Runner runner(platform, rank_gpu, graph, opt);
+  return runner.run();
+}
+
+Trace run_engine(const PlatformSpec& platform, const std::vector<int>& rank_gpu, OpGraph& graph,
+                 const EngineOptions& opt, const StepFeed& feed) {
+  claim_engine();
+  Runner runner(platform, rank_gpu, graph, opt, feed ? &graph : nullptr, feed ? &feed : nullptr);
   return runner.run();
 }
 

@@ -5,6 +5,7 @@
 // The CLI runs each variant in a child process.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -68,5 +69,21 @@ std::string simgrid_version();
 // if some op never finishes (a deadlock in the graph) or inputs are inconsistent. Call at most once per process.
 Trace run_engine(const PlatformSpec& platform, const std::vector<int>& rank_gpu, const OpGraph& graph,
                  const EngineOptions& opt);
+
+// Streamed steps (a multi-step run whose later steps are still being built while the first ones simulate):
+// the feed appends the next workload step(s) to `graph` (OpGraph::append) and returns whether more may come;
+// it may append nothing and return true ("not yet": it is asked again). The engine calls it from its own
+// thread when the first op of the newest step in the graph is about to start, so step s + 1 is in the graph
+// before any op of step s has started. Results are those of the whole graph run at once (same start and end
+// per op, bit for bit) as long as every op appended has a dependency that has not finished yet, which the
+// engine checks: an appended op whose dependencies have all ended (a feed that appends too late) is a
+// std::logic_error, never a silently different timeline, and so is a new collective between ranks the
+// platform built from the first step has no route for (or one that breaks the timed-kernel rule, see
+// Trace::timed_kernels). Exact fidelity only (the fast fidelity's ptask reduction plans over all
+// collectives at once): std::invalid_argument otherwise. The feed returning false ends the feeding; one that
+// still promises steps when the simulation has run out of events is a std::logic_error.
+using StepFeed = std::function<bool(OpGraph& graph)>;
+Trace run_engine(const PlatformSpec& platform, const std::vector<int>& rank_gpu, OpGraph& graph,
+                 const EngineOptions& opt, const StepFeed& feed);
 
 }  // namespace moesim

@@ -87,28 +87,35 @@ void OpGraph::note_sum(const std::string& key, double v) {
 }
 
 void OpGraph::append(const OpGraph& next, int step) {
-  for (const auto& [k, v] : next.notes_) v.second ? note_sum(k, v.first) : note_max(k, v.first);
-  for (const auto& [key, r] : next.received_) received_[{step, key.second}] = r;
-  if (next.ranks_ != ranks_) throw std::invalid_argument("OpGraph::append: rank counts differ");
-  const OpId base = static_cast<OpId>(ops_.size());
-  const int32_t cbase = static_cast<int32_t>(collectives_.size());
+  Tail at = tail();
+  append(chunk(next, step, at));
+}
+
+OpGraph::Chunk OpGraph::chunk(const OpGraph& next, int step, Tail& at) {
+  if (next.last_.size() != at.last.size()) throw std::invalid_argument("OpGraph::append: rank counts differ");
+  Chunk c;
+  c.from = at;
+  c.notes = next.notes_;
+  for (const auto& [key, r] : next.received_) c.received[{step, key.second}] = r;
+  const OpId base = at.ops;
+  const int32_t cbase = static_cast<int32_t>(at.collectives);
+  const int32_t ranks = static_cast<int32_t>(at.last.size() / kStreams);
+  std::vector<int64_t>& last = at.last;
   // The last op of each rank before the append (either stream), for the first op of each (rank, stream).
-  const std::vector<int64_t> before = last_;
-  std::vector<bool> started(last_.size(), false);
-  // Geometric growth: an exact reserve per append would copy the whole graph at every step (quadratic).
-  if (ops_.capacity() < ops_.size() + next.ops_.size())
-    ops_.reserve(std::max(ops_.size() + next.ops_.size(), 2 * ops_.capacity()));
+  const std::vector<int64_t> before = last;
+  std::vector<bool> started(last.size(), false);
+  c.ops.reserve(next.ops_.size());
   for (const Op& o : next.ops_) {
     Op op = o;
     op.step = step;
     if (op.collective >= 0) op.collective += cbase;
     op.deps.clear();
-    // next's own stream predecessor is re-added by push(); keep its other deps, shifted.
+    // next's own stream predecessor is re-added below (as push() does); keep its other deps, shifted.
     const std::size_t slot = static_cast<std::size_t>(o.rank) * kStreams + static_cast<std::size_t>(o.stream);
     for (OpId d : o.deps) {
       const Op& dep = next.ops_[d];
       const bool stream_pred = dep.rank == o.rank && dep.stream == o.stream && started[slot] &&
-                               static_cast<int64_t>(d) + base == last_[slot];
+                               static_cast<int64_t>(d) + base == last[slot];
       if (!stream_pred) op.deps.push_back(d + base);
     }
     if (!started[slot]) {
@@ -119,13 +126,39 @@ void OpGraph::append(const OpGraph& next, int step) {
         if (other_slot != slot && other >= 0) op.deps.push_back(static_cast<OpId>(other));
       }
     }
-    push(std::move(op));
+    // What push() does, against the state `at`.
+    op.id = base + static_cast<OpId>(c.ops.size());
+    if (op.rank < 0 || op.rank >= ranks) throw std::out_of_range("op rank out of range");
+    if (!(op.duration_s >= 0.0)) throw std::invalid_argument("op duration must be >= 0");
+    for (OpId d : op.deps)
+      if (d >= op.id) throw std::invalid_argument("op dep must refer to an earlier op");
+    if (last[slot] >= 0) op.deps.push_back(static_cast<OpId>(last[slot]));
+    last[slot] = op.id;
+    c.ops.push_back(std::move(op));
   }
-  for (const Collective& c : next.collectives_) {
-    Collective copy = c;
+  c.collectives.reserve(next.collectives_.size());
+  for (const Collective& col : next.collectives_) {
+    Collective copy = col;
     for (OpId& id : copy.ops) id += base;
-    collectives_.push_back(std::move(copy));
+    c.collectives.push_back(std::move(copy));
   }
+  at.ops += static_cast<OpId>(c.ops.size());
+  at.collectives += c.collectives.size();
+  c.last = last;
+  return c;
+}
+
+void OpGraph::append(Chunk&& c) {
+  if (c.from.ops != ops_.size() || c.from.collectives != collectives_.size() || c.from.last != last_)
+    throw std::logic_error("OpGraph::append: a chunk made for another state of the graph");
+  for (const auto& [k, v] : c.notes) v.second ? note_sum(k, v.first) : note_max(k, v.first);
+  for (auto& [key, r] : c.received) received_[key] = std::move(r);
+  // Geometric growth: an exact reserve per append would copy the whole graph at every step (quadratic).
+  if (ops_.capacity() < ops_.size() + c.ops.size())
+    ops_.reserve(std::max(ops_.size() + c.ops.size(), 2 * ops_.capacity()));
+  for (Op& op : c.ops) ops_.push_back(std::move(op));
+  for (Collective& col : c.collectives) collectives_.push_back(std::move(col));
+  last_ = std::move(c.last);
 }
 
 OpGraph OpGraph::replicate(int copies) const {

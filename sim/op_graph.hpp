@@ -186,6 +186,22 @@ class OpGraph {
   // global barrier: ranks are coupled through the all-to-alls, as in a serving loop).
   void append(const OpGraph& next, int step);
 
+  // The same append in two halves, so that the costly one can run apart from the graph (the runner's step
+  // builder thread, while the engine simulates the graph): chunk() turns `next` into the ops and collectives
+  // append(next, step) would add to a graph in state `at` (ids, deps and collective indices final), and
+  // advances `at` past them; append(Chunk&&) moves them in. Appending the chunks in the order they were made
+  // gives the graph append() gives. A chunk made for another state is a std::logic_error.
+  struct Received;
+  struct Tail {
+    OpId ops = 0;
+    std::size_t collectives = 0;
+    std::vector<int64_t> last;  // per (rank, stream): the last op, -1 for none
+  };
+  struct Chunk;
+  Tail tail() const { return {static_cast<OpId>(ops_.size()), collectives_.size(), last_}; }
+  static Chunk chunk(const OpGraph& next, int step, Tail& at);
+  void append(Chunk&& c);
+
   // Marks collective `c` (an index into collectives()) as the continuation of the call before it: it does not
   // pay the collective launch (Collective::pays_launch).
   void continue_call(int c) { collectives_.at(static_cast<std::size_t>(c)).pays_launch = false; }
@@ -206,6 +222,14 @@ class OpGraph {
   // these instead of the plan's. Keyed by (step, layer); append() moves next's entries to its step.
   struct Received {
     std::vector<int64_t> pairs, vision;
+  };
+  struct Chunk {
+    Tail from;  // the graph state it was made for
+    std::vector<Op> ops;
+    std::vector<Collective> collectives;
+    std::map<std::string, std::pair<double, bool>> notes;  // next's, merged in by append
+    std::map<std::pair<int, int>, Received> received;      // keyed by (step, layer) already
+    std::vector<int64_t> last;                             // last_ after it
   };
   void set_received(int layer, Received r) { received_[{0, layer}] = std::move(r); }
   const std::map<std::pair<int, int>, Received>& received() const { return received_; }

@@ -9,10 +9,13 @@
 #include <cstring>
 #include <cmath>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <csignal>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <sys/prctl.h>
@@ -123,15 +126,16 @@ models::Architecture routed_arch(const Scenario& sc, const models::VariantSpec& 
 }
 }  // namespace
 
-models::StepSeries make_series(const Scenario& sc, const models::VariantSpec& spec, int history) {
+models::StepSeries make_series(const Scenario& sc, const models::VariantSpec& spec, int history, int steps) {
   const models::RoutingSpec rspec = variant_routing(sc.routing, spec);
   const models::Architecture routed = routed_arch(sc, spec);
   models::StepSeries series;
   series.first = -history;
-  const int n = sc.steps + history;
+  if (steps < 0) steps = sc.steps;
+  const int n = steps + history;
   const int workers = std::min(models::routing_threads(), n);
   if (workers <= 1) {
-    for (int s = -history; s < sc.steps; ++s)
+    for (int s = -history; s < steps; ++s)
       series.plans.push_back(models::generate_routing_step(rspec, routed, sc.placement, sc.tokens_per_rank, sc.seed, s));
     return series;
   }
@@ -162,6 +166,95 @@ models::StepSeries make_series(const Scenario& sc, const models::VariantSpec& sp
   return series;
 }
 
+namespace {
+// Steps 1..steps-1 of a multi-step run, made on a thread of their own while the engine simulates the earlier
+// ones (run_engine's StepFeed): the engine is single-threaded, so routing and op-graph building, which
+// otherwise come before the simulation, overlap it on the second core. `make(s)` routes step s (unless the
+// series is shared), builds its standalone op graph and turns it into the chunk that appending it to the
+// simulated graph adds (OpGraph::chunk: the ids and deps are shifted here, so the engine thread only moves
+// the ops in); it must not touch the graph being simulated or SimGrid (only the engine thread does). At most
+// kAhead finished steps wait in the queue (memory).
+class StepPipeline {
+ public:
+  StepPipeline(int steps, std::function<OpGraph::Chunk(int)> make) : steps_(steps), make_(std::move(make)) {}
+  StepPipeline(const StepPipeline&) = delete;
+  StepPipeline& operator=(const StepPipeline&) = delete;
+  ~StepPipeline() { stop(); }
+
+  void start() { thread_ = std::thread([this] { work(); }); }
+
+  // The engine's feed: appends the next step (waiting for it to be built) and says whether more follow. A
+  // builder error ends the feeding (false); the caller rethrows it once the engine has returned.
+  bool feed(OpGraph& graph) {
+    std::unique_lock lock(mutex_);
+    const auto t0 = std::chrono::steady_clock::now();
+    cv_.wait(lock, [this] { return !queue_.empty() || error_; });
+    waited_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (queue_.empty()) return false;
+    OpGraph::Chunk step = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    cv_.notify_all();
+    const auto t1 = std::chrono::steady_clock::now();
+    graph.append(std::move(step));
+    ++next_;
+    appended_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    return next_ < steps_;
+  }
+
+  // Stops the builder (if still running) and waits for it. Safe to call more than once.
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void rethrow() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+  double waited_s() const { return waited_s_; }
+  double appended_s() const { return appended_s_; }
+
+ private:
+  static constexpr std::size_t kAhead = 2;
+  void work() {
+    for (int s = 1; s < steps_; ++s) {
+      {
+        std::lock_guard lock(mutex_);
+        if (stop_) return;  // the engine has given up (it threw)
+      }
+      std::optional<OpGraph::Chunk> g;
+      try {
+        g.emplace(make_(s));
+      } catch (...) {
+        std::lock_guard lock(mutex_);
+        error_ = std::current_exception();
+        cv_.notify_all();
+        return;
+      }
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [this] { return queue_.size() < kAhead || stop_; });
+      if (stop_) return;
+      queue_.push_back(std::move(*g));
+      cv_.notify_all();
+    }
+  }
+  const int steps_;
+  std::function<OpGraph::Chunk(int)> make_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<OpGraph::Chunk> queue_;
+  std::exception_ptr error_;
+  bool stop_ = false;
+  int next_ = 1;          // engine thread only
+  double waited_s_ = 0.0;  // engine thread only: time the feed waited for the builder
+  double appended_s_ = 0.0;  // engine thread only: time spent appending the steps to the graph
+};
+}  // namespace
+
 bool wants_moe_metrics(const Scenario& sc, const std::vector<const models::VariantSpec*>& variants) {
   if (sc.steps > 1 || sc.routing.requests) return true;
   if (!sc.baseline.empty() && sc.speedup_scope == "moe_layer") return true;
@@ -183,7 +276,14 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   models::StepSeries own;
   // The shared series carries no per-token records, so a schedule that reads them routes its own.
   const bool use_shared = shared && shared->first <= -history && !spec.routing && !info->uses_token_scores;
-  if (!use_shared) own = make_series(sc, spec, history);
+  // Exact multi-step runs stream their steps: steps 1.. are routed and built on a second thread while the
+  // engine simulates the earlier ones (StepPipeline; run_engine's StepFeed). Same results as the whole graph
+  // (the engine checks it can give them). The fast fidelity plans its parallel tasks over the whole graph.
+  const bool streamed = fidelity == Fidelity::exact && sc.steps > 1;
+  if (!use_shared) {
+    own = make_series(sc, spec, history, streamed ? 1 : sc.steps);
+    own.plans.reserve(static_cast<std::size_t>(sc.steps + history));
+  }
   const models::StepSeries& series = use_shared ? *shared : own;
   clock.mark("routing", spec.name);
   models::CostModel cost(sc.profile, arch);
@@ -203,7 +303,30 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
     return models::finish_step(info->build(spec, in), in, dp);
   };
   OpGraph graph = build_step(0);
-  if (sc.steps > 1) {
+  OpGraph::Tail tail;  // streamed: the state of the simulated graph after the chunks made so far (builder's)
+  std::optional<StepPipeline> pipeline;  // after what its thread uses, so that it is joined before they go
+  if (streamed) {
+    // Step s's routing, then its graph, in step order: a schedule with history (EPLB) reads the plans of
+    // earlier steps, made by then. The builder is the only thread that touches `own` until it is joined.
+    const models::RoutingSpec rspec = variant_routing(sc.routing, spec);
+    const models::Architecture routed = routed_arch(sc, spec);
+    pipeline.emplace(sc.steps, [&, rspec, routed](int s) {
+      if (!use_shared)  // one thread: the engine holds the other core
+        own.plans.push_back(
+            models::generate_routing_step(rspec, routed, sc.placement, sc.tokens_per_rank, sc.seed, s, 1));
+      try {
+        return OpGraph::chunk(build_step(s), s, tail);
+      } catch (...) {
+        // The whole-graph path routes every step before building any: a later step's routing error wins
+        // over this step's build error there, so look for one before reporting this.
+        if (!use_shared)
+          for (int t = s + 1; t < sc.steps; ++t)
+            (void)models::generate_routing_step(rspec, routed, sc.placement, sc.tokens_per_rank, sc.seed, t, 1);
+        throw;
+      }
+    });
+  }
+  if (sc.steps > 1 && !streamed) {
     OpGraph all(sc.simulated_ranks());
     all.append(graph, 0);
     // Steps are built a few at a time on as many threads as the routing uses (building reads only the
@@ -231,6 +354,12 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
       }
     }
     graph = std::move(all);
+  } else if (streamed) {
+    OpGraph all(sc.simulated_ranks());
+    all.append(graph, 0);
+    graph = std::move(all);
+    tail = graph.tail();
+    pipeline->start();
   }
   clock.mark("op-graph", spec.name);
   const std::vector<int> rank_gpu = sc.simulated_rank_gpu();
@@ -242,7 +371,18 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
   eo.precision_s = sc.precision_s;
   eo.overlap_interference = sc.profile.overlap_interference;
   eo.collective_launch_s = sc.profile.collective_launch.value;
-  Trace trace = run_engine(platform, rank_gpu, graph, eo);
+  Trace trace;
+  if (streamed) {
+    // The builder is stopped and joined on every path (StepPipeline's destructor when the engine throws).
+    trace = run_engine(platform, rank_gpu, graph, eo, [&](OpGraph& g) { return pipeline->feed(g); });
+    pipeline->stop();
+    pipeline->rethrow();
+    if (clock.on())
+      std::fprintf(stderr, "[phase] %s engine waited %.3f s for steps, appended them in %.3f s\n", spec.name.c_str(),
+                   pipeline->waited_s(), pipeline->appended_s());
+  } else {
+    trace = run_engine(platform, rank_gpu, graph, eo);
+  }
   clock.mark("simulate", spec.name);
 
   VariantResult v;

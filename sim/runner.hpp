@@ -21,8 +21,9 @@ struct RunOptions {
 // Fills the context block (version, git sha, scenario hash, seed, SimGrid settings, fidelity, profiles).
 RunContext make_context(const Scenario& sc, Fidelity fidelity);
 
-// The routing plans of steps [-history, sc.steps) for `spec` (its own routing override or the workload's).
-models::StepSeries make_series(const Scenario& sc, const models::VariantSpec& spec, int history);
+// The routing plans of steps [-history, steps) for `spec` (its own routing override or the workload's);
+// steps < 0: sc.steps.
+models::StepSeries make_series(const Scenario& sc, const models::VariantSpec& spec, int history, int steps = -1);
 
 // Whether a run of these variants reports the MoE-layer figures (more than one step, a multimodal workload,
 // or a schedule that asks for them): then every variant of the run does, so they compare.

@@ -559,3 +559,186 @@ TEST_CASE("the second phase of one call pays no second launch", "[engine][collec
     CHECK(err < 1e-9);
   }
 }
+
+namespace {
+
+// One step of a small exact multi-step workload on 4 ranks, different per step (durations and bytes depend
+// on `step`): per rank an attention kernel, a dispatch all-to-all with uneven bytes on the comm stream, an
+// expert kernel, a combine all-to-all, and (step 0 only) a ring all-reduce on the dp stream, so a later
+// step's first ops also wait for an op of a step before the previous one.
+OpGraph stream_test_step(int step) {
+  const int R = 4;
+  OpGraph g(R);
+  std::vector<std::vector<OpId>> attn(R);
+  for (int r = 0; r < R; ++r)
+    attn[static_cast<std::size_t>(r)] = {g.add_compute(r, Stream::compute, OpClass::attention, Phase::forward, 0,
+                                                       (2.0 + r + 0.5 * step) * 1e-6, Provenance::datasheet)};
+  std::vector<double> bytes(R * R, 0.0), back(R * R, 0.0);
+  for (int s = 0; s < R; ++s)
+    for (int d = 0; d < R; ++d)
+      if (s != d) {
+        bytes[static_cast<std::size_t>(s * R + d)] = 1000.0 * (1 + (s * 3 + d + step) % 5);
+        back[static_cast<std::size_t>(d * R + s)] = 700.0 * (1 + (s + 2 * d + step) % 4);
+      }
+  const std::vector<OpId> dispatch = g.add_all_to_all(Stream::comm, OpClass::dispatch, Phase::forward, 0, bytes, attn);
+  std::vector<std::vector<OpId>> expert(R);
+  for (int r = 0; r < R; ++r)
+    expert[static_cast<std::size_t>(r)] = {
+        g.add_compute(r, Stream::compute, OpClass::expert, Phase::forward, 0, (1.0 + (r * 7 + step) % 3) * 1e-6,
+                      Provenance::datasheet, {dispatch[static_cast<std::size_t>(r)]})};
+  g.add_all_to_all(Stream::comm, OpClass::combine, Phase::forward, 0, back, expert);
+  if (step == 0) {
+    std::vector<Transfer> ring;
+    for (int i = 0; i < R; ++i) ring.push_back({i, (i + 1) % R, 3000.0});
+    g.add_collective(OpKind::all_gather, {0, 1, 2, 3}, Stream::dp, OpClass::dp_all_reduce, Phase::backward, -1, ring,
+                     attn);
+  }
+  return g;
+}
+
+// Every op's start and end, exactly (hex floats), with the activity and timed-kernel counts.
+std::string trace_text(const Trace& t) {
+  std::string out = fmt::format("{} {} {:a}", t.simgrid_activities, t.timed_kernels, t.makespan_s);
+  for (std::size_t i = 0; i < t.start_s.size(); ++i) out += fmt::format(" {:a} {:a}", t.start_s[i], t.end_s[i]);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("steps fed to the engine while it runs give the whole graph's times exactly", "[engine][stream]") {
+  // Five steps of stream_test_step with interference and a collective launch time (timers on both paths),
+  // once as the whole graph and once fed step by step: every op's start and end must be the same doubles.
+  const int steps = 5;
+  EngineOptions opt;
+  opt.overlap_interference = 1.5;
+  opt.collective_launch_s = 0.5e-6;
+  const auto whole = testing::run_in_child_text([&] {
+    OpGraph g(4);
+    for (int s = 0; s < steps; ++s) g.append(stream_test_step(s), s);
+    return trace_text(run_engine(star(4, 1e9, 0.2e-6), identity(4), g, opt));
+  });
+  const auto fed = testing::run_in_child_text([&] {
+    OpGraph g(4);
+    g.append(stream_test_step(0), 0);
+    int next = 1, calls = 0;
+    const StepFeed feed = [&](OpGraph& graph) {
+      ++calls;
+      graph.append(stream_test_step(next), next);
+      return ++next < steps;
+    };
+    Trace t = run_engine(star(4, 1e9, 0.2e-6), identity(4), g, opt, feed);
+    if (calls != steps - 1 || g.ops().size() != t.end_s.size()) return std::string("feed called wrongly");
+    return trace_text(t);
+  });
+  REQUIRE(whole.ok());
+  REQUIRE(fed.ok());
+  CHECK(whole.text.size() > 100);
+  CHECK(fed.text == whole.text);
+}
+
+TEST_CASE("a step feed that cannot give the whole graph's times is an error", "[engine][stream]") {
+  // Two ranks: A (1 us) on rank 0, then B (1 us) on rank 1 after A. The engine asks the feed when A starts
+  // (t = 0) and again when B starts (t = 1 us). A feed that appends the next step only at the second call
+  // is too late: the next step's first op on rank 0 waits only for A, which has ended, so it would have
+  // started at 1 us already in the whole graph.
+  auto step = [](int) {
+    OpGraph g(2);
+    const OpId a = g.add_compute(0, Stream::compute, OpClass::attention, Phase::forward, 0, 1e-6, Provenance::datasheet);
+    g.add_compute(1, Stream::compute, OpClass::attention, Phase::forward, 0, 1e-6, Provenance::datasheet, {a});
+    return g;
+  };
+  auto run = [&](int append_at_call, Fidelity f) {
+    return testing::run_in_child_text([=] {
+      OpGraph g(2);
+      g.append(step(0), 0);
+      int calls = 0;
+      const StepFeed feed = [&](OpGraph& graph) {
+        if (++calls < append_at_call) return true;  // not yet
+        graph.append(step(1), 1);
+        return false;
+      };
+      EngineOptions opt;
+      opt.fidelity = f;
+      const Trace t = run_engine(star(2, 1e9, 0.0), identity(2), g, opt, feed);
+      return fmt::format("{:.9g}", t.makespan_s);
+    });
+  };
+  const auto in_time = run(1, Fidelity::exact), late = run(2, Fidelity::exact), never = run(1000, Fidelity::exact),
+             fast = run(1, Fidelity::fast);
+  REQUIRE(in_time.ok());
+  // A 0-1 us, then B (after A) and A' (after A, rank 0's last op) 1-2 us, then B' (after A' and B) 2-3 us.
+  CHECK(in_time.text == "3e-06");
+  CHECK_FALSE(late.ok());
+  CHECK(late.text.find("after every op it depends on had finished") != std::string::npos);
+  // A feed still saying "not yet" when the simulation has run out of events.
+  CHECK_FALSE(never.ok());
+  CHECK(never.text.find("still promised steps") != std::string::npos);
+  CHECK_FALSE(fast.ok());
+  CHECK(fast.text.find("exact fidelity") != std::string::npos);
+}
+
+TEST_CASE("a fed collective between ranks the first step never joins is an error", "[engine][stream]") {
+  // Step 0 runs all-gathers within {0, 1} and {2, 3}; the platform is built for those pairs only. A fed step
+  // with an all-gather within {1, 2} would need routes (and link merging) the whole graph would have had.
+  auto step = [](std::vector<std::vector<int>> groups) {
+    OpGraph g(4);
+    for (const auto& m : groups) g.add_collective(OpKind::all_gather, m, Stream::comm, OpClass::expert_all_gather,
+                                                  Phase::forward, 0, std::vector<double>{0, 100, 100, 0}, {});
+    return g;
+  };
+  auto run = [&](std::vector<std::vector<int>> fed_groups) {
+    return testing::run_in_child_text([=] {
+      OpGraph g(4);
+      g.append(step({{0, 1}, {2, 3}}), 0);
+      const StepFeed feed = [&](OpGraph& graph) {
+        graph.append(step(fed_groups), 1);
+        return false;
+      };
+      return fmt::format("{:.9g}", run_engine(star(4, 1e9, 0.0), identity(4), g, EngineOptions{}, feed).makespan_s);
+    });
+  };
+  const auto same = run({{0, 1}, {2, 3}}), across = run({{1, 2}});
+  REQUIRE(same.ok());
+  CHECK(same.text == "2e-07");  // 100 B at 1 GB/s, twice
+  CHECK_FALSE(across.ok());
+  CHECK(across.text.find("no collective of the first step joins") != std::string::npos);
+}
+
+TEST_CASE("steps appended as chunks made apart give the graph append gives", "[engine][stream]") {
+  // Five steps of stream_test_step (step 0's ring on the dp stream makes step 2's first ops wait for an op of
+  // step 0): appended directly, and as chunks made against a running Tail, the graphs must be equal.
+  OpGraph direct(4), chunked(4);
+  direct.append(stream_test_step(0), 0);
+  chunked.append(stream_test_step(0), 0);
+  OpGraph::Tail tail = chunked.tail();
+  std::vector<OpGraph::Chunk> chunks;
+  for (int s = 1; s < 5; ++s) {
+    direct.append(stream_test_step(s), s);
+    chunks.push_back(OpGraph::chunk(stream_test_step(s), s, tail));
+  }
+  // A chunk appended out of order was made for another state of the graph.
+  CHECK_THROWS_AS(chunked.append(OpGraph::Chunk(chunks[1])), std::logic_error);
+  for (auto& c : chunks) chunked.append(std::move(c));
+  REQUIRE(chunked.ops().size() == direct.ops().size());
+  for (std::size_t i = 0; i < direct.ops().size(); ++i) {
+    const Op &a = direct.ops()[i], &b = chunked.ops()[i];
+    INFO("op " << i);
+    CHECK(a.id == b.id);
+    CHECK(a.deps == b.deps);
+    CHECK(a.step == b.step);
+    CHECK(a.collective == b.collective);
+    CHECK(a.rank == b.rank);
+    CHECK(a.stream == b.stream);
+    CHECK(a.duration_s == b.duration_s);
+  }
+  REQUIRE(chunked.collectives().size() == direct.collectives().size());
+  for (std::size_t c = 0; c < direct.collectives().size(); ++c) CHECK(chunked.collectives()[c].ops == direct.collectives()[c].ops);
+  // Step 2's first op on rank 0 (its attention) waits for rank 0's last ops of step 1 and for step 0's ring op.
+  bool found = false;
+  for (const Op& o : direct.ops())
+    if (o.step == 2 && o.rank == 0 && o.stream == Stream::compute) {
+      for (OpId d : o.deps) found = found || (direct.op(d).step == 0 && direct.op(d).stream == Stream::dp);
+      break;
+    }
+  CHECK(found);
+}
