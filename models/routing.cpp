@@ -1,4 +1,5 @@
 #include "models/routing.hpp"
+#include "models/parallel_for.hpp"
 #include "models/routing_counts.hpp"
 
 #include <algorithm>
@@ -1103,10 +1104,7 @@ RoutingPlan generate_routing_step(const RoutingSpec& spec, const Architecture& a
                        &dropped[static_cast<size_t>(t)][i], keep, mm ? &vsetup[i] : nullptr, mm ? &runs : nullptr);
       }
     };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < nt; ++t) pool.emplace_back(work, t);
-    work(0);
-    for (auto& th : pool) th.join();
+    parallel_for(nt, nt, work);
     for (size_t i = 0; i < moe.size(); ++i) {
       LayerRouting& L = plan.layers_[i];
       const size_t n = static_cast<size_t>(R) * bins;

@@ -1,7 +1,6 @@
 #include "sim/runner.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <exception>
 #include <thread>
 #include <cerrno>
@@ -23,6 +22,7 @@
 #include <unistd.h>
 
 #include "models/cost_model.hpp"
+#include "models/parallel_for.hpp"
 #include "models/variants/schedule_util.hpp"
 #include "models/variants/step_costs.hpp"
 #include "sim/metrics.hpp"
@@ -141,26 +141,13 @@ models::StepSeries make_series(const Scenario& sc, const models::VariantSpec& sp
   }
   // Several steps: one step per thread at a time (each step's plan is a function of the seed and the step
   // alone, so the series is the same for any number of threads). Step by step, a step's own threads would
-  // wait on its serial parts (layer setup, placement); across steps both cores stay busy.
+  // wait on its serial parts (layer setup, placement); across steps both cores stay busy. The first failing
+  // step's error is the one reported, whatever thread met it first.
   std::vector<std::optional<models::RoutingPlan>> plans(static_cast<std::size_t>(n));
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n));
-  std::atomic<int> next{0};
-  auto work = [&] {
-    for (int i; (i = next++) < n;) {
-      try {
-        plans[static_cast<std::size_t>(i)].emplace(
-            models::generate_routing_step(rspec, routed, sc.placement, sc.tokens_per_rank, sc.seed, i - history, 1));
-      } catch (...) {
-        errors[static_cast<std::size_t>(i)] = std::current_exception();
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < workers; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  for (const auto& e : errors)  // the first failing step's error, whatever thread met it first
-    if (e) std::rethrow_exception(e);
+  models::parallel_for(n, workers, [&](int i) {
+    plans[static_cast<std::size_t>(i)].emplace(
+        models::generate_routing_step(rspec, routed, sc.placement, sc.tokens_per_rank, sc.seed, i - history, 1));
+  });
   series.plans.reserve(static_cast<std::size_t>(n));
   for (auto& p : plans) series.plans.push_back(std::move(*p));
   return series;
@@ -336,22 +323,8 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
     for (int first = 1; first < sc.steps; first += workers) {
       const int count = std::min(workers, sc.steps - first);
       std::vector<std::optional<OpGraph>> batch(static_cast<std::size_t>(count));
-      std::vector<std::exception_ptr> errors(static_cast<std::size_t>(count));
-      auto build = [&](int i) {
-        try {
-          batch[static_cast<std::size_t>(i)].emplace(build_step(first + i));
-        } catch (...) {
-          errors[static_cast<std::size_t>(i)] = std::current_exception();
-        }
-      };
-      std::vector<std::thread> pool;
-      for (int i = 1; i < count; ++i) pool.emplace_back(build, i);
-      build(0);
-      for (auto& t : pool) t.join();
-      for (int i = 0; i < count; ++i) {
-        if (errors[static_cast<std::size_t>(i)]) std::rethrow_exception(errors[static_cast<std::size_t>(i)]);
-        all.append(*batch[static_cast<std::size_t>(i)], first + i);
-      }
+      models::parallel_for(count, count, [&](int i) { batch[static_cast<std::size_t>(i)].emplace(build_step(first + i)); });
+      for (int i = 0; i < count; ++i) all.append(*batch[static_cast<std::size_t>(i)], first + i);
     }
     graph = std::move(all);
   } else if (streamed) {

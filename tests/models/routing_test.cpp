@@ -1,12 +1,18 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <numeric>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
+#include "models/parallel_for.hpp"
 #include "models/routing.hpp"
 #include "test_util.hpp"
 
@@ -527,4 +533,26 @@ TEST_CASE("gate-score statistics of a trace with scores, worked by hand", "[mode
   // A plan without per-token records reports nothing.
   const RoutingPlan none = generate_routing(RoutingSpec{}, a, Placement(4, 2), 10, 1);
   CHECK(gate_score_stats({&none}, {0, 1}, "uniform", false).bins == 0);
+}
+
+// parallel_for (models/parallel_for.hpp): every index runs exactly once whatever the threads, and of several
+// failing items the lowest index's error is the one rethrown, after all have run.
+TEST_CASE("parallel_for runs every index once and rethrows the lowest failing one", "[models][parallel]") {
+  for (int workers : {1, 2, 4}) {
+    std::vector<int> runs(100, 0);
+    moesim::models::parallel_for(100, workers, [&](int i) { ++runs[static_cast<std::size_t>(i)]; });
+    CHECK(std::count(runs.begin(), runs.end(), 1) == 100);
+    std::vector<std::atomic<int>> seen(50);
+    try {
+      moesim::models::parallel_for(50, workers, [&](int i) {
+        ++seen[static_cast<std::size_t>(i)];
+        if (i == 37 || i == 12 || i == 40) throw std::runtime_error("item " + std::to_string(i));
+      });
+      FAIL("no exception");
+    } catch (const std::runtime_error& e) {
+      CHECK(std::string(e.what()) == "item 12");
+    }
+    for (const auto& s : seen) CHECK(s.load() == 1);
+  }
+  moesim::models::parallel_for(0, 2, [](int) { FAIL("no index to run"); });
 }
