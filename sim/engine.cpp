@@ -529,10 +529,8 @@ class Runner {
     if (k.id == kNoOp) return;
     const double now = sg4::Engine::get_clock();
     k.left_s = std::max(0.0, k.left_s - (now - k.since) * k.speed);
-    k.since = now;
-    k.speed = gpu_speed(op.rank);
     k.timer->remove();
-    k.timer = simgrid::kernel::timer::Timer::set(now + k.left_s / k.speed, [this, r = op.rank] { end_kernel(r); });
+    schedule_kernel(op.rank, now);
   }
 
   // Relative speed of rank r's GPU now: 1, or 1 / overlap_interference while a collective of its comm stream
@@ -555,10 +553,16 @@ class Runner {
                                          graph_.label(id)));
     k.id = id;
     k.left_s = op.duration_s;
-    k.since = now;
-    k.speed = gpu_speed(op.rank);
-    k.timer = simgrid::kernel::timer::Timer::set(now + k.left_s / k.speed, [this, r = op.rank] { end_kernel(r); });
+    schedule_kernel(op.rank, now);
     ++trace_.timed_kernels;
+  }
+
+  // Dates the end of rank r's kernel from `now` at the GPU's current speed (its work left is k.left_s).
+  void schedule_kernel(int r, double now) {
+    Kernel& k = kernel_[static_cast<std::size_t>(r)];
+    k.since = now;
+    k.speed = gpu_speed(r);
+    k.timer = simgrid::kernel::timer::Timer::set(now + k.left_s / k.speed, [this, r] { end_kernel(r); });
   }
 
   void end_kernel(int r) {
