@@ -66,3 +66,20 @@ TEST_CASE("fast stays within 3 % of exact on the 64-GPU training bench", "[fidel
     CHECK(std::fabs(rf.variants[i].step_time_s / re.variants[i].step_time_s - 1.0) <= 0.03);
   }
 }
+
+TEST_CASE("the context names fast fidelity as an approximation and exact as none", "[fidelity]") {
+  // demo-h200: 8 GPUs, one replica; its routing is drawn as counts (auto), which is named either way.
+  const Scenario sc = load_scenario((kSource / "scenarios" / "demo-h200.yaml").string());
+  const auto starts = [](const std::string& s, const char* p) { return s.rfind(p, 0) == 0; };
+  const RunContext exact = make_context(sc, Fidelity::exact);
+  for (const std::string& a : exact.approximations) CHECK_FALSE(starts(a, "fidelity"));
+  const RunContext fast = make_context(sc, Fidelity::fast);
+  REQUIRE(fast.approximations.size() == exact.approximations.size() + 1);
+  int named = 0;
+  for (const std::string& a : fast.approximations)
+    if (starts(a, "fidelity fast (requested auto): ")) {
+      ++named;
+      CHECK(a.find("2.05 %") != std::string::npos);
+    }
+  CHECK(named == 1);
+}
