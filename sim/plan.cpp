@@ -1,22 +1,15 @@
 #include "sim/plan.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <iostream>
 #include <limits>
 #include <map>
-#include <poll.h>
 #include <set>
 #include <stdexcept>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "models/cost_model.hpp"
 #include "models/profile.hpp"
@@ -25,6 +18,7 @@
 #include "sim/input_file.hpp"
 #include "sim/runner.hpp"
 #include "sim/sweep.hpp"
+#include "sim/worker_pool.hpp"
 
 namespace moesim {
 
@@ -361,98 +355,34 @@ void rank_plan(PlanOutcome& o) {
   if (ranked.size() >= 2) o.runner_up = ranked[1];
 }
 
-void write_all(int fd, const std::string& s) {
-  const char* p = s.data();
-  std::size_t left = s.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-}
-
-// Simulates the scenarios `todo` (each one variant) in worker processes, `jobs` at a time (one SimGrid
+// Simulates the scenarios `scs` (each one variant) in worker processes, `jobs` at a time (one SimGrid
 // simulation per process, DESIGN rule 5: run_scenario itself runs the variant in a child of the worker).
 // Fills the simulated fields, or status failed with the error.
 void simulate_batch(const std::vector<const Scenario*>& scs, const std::vector<PlanCandidate*>& cands, int jobs) {
-  struct Worker {
-    pid_t pid;
-    int fd;
-    std::size_t i;
-    std::string out;
+  const auto work = [&](std::size_t i) -> WorkerAnswer {
+    RunOptions ro;
+    ro.jobs = 1;
+    ro.only = {cands[i]->variant};
+    const RunResult rr = run_scenario(*scs[i], ro);
+    const VariantResult& r = rr.variants.at(0);
+    return {fmt::format("OK{:.17g} {:.17g} {:.17g} {:.17g}", r.step_time_s, r.compute_s, r.comm_s, r.exposed_comm_s), 0};
   };
-  std::vector<Worker> running;
-  std::size_t next = 0;
-  std::fflush(nullptr);
-  const pid_t parent = ::getpid();
-  auto finish = [&](Worker& w) {
-    ::close(w.fd);
-    int status = 0;
-    while (::waitpid(w.pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    PlanCandidate& c = *cands[w.i];
+  const auto done = [&](const WorkerResult& w) {
+    PlanCandidate& c = *cands[w.task];
     double v[4];
-    if (w.out.rfind("OK", 0) == 0 && std::sscanf(w.out.c_str() + 2, "%lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3]) == 4) {
+    if (w.output.rfind("OK", 0) == 0 &&
+        std::sscanf(w.output.c_str() + 2, "%lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3]) == 4) {
       c.status = "simulated";
       c.step_time_s = v[0], c.compute_s = v[1], c.comm_s = v[2], c.exposed_comm_s = v[3];
     } else {
       c.status = "failed";
-      c.reason = w.out.rfind("ER", 0) == 0 ? w.out.substr(2) : "the worker process died";
+      c.reason = w.output.rfind("ER", 0) == 0 ? w.output.substr(2) : worker_death_text(w.status);
       while (!c.reason.empty() && c.reason.back() == '\n') c.reason.pop_back();
     }
   };
-  while (next < scs.size() || !running.empty()) {
-    while (next < scs.size() && static_cast<int>(running.size()) < std::max(1, jobs)) {
-      int fds[2];
-      if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe() failed");
-      const pid_t pid = ::fork();
-      if (pid < 0) throw std::runtime_error("fork() failed");
-      if (pid == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) ::_exit(1);
-        ::close(fds[0]);
-        std::string payload;
-        int code = 0;
-        try {
-          RunOptions ro;
-          ro.jobs = 1;
-          ro.only = {cands[next]->variant};
-          const RunResult rr = run_scenario(*scs[next], ro);
-          const VariantResult& r = rr.variants.at(0);
-          payload = fmt::format("OK{:.17g} {:.17g} {:.17g} {:.17g}", r.step_time_s, r.compute_s, r.comm_s, r.exposed_comm_s);
-        } catch (const std::exception& e) {
-          payload = std::string("ER") + e.what();
-          code = 1;
-        }
-        write_all(fds[1], payload);
-        ::close(fds[1]);
-        ::_exit(code);
-      }
-      ::close(fds[1]);
-      running.push_back({pid, fds[0], next, {}});
-      ++next;
-    }
-    std::vector<pollfd> pf;
-    for (const auto& w : running) pf.push_back({w.fd, POLLIN, 0});
-    if (::poll(pf.data(), pf.size(), -1) < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error("poll() failed");
-    }
-    for (std::size_t k = pf.size(); k-- > 0;) {
-      if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char buf[4096];
-      const ssize_t got = ::read(running[k].fd, buf, sizeof buf);
-      if (got < 0 && errno == EINTR) continue;
-      if (got > 0) {
-        running[k].out.append(buf, static_cast<std::size_t>(got));
-        continue;
-      }
-      finish(running[k]);
-      running.erase(running.begin() + static_cast<std::ptrdiff_t>(k));
-    }
-  }
+  WorkerPoolOptions opt;
+  opt.jobs = jobs;
+  run_worker_pool(scs.size(), work, done, opt);
 }
 
 }  // namespace

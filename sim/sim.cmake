@@ -2,6 +2,7 @@
 
 # Scenario loading, metrics, the variant runner.
 add_library(moesim_sim STATIC scenario.cpp sha256.cpp metrics.cpp result_json.cpp runner.cpp output_file.cpp budget.cpp sweep.cpp mpi_split.cpp plan.cpp
+            worker_pool.cpp
             collective_bench.cpp)
 target_link_libraries(moesim_sim PUBLIC moesim_engine moesim_topologies moesim_models
                       nlohmann_json::nlohmann_json)

@@ -12,11 +12,8 @@
 #include <fmt/format.h>
 #include <iostream>
 #include <map>
-#include <poll.h>
 #include <set>
 #include <stdexcept>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sim/budget.hpp"
@@ -24,6 +21,7 @@
 #include "sim/output_file.hpp"
 #include "sim/runner.hpp"
 #include "sim/scenario.hpp"
+#include "sim/worker_pool.hpp"
 
 namespace moesim {
 
@@ -508,13 +506,6 @@ std::string clock_text(double s) {
   return t >= 3600 ? fmt::format("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60) : fmt::format("{}:{:02}", t / 60, t % 60);
 }
 
-struct Worker {
-  pid_t pid = -1;
-  int fd = -1;
-  std::size_t point = 0;
-  std::string out;
-};
-
 }  // namespace
 
 SweepOutcome run_sweep(const std::string& file, const std::vector<std::string>& set,
@@ -662,125 +653,61 @@ SweepOutcome run_sweep(const std::string& file, const std::vector<std::string>& 
   g_interrupted = 0;
   ::sigaction(SIGINT, &sa, &old_sa);
 
-  std::vector<Worker> running;
-  std::size_t next = 0;
-  std::fflush(nullptr);
-  const pid_t parent = ::getpid();
-  const int jobs = std::max(1, opt.jobs);
-  try {
-    while ((next < todo.size() || !running.empty())) {
-      while (!g_interrupted && next < todo.size() && static_cast<int>(running.size()) < jobs) {
-        const SweepGridPoint& p = points[todo[next]];
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe() failed");
-        const pid_t pid = ::fork();
-        if (pid < 0) throw std::runtime_error("fork() failed");
-        if (pid == 0) {
-          // The worker: dies with the sweep (and on Ctrl-C, like its own simulation children).
-          ::signal(SIGINT, SIG_DFL);
-          ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-          if (::getppid() != parent) ::_exit(1);
-          ::close(fds[0]);
-          ::close(csv_fd);
-          std::string payload;
-          int code = 0;
-          try {
-            SweepSettingProblems problems;
-            const std::optional<YAML::Node> tree = sweep_point_tree(*text, p, &problems);
-            if (!tree) throw std::runtime_error(problems.front().second);
-            const Scenario sc = decode_scenario_tree(*tree, file, *text);
-            RunOptions ro;
-            ro.jobs = 1;
-            ro.fidelity = opt.fidelity;
-            std::string rows;
-            for (const auto& r : point_rows(p, run_scenario(sc, ro))) rows += csv_line(r);
-            payload = "OK" + rows;
-          } catch (const InputError& e) {
-            payload = "ER" + e.diagnostics().str();
-            code = 1;
-          } catch (const std::exception& e) {
-            payload = std::string("ER") + e.what();
-            code = 1;
-          }
-          try {
-            write_all(fds[1], payload, "pipe");
-          } catch (...) {
-            code = 1;
-          }
-          ::close(fds[1]);
-          ::_exit(code);
-        }
-        ::close(fds[1]);
-        running.push_back({pid, fds[0], p.index, {}});
-        ++next;
-      }
-      if (g_interrupted) break;
-      if (running.empty()) continue;
-      std::vector<pollfd> pf;
-      for (const auto& w : running) pf.push_back({w.fd, POLLIN, 0});
-      const int n = ::poll(pf.data(), pf.size(), opt.progress_bar ? 1000 : -1);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw std::runtime_error(fmt::format("poll() failed: {}", std::strerror(errno)));
-      }
-      if (n == 0) {
-        progress(nullptr, false);  // redraw the clock
-        continue;
-      }
-      for (std::size_t i = pf.size(); i-- > 0;) {
-        if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-        Worker& w = running[i];
-        char buf[65536];
-        const ssize_t got = ::read(w.fd, buf, sizeof buf);
-        if (got < 0 && errno == EINTR) continue;
-        if (got > 0) {
-          w.out.append(buf, static_cast<std::size_t>(got));
-          continue;
-        }
-        // End of the worker's output: it has finished.
-        ::close(w.fd);
-        int status = 0;
-        while (::waitpid(w.pid, &status, 0) < 0 && errno == EINTR) {
-        }
-        const SweepGridPoint& p = points[w.point];
-        bool failed = false;
-        if (w.out.rfind("OK", 0) == 0) {
-          bool complete = true;
-          auto rows = parse_csv(w.out.substr(2), &complete);
-          write_all(csv_fd, w.out.substr(2), opt.csv);  // the point's rows in one write
-          done[p.index] = std::move(rows);
-        } else if (g_interrupted) {
-          // Ctrl-C on a terminal reaches the workers too: a worker ended by it is not a failed point.
-          running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
-          continue;
-        } else {
-          failed = true;
-          std::string msg = w.out.rfind("ER", 0) == 0 ? w.out.substr(2)
-                            : fmt::format("the worker process died ({})",
-                                          WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status))
-                                                              : fmt::format("exit code {}", WEXITSTATUS(status)));
-          while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-          out.failures += fmt::format("sweep point {} ({}): {}\n", p.index, p.label(), msg);
-        }
-        running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
-        ++finished;
-        progress(&p, failed);
-        if (opt.stop_after > 0 && finished >= opt.stop_after && !g_interrupted) ::raise(SIGINT);
-      }
+  const auto work = [&](std::size_t i) -> WorkerAnswer {
+    const SweepGridPoint& p = points[todo[i]];
+    try {
+      SweepSettingProblems problems;
+      const std::optional<YAML::Node> tree = sweep_point_tree(*text, p, &problems);
+      if (!tree) throw std::runtime_error(problems.front().second);
+      const Scenario sc = decode_scenario_tree(*tree, file, *text);
+      RunOptions ro;
+      ro.jobs = 1;
+      ro.fidelity = opt.fidelity;
+      std::string rows;
+      for (const auto& r : point_rows(p, run_scenario(sc, ro))) rows += csv_line(r);
+      return {"OK" + rows, 0};
+    } catch (const InputError& e) {
+      return {"ER" + e.diagnostics().str(), 1};
     }
+  };
+  const auto point_done = [&](const WorkerResult& w) {
+    const SweepGridPoint& p = points[todo[w.task]];
+    bool failed = false;
+    if (w.output.rfind("OK", 0) == 0) {
+      bool complete = true;
+      auto rows = parse_csv(w.output.substr(2), &complete);
+      write_all(csv_fd, w.output.substr(2), opt.csv);  // the point's rows in one write
+      done[p.index] = std::move(rows);
+    } else if (g_interrupted) {
+      return;  // Ctrl-C on a terminal reaches the workers too: a worker ended by it is not a failed point
+    } else {
+      failed = true;
+      std::string msg = w.output.rfind("ER", 0) == 0 ? w.output.substr(2) : worker_death_text(w.status);
+      while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+      out.failures += fmt::format("sweep point {} ({}): {}\n", p.index, p.label(), msg);
+    }
+    ++finished;
+    progress(&p, failed);
+    if (opt.stop_after > 0 && finished >= opt.stop_after && !g_interrupted) ::raise(SIGINT);
+  };
+  WorkerPoolOptions pool;
+  pool.jobs = opt.jobs;
+  pool.poll_timeout_ms = opt.progress_bar ? 1000 : -1;
+  pool.on_timeout = [&] { progress(nullptr, false); };  // redraw the clock
+  pool.stop = [] { return g_interrupted != 0; };
+  // A worker dies with the sweep and on Ctrl-C, like its own simulation children.
+  pool.in_child = [&] {
+    ::signal(SIGINT, SIG_DFL);
+    ::close(csv_fd);
+  };
+  try {
+    // Interrupted: the workers still running are ended (their simulation children die with them); their
+    // points are not in the CSV and --resume runs them.
+    run_worker_pool(todo.size(), work, point_done, pool);
   } catch (...) {
-    for (auto& w : running) ::kill(w.pid, SIGKILL), ::close(w.fd), ::waitpid(w.pid, nullptr, 0);
     ::close(csv_fd);
     ::sigaction(SIGINT, &old_sa, nullptr);
     throw;
-  }
-  // Interrupted: the workers still running are ended (their simulation children die with them); their points
-  // are not in the CSV and --resume runs them.
-  for (auto& w : running) {
-    ::kill(w.pid, SIGKILL);
-    ::close(w.fd);
-    while (::waitpid(w.pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
   }
   out.interrupted = g_interrupted != 0;
   ::sigaction(SIGINT, &old_sa, nullptr);
