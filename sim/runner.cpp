@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <exception>
 #include <thread>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <cmath>
@@ -12,14 +11,10 @@
 #include <deque>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <csignal>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "models/cost_model.hpp"
 #include "models/parallel_for.hpp"
@@ -28,6 +23,7 @@
 #include "sim/metrics.hpp"
 #include "sim/phase_clock.hpp"
 #include "sim/result_json.hpp"
+#include "sim/worker_pool.hpp"
 
 namespace moesim {
 
@@ -441,33 +437,6 @@ VariantResult simulate_variant(const Scenario& sc, const models::VariantSpec& sp
 
 namespace {
 
-struct Child {
-  pid_t pid = -1;
-  int fd = -1;
-  std::size_t index = 0;
-  std::string out;
-};
-
-// Reads everything a child writes until it closes the pipe.
-void drain(Child& c) {
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(c.fd, buf, sizeof buf);
-    if (n > 0) c.out.append(buf, static_cast<std::size_t>(n));
-    else if (n == 0) break;
-    else if (errno != EINTR) break;
-  }
-  ::close(c.fd);
-}
-
-// In a freshly forked child: die with the parent. PR_SET_PDEATHSIG sends SIGKILL when the parent exits or is
-// killed (SIGTERM, SIGINT, SIGKILL), so no variant keeps simulating under init; the getppid check covers a
-// parent that died before the prctl.
-void die_with_parent(pid_t parent) {
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(1);
-}
-
 // What a child sends back: the result as JSON without its rows, a NUL, then the rows packed field by field
 // (a multi-step run has a row per step, layer and rank: 24,576 for 64 steps x 48 layers x 8 ranks, whose JSON
 // took the parent 0.19 s to parse). Doubles travel as their bytes, so the rows are the child's exactly.
@@ -576,70 +545,34 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
     }
   }
   std::vector<VariantResult> results(jobs.size());
-  std::vector<Child> running;
-  std::size_t next = 0, done = 0;
-  std::string failures;
-  std::fflush(nullptr);
-  const pid_t parent = ::getpid();
-  while (done < jobs.size()) {
-    while (next < jobs.size() && static_cast<int>(running.size()) < std::max(1, opt.jobs)) {
-      int fds[2];
-      if (::pipe(fds) != 0) throw std::runtime_error("pipe() failed");
-      pid_t pid = ::fork();
-      if (pid < 0) throw std::runtime_error("fork() failed");
-      if (pid == 0) {
-        die_with_parent(parent);
-        ::close(fds[0]);
-        std::string payload;
-        int code = 0;
-        try {
-          const models::VariantSpec& js = jobs[next].spec;
-          const bool use_shared = shared && js.top_k == sc.arch.top_k && !js.routing;
-          payload = "OK" + result_payload(simulate_variant(sc, js, fidelity, opt.keep_events, moe_metrics,
-                                                           use_shared ? &*shared : nullptr));
-        } catch (const std::exception& e) {
-          payload = std::string("ER") + e.what();
-          code = 1;
-        }
-        const char* p = payload.data();
-        std::size_t left = payload.size();
-        while (left > 0) {
-          ssize_t n = ::write(fds[1], p, left);
-          if (n <= 0 && errno != EINTR) break;
-          if (n > 0) {
-            p += n;
-            left -= static_cast<std::size_t>(n);
-          }
-        }
-        ::close(fds[1]);
-        ::_exit(code);
-      }
-      ::close(fds[1]);
-      running.push_back({pid, fds[0], next, {}});
-      ++next;
-    }
-    // Collect the oldest child (its pipe is read to the end first, so it never blocks on a full pipe).
-    Child c = std::move(running.front());
-    running.erase(running.begin());
-    drain(c);
-    int status = 0;
-    ::waitpid(c.pid, &status, 0);
-    ++done;
-    const std::string& name = jobs[c.index].spec.name;
-    if (c.out.rfind("OK", 0) == 0) {
+  // Each variant (or expert-slot candidate) in its own process, opt.jobs at a time (DESIGN rule 5).
+  std::vector<std::string> failed(jobs.size());  // by job, so the message lists them in job order
+  const auto work = [&](std::size_t i) -> WorkerAnswer {
+    const models::VariantSpec& js = jobs[i].spec;
+    const bool use_shared = shared && js.top_k == sc.arch.top_k && !js.routing;
+    return {"OK" + result_payload(simulate_variant(sc, js, fidelity, opt.keep_events, moe_metrics,
+                                                   use_shared ? &*shared : nullptr)),
+            0};
+  };
+  const auto collect = [&](const WorkerResult& w) {
+    const std::string& name = jobs[w.task].spec.name;
+    if (w.output.rfind("OK", 0) == 0) {
       try {
-        results[c.index] = checked_result(c.out.substr(2));
+        results[w.task] = checked_result(w.output.substr(2));
       } catch (const std::exception& e) {
-        failures += fmt::format("variant '{}': {}\n", name, e.what());
+        failed[w.task] = fmt::format("variant '{}': {}\n", name, e.what());
       }
-    } else if (c.out.rfind("ER", 0) == 0) {
-      failures += fmt::format("variant '{}': {}\n", name, c.out.substr(2));
+    } else if (w.output.rfind("ER", 0) == 0) {
+      failed[w.task] = fmt::format("variant '{}': {}\n", name, w.output.substr(2));
     } else {
-      failures += fmt::format("variant '{}': the simulation process died ({})\n", name,
-                              WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status))
-                                                  : fmt::format("exit code {}", WEXITSTATUS(status)));
+      failed[w.task] = fmt::format("variant '{}': {}\n", name, worker_death_text(w.status, "the simulation process"));
     }
-  }
+  };
+  WorkerPoolOptions pool;
+  pool.jobs = opt.jobs;
+  run_worker_pool(jobs.size(), work, collect, pool);
+  std::string failures;
+  for (const std::string& f : failed) failures += f;
   if (!failures.empty()) throw std::runtime_error(failures);
   // Per variant, keep the fastest candidate, the first on ties. Candidates whose step times differ by rounding
   // only (1e-9 relative; e.g. expert slots whose GEMM is hidden either way, 2e-17 apart) are ties: otherwise

@@ -58,9 +58,10 @@ void kill_all(std::vector<Worker>& running) {
 
 }  // namespace
 
-std::string worker_death_text(int status) {
-  return fmt::format("the worker process died ({})", WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status))
-                                                                          : fmt::format("exit code {}", WEXITSTATUS(status)));
+std::string worker_death_text(int status, const char* who) {
+  return fmt::format("{} died ({})", who,
+                     WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status))
+                                         : fmt::format("exit code {}", WEXITSTATUS(status)));
 }
 
 void run_worker_pool(std::size_t tasks, const std::function<WorkerAnswer(std::size_t)>& work,

@@ -40,7 +40,8 @@ struct WorkerPoolOptions {
 void run_worker_pool(std::size_t tasks, const std::function<WorkerAnswer(std::size_t)>& work,
                      const std::function<void(const WorkerResult&)>& on_done, const WorkerPoolOptions& opt = {});
 
-// "the worker process died (signal 9)" / "(exit code 3)": for a worker that left no answer.
-std::string worker_death_text(int status);
+// "the worker process died (signal 9)" / "... (exit code 3)": for a worker that left no answer (`who` names
+// the process).
+std::string worker_death_text(int status, const char* who = "the worker process");
 
 }  // namespace moesim

@@ -42,6 +42,7 @@ TEST_CASE("worker pool: every task answers once and failures are told apart", "[
   CHECK(worker_death_text(got[4].status) == "the worker process died (exit code 3)");
   CHECK(got[5].output.empty());
   CHECK(worker_death_text(got[5].status) == "the worker process died (signal 9)");
+  CHECK(worker_death_text(got[5].status, "the simulation process") == "the simulation process died (signal 9)");
 }
 
 TEST_CASE("worker pool: stop starts nothing more and ends the running workers", "[worker_pool]") {
