@@ -1,12 +1,13 @@
-// Forked worker processes, `jobs` at a time: how `moesim plan` and `moesim sweep` run many scenarios. Each task
-// runs in its own process because SimGrid allows one simulation per process (DESIGN rule 5); the worker writes
-// its answer to a pipe and exits, and the parent collects the bytes and the exit status.
+// Forked worker processes, `jobs` at a time: how `moesim plan` and `moesim sweep` run their scenarios and how
+// `run_scenario` runs each variant. Each task runs in its own process because SimGrid allows one simulation per
+// process (DESIGN rule 5); the worker writes its answer to a pipe and exits, and the parent collects the bytes
+// and the exit status. Workers die with the parent (SIGKILL on its exit, however it ends), so no simulation
+// keeps running under init.
 #pragma once
 
 #include <cstddef>
 #include <functional>
 #include <string>
-#include <sys/types.h>
 
 namespace moesim {
 
