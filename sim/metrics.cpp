@@ -227,7 +227,9 @@ void summarize(const OpGraph& graph, const Trace& trace, int layers, bool keep_e
   out.per_layer_mean_s = layers > 0 ? out.step_time_s / layers : 0.0;
   out.compute_s = compute / R / steps;
   out.comm_s = communication / R / steps;
-  out.exposed_comm_s = exposed / R / steps;
+  // Exposed time is a part of the communication time; summed two ways (interval union vs lengths) it can come
+  // out an ulp above it, which would print a negative overlap ratio.
+  out.exposed_comm_s = std::min(exposed, communication) / R / steps;
   out.overlap_ratio = out.comm_s > 0 ? 1.0 - out.exposed_comm_s / out.comm_s : 0.0;
   // Block scope: the step less the time its step-level ops (embedding, final norm, LM head, loss, optimizer, DP
   // all-reduce) run while no block op of the same rank does, mean over ranks.
