@@ -57,6 +57,7 @@ struct Trace {
   std::size_t simgrid_links = 0;  // links created after merging channels that carry identical route sets
   std::size_t simgrid_links_pruned = 0;  // merged channels left out because they can never limit a transfer
   std::size_t ptask_pairs = 0;           // fast: GPU pairs in all collectives' reduced byte matrices
+  std::size_t ptask_links = 0;           // fast: links loaded, summed over all collectives' parallel tasks
 };
 
 // The SimGrid settings moesim uses for a fidelity level (echoed into every report; DESIGN rule 2).

@@ -95,6 +95,33 @@ TEST_CASE("fast fidelity gives the same uniform all-to-all makespan", "[engine][
   CHECK(t.makespan_s == Approx(2 * lat + 7 * m / B).epsilon(1e-3));
 }
 
+TEST_CASE("fast: each parallel task waits its whole route latency and two tasks share a link fairly",
+          "[engine][fast]") {
+  // 3 GPUs on one switch (B = 100 GB/s per direction, 3 us per link, so every route has 6 us of latency),
+  // SimGrid surf/precision 10 us. Task A: GPU 0 -> 1, 1e9 B, on the comm stream, reached at t = 0. Task B:
+  // GPU 2 -> 1, 2e9 B, on the DP stream, reached when GPU 2's 2 us kernel ends. Both cross GPU 1's down-link.
+  //   A moves from 6 us (its latency; the kernel ending at 2 us must not cut it short, as L07's own latency
+  //   phase would: 4 us left < 10 us of precision is rounded to 0) at 100 GB/s: 2e5 B by 8 us.
+  //   B moves from 2 + 6 = 8 us; the down-link is then shared, 50 GB/s each (L07's fair bottleneck).
+  //   A ends at 8e-6 + (1e9 - 2e5) / 50e9 = 8e-6 + 0.019996 = 0.020004 s, when B has moved 0.019996 x 50e9
+  //   = 9.998e8 B; B's last 1.0002e9 B at 100 GB/s take 0.010002 s: B ends at 0.030006 s
+  //   (= 6 us + 3e9 B / 100 GB/s: the down-link is busy from 6 us on).
+  PlatformSpec p = star(3, 100e9, 3e-6);
+  OpGraph g(3);
+  auto a = g.add_collective(OpKind::all_gather, {0, 1}, Stream::comm, OpClass::dispatch, Phase::forward, 0,
+                            std::vector<double>{0, 1e9, 0, 0}, {});
+  OpId kernel = g.add_compute(2, Stream::compute, OpClass::expert, Phase::forward, 0, 2e-6, Provenance::datasheet);
+  auto b = g.add_collective(OpKind::all_gather, {1, 2}, Stream::dp, OpClass::dispatch, Phase::forward, 0,
+                            std::vector<double>{0, 0, 2e9, 0}, {{}, {}, {kernel}});
+  EngineOptions opt;
+  opt.fidelity = Fidelity::fast;
+  opt.precision_s = 1e-5;
+  Trace t = run_engine(p, identity(3), g, opt);
+  CHECK(t.start_s[b[2]] == Approx(2e-6).epsilon(1e-12));
+  for (OpId id : {a[0], a[1]}) CHECK(t.end_s[id] == Approx(0.020004).epsilon(1e-9));
+  for (OpId id : {b[1], b[2]}) CHECK(t.end_s[id] == Approx(0.030006).epsilon(1e-9));
+}
+
 TEST_CASE("streams run in order and compute ops take their duration", "[engine][exact]") {
   // Rank 0: compute 1 ms then 2 ms on the compute stream; a comm-stream op waits for the first.
   // Rank 0's compute stream ends at 3 ms.
