@@ -367,63 +367,79 @@ class Runner {
   // Fast fidelity: what SimGrid sees of a parallel task is one variable with, on each link, the sum of the
   // bytes of its pairs routed over that link (and a weight-0 share of each of its hosts' CPUs); its latency
   // is paid by a timer of ours (start_collective_ptask). So instead of GPU hosts joined by multi-link routes,
-  // every task spans the same K endpoint hosts, whose ordered pairs (i, j), i != j, each own one link as
-  // their whole route (K (K-1) >= links), and carries each link's sum as the bytes of that link's pair.
-  // Same weights, summed in the same order as L07 sums them (pairs in (src, dst) order, each route's links in
-  // order), so the same rates and finish times, bit for bit (checked on the benches' JSON); but SimGrid 3.32
-  // now holds K + (links used) constraints per task instead of (members) + (links used), and expands one
-  // element per link instead of one per pair hop. Its cost per task is quadratic in that count (each new
-  // element searches the task's list; freeing the task walks the list once per constraint), so the 256 GPU
-  // CPUs of an EP-256 all-to-all become 33 endpoints (simulation 1.14 s -> 0.67 s on dsv3-train-256), and
-  // a task's byte matrix is K^2, not members^2. GPU hosts stay for compute ops that run as Execs.
+  // a task spans K endpoint hosts whose ordered pairs (i, j), i != j, each have one link as their whole route
+  // (K (K-1) >= the links), and carries each link's sum as the bytes of that link's pair. Same weights,
+  // summed in the same order as L07 sums them (pairs in (src, dst) order, each route's links in order), so
+  // the same rates and finish times, bit for bit (checked on the benches' JSON). But SimGrid 3.32 now holds
+  // K + (links used) constraints per task instead of (members) + (links used), and expands one element per
+  // link instead of one per pair hop. Its cost per task is quadratic in that count (each new element
+  // searches the task's list; freeing the task walks the list once per constraint), so the 256 GPU CPUs of
+  // an EP-256 all-to-all become 33 endpoints (simulation 1.14 s -> 0.67 s on dsv3-train-256), and a task's
+  // byte matrix is K^2, not members^2. GPU hosts stay for compute ops that run as Execs.
   //
-  //   endpoint 0 --link a--> endpoint 1      pair (0, 1) = link a
-  //   endpoint 0 --link b--> endpoint 2      pair (0, 2) = link b      ... K (K-1) pairs, one link each
-  //   endpoint 1 --link c--> endpoint 0      pair (1, 0) = link c
+  // Each set of members (an EP group, a ring, an ETP group) has endpoints of its own, routed over the links
+  // its collectives load: tasks of two groups then share only the links they both load, as they shared
+  // only those (and no CPU) over the GPUs, and SimGrid's selective update does not join groups that never
+  // meet (DP replicas' all-to-alls between their rings).
+  //
+  //   group endpoint 0 --link a--> endpoint 1      pair (0, 1) = link a
+  //   group endpoint 0 --link b--> endpoint 2      pair (0, 2) = link b    ... K (K-1) pairs, one link each
+  //   group endpoint 1 --link c--> endpoint 0      pair (1, 0) = link c    (a link may serve several groups)
   void build_link_endpoints(sg4::NetZone* zone, const std::vector<const sg4::Link*>& sg_link,
                             const RankRoutes& routes) {
-    std::vector<uint32_t> slot_of(sg_link.size(), UINT32_MAX);
-    std::vector<const sg4::Link*> links;
-    for (std::size_t ch = 0; ch < sg_link.size(); ++ch)
-      if (sg_link[ch] != nullptr) {
-        slot_of[ch] = static_cast<uint32_t>(links.size());
-        links.push_back(sg_link[ch]);
-      }
-    std::size_t k = 2;
-    while (k * (k - 1) < links.size()) ++k;
-    endpoints_ = k;
-    endpoint_hosts_.clear();
-    for (std::size_t i = 0; i < k; ++i)
-      endpoint_hosts_.push_back(zone->create_host(fmt::format("moesim-ptask-endpoint-{}", i), kHostSpeed));
-    // Slot t = ordered pair (i, j), i != j, in row-major order: the order L07 walks a task's byte matrix in.
-    slot_cell_.resize(links.size());
-    for (std::size_t t = 0; t < links.size(); ++t) {
-      const std::size_t i = t / (k - 1), jj = t % (k - 1), j = jj < i ? jj : jj + 1;
-      slot_cell_[t] = static_cast<uint32_t>(i * k + j);
-      zone->add_route(endpoint_hosts_[i]->get_netpoint(), endpoint_hosts_[j]->get_netpoint(), nullptr, nullptr,
-                      {sg4::LinkInRoute(links[t])}, false);
-    }
-    // Each collective's per-link sums, accumulated in L07's order (see above).
-    std::vector<double> load(links.size(), 0.0);
+    // Each collective's per-link sums (by channel), accumulated in L07's order (see above).
+    std::vector<double> load(sg_link.size(), 0.0);
     std::vector<uint32_t> touched;
-    link_load_.assign(reduced_.size(), {});
+    std::vector<std::vector<std::pair<uint32_t, double>>> by_channel(reduced_.size());
+    const auto& colls = graph_.collectives();
     for (std::size_t c = 0; c < reduced_.size(); ++c) {
       touched.clear();
       for (const PairBytes& x : reduced_[c])
         for (const uint32_t* ch = routes.begin(x.src, x.dst); ch != routes.end(x.src, x.dst); ++ch) {
-          const uint32_t t = slot_of[*ch];
-          if (load[t] == 0.0) touched.push_back(t);
-          load[t] += x.bytes;
+          if (load[*ch] == 0.0) touched.push_back(*ch);
+          load[*ch] += x.bytes;
         }
       std::sort(touched.begin(), touched.end());
-      auto& out = link_load_[c];
-      out.reserve(touched.size());
-      for (uint32_t t : touched) {
-        out.push_back({slot_cell_[t], load[t]});
-        load[t] = 0.0;
+      for (uint32_t ch : touched) {
+        by_channel[c].push_back({ch, load[ch]});
+        load[ch] = 0.0;
       }
-      trace_.ptask_links += out.size();
+      trace_.ptask_links += by_channel[c].size();
       std::vector<PairBytes>().swap(reduced_[c]);
+    }
+    // Groups by member set, in order of first collective; each group's links in channel order.
+    std::map<std::vector<int32_t>, uint32_t> group_of;
+    std::vector<std::vector<uint32_t>> group_channels;
+    coll_group_.assign(colls.size(), 0);
+    for (std::size_t c = 0; c < colls.size(); ++c) {
+      auto [it, fresh] = group_of.try_emplace(colls[c].members, static_cast<uint32_t>(group_channels.size()));
+      if (fresh) group_channels.emplace_back();
+      coll_group_[c] = it->second;
+      for (const auto& [ch, b] : by_channel[c]) group_channels[it->second].push_back(ch);
+    }
+    std::vector<uint32_t> slot_of(sg_link.size(), UINT32_MAX);
+    groups_.assign(group_channels.size(), {});
+    link_load_.assign(colls.size(), {});
+    for (std::size_t gi = 0; gi < group_channels.size(); ++gi) {
+      std::vector<uint32_t>& chans = group_channels[gi];
+      std::sort(chans.begin(), chans.end());
+      chans.erase(std::unique(chans.begin(), chans.end()), chans.end());
+      std::size_t k = 2;
+      while (k * (k - 1) < chans.size()) ++k;
+      EndpointGroup& g = groups_[gi];
+      g.k = k;
+      for (std::size_t i = 0; i < k; ++i)
+        g.hosts.push_back(zone->create_host(fmt::format("moesim-ptask-endpoint-{}-{}", gi, i), kHostSpeed));
+      // Slot t = ordered pair (i, j), i != j, in row-major order: the order L07 walks a task's byte matrix in.
+      for (std::size_t t = 0; t < chans.size(); ++t) {
+        const std::size_t i = t / (k - 1), jj = t % (k - 1), j = jj < i ? jj : jj + 1;
+        slot_of[chans[t]] = static_cast<uint32_t>(i * k + j);
+        zone->add_route(g.hosts[i]->get_netpoint(), g.hosts[j]->get_netpoint(), nullptr, nullptr,
+                        {sg4::LinkInRoute(sg_link[chans[t]])}, false);
+      }
+      for (std::size_t c = 0; c < colls.size(); ++c)
+        if (coll_group_[c] == gi)
+          for (const auto& [ch, b] : by_channel[c]) link_load_[c].push_back({slot_of[ch], b});
     }
   }
 
@@ -745,14 +761,15 @@ class Runner {
     launch_collective_ptask(c);
   }
 
-  // The task over the link endpoints (build_link_endpoints): each link's sum as the bytes of its pair.
+  // The task over its group's link endpoints (build_link_endpoints): each link's sum as its pair's bytes.
   void launch_collective_ptask(int c) {
-    std::vector<double> bytes(endpoints_ * endpoints_, 0.0);
+    const EndpointGroup& g = groups_[coll_group_[c]];
+    std::vector<double> bytes(g.k * g.k, 0.0);
     for (const auto& [cell, b] : link_load_[c]) bytes[cell] = b;
     auto exec = sg4::Exec::init();
-    exec->set_flops_amounts(std::vector<double>(endpoints_, 0.0));
+    exec->set_flops_amounts(std::vector<double>(g.k, 0.0));
     exec->set_bytes_amounts(bytes);
-    exec->set_hosts(endpoint_hosts_);
+    exec->set_hosts(g.hosts);
     launch(exec, make_tag(static_cast<uintptr_t>(c), kTagCollective));
   }
 
@@ -872,11 +889,14 @@ class Runner {
   std::vector<std::vector<int>> flows_left_;  // exact: per collective and rank, flows not yet ended
   std::vector<std::vector<PairBytes>> reduced_;  // fast: per collective, the pairs of its ptask
   std::vector<double> ptask_latency_;            // fast: per collective, its ptask's latency (s)
-  // Fast: the link endpoints (build_link_endpoints), each link's cell (i * K + j) in a task's byte matrix,
-  // and per collective its (cell, bytes) per link it loads, in cell order.
-  std::size_t endpoints_ = 0;
-  std::vector<sg4::Host*> endpoint_hosts_;
-  std::vector<uint32_t> slot_cell_;
+  // Fast: the link endpoints of each member set (build_link_endpoints), each collective's group, and per
+  // collective its (cell i * K + j of its group's byte matrix, bytes) per link it loads, in channel order.
+  struct EndpointGroup {
+    std::size_t k = 0;
+    std::vector<sg4::Host*> hosts;
+  };
+  std::vector<EndpointGroup> groups_;
+  std::vector<uint32_t> coll_group_;
   std::vector<std::vector<std::pair<uint32_t, double>>> link_load_;
 };
 
