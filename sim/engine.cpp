@@ -409,12 +409,16 @@ class Runner {
     }
     // Groups by member set, in order of first collective; each group's links in channel order.
     std::map<std::vector<int32_t>, uint32_t> group_of;
-    std::vector<std::vector<uint32_t>> group_channels;
+    std::vector<std::vector<uint32_t>> group_channels, group_colls;
     coll_group_.assign(colls.size(), 0);
     for (std::size_t c = 0; c < colls.size(); ++c) {
       auto [it, fresh] = group_of.try_emplace(colls[c].members, static_cast<uint32_t>(group_channels.size()));
-      if (fresh) group_channels.emplace_back();
+      if (fresh) {
+        group_channels.emplace_back();
+        group_colls.emplace_back();
+      }
       coll_group_[c] = it->second;
+      group_colls[it->second].push_back(static_cast<uint32_t>(c));
       for (const auto& [ch, b] : by_channel[c]) group_channels[it->second].push_back(ch);
     }
     std::vector<uint32_t> slot_of(sg_link.size(), UINT32_MAX);
@@ -437,9 +441,9 @@ class Runner {
         zone->add_route(g.hosts[i]->get_netpoint(), g.hosts[j]->get_netpoint(), nullptr, nullptr,
                         {sg4::LinkInRoute(sg_link[chans[t]])}, false);
       }
-      for (std::size_t c = 0; c < colls.size(); ++c)
-        if (coll_group_[c] == gi)
-          for (const auto& [ch, b] : by_channel[c]) link_load_[c].push_back({slot_of[ch], b});
+      // slot_of holds this group's slots until the next group overwrites the channels they share.
+      for (uint32_t c : group_colls[gi])
+        for (const auto& [ch, b] : by_channel[c]) link_load_[c].push_back({slot_of[ch], b});
     }
   }
 
