@@ -272,11 +272,12 @@ class Runner {
     // later steps may send between pairs the first one leaves empty (extra routes change no result: only
     // links carry load). Fast: each collective's reduced matrix (see ptask_reduction.hpp), which becomes the
     // per-link bytes of its parallel task (build_link_endpoints); no GPU-pair route is made.
-    std::vector<char> needed(P, 0);
+    std::vector<char> needed;
     const auto& colls = graph_.collectives();
     if (streaming_) {
       needed = usable;
     } else if (opt_.fidelity == Fidelity::exact) {
+      needed.assign(P, 0);
       for (const Collective& col : colls)
         col.for_each_transfer([&](int i, int j, double) {
           needed[static_cast<std::size_t>(col.members[static_cast<std::size_t>(i)]) * R +

@@ -365,18 +365,19 @@ void simulate_batch(const std::vector<const Scenario*>& scs, const std::vector<P
     ro.only = {cands[i]->variant};
     const RunResult rr = run_scenario(*scs[i], ro);
     const VariantResult& r = rr.variants.at(0);
-    return {fmt::format("OK{:.17g} {:.17g} {:.17g} {:.17g}", r.step_time_s, r.compute_s, r.comm_s, r.exposed_comm_s), 0};
+    return worker_ok(
+        fmt::format("{:.17g} {:.17g} {:.17g} {:.17g}", r.step_time_s, r.compute_s, r.comm_s, r.exposed_comm_s));
   };
   const auto done = [&](const WorkerResult& w) {
     PlanCandidate& c = *cands[w.task];
+    const WorkerReply r = read_worker_reply(w);
     double v[4];
-    if (w.output.rfind("OK", 0) == 0 &&
-        std::sscanf(w.output.c_str() + 2, "%lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3]) == 4) {
+    if (r.kind == WorkerReply::ok && std::sscanf(r.text.c_str(), "%lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3]) == 4) {
       c.status = "simulated";
       c.step_time_s = v[0], c.compute_s = v[1], c.comm_s = v[2], c.exposed_comm_s = v[3];
     } else {
       c.status = "failed";
-      c.reason = w.output.rfind("ER", 0) == 0 ? w.output.substr(2) : worker_death_text(w.status);
+      c.reason = r.kind == WorkerReply::error ? r.text : worker_death_text(w.status);
       while (!c.reason.empty() && c.reason.back() == '\n') c.reason.pop_back();
     }
   };

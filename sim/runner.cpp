@@ -550,23 +550,21 @@ RunResult run_scenario(const Scenario& sc, const RunOptions& opt) {
   const auto work = [&](std::size_t i) -> WorkerAnswer {
     const models::VariantSpec& js = jobs[i].spec;
     const bool use_shared = shared && js.top_k == sc.arch.top_k && !js.routing;
-    return {"OK" + result_payload(simulate_variant(sc, js, fidelity, opt.keep_events, moe_metrics,
-                                                   use_shared ? &*shared : nullptr)),
-            0};
+    return worker_ok(result_payload(simulate_variant(sc, js, fidelity, opt.keep_events, moe_metrics,
+                                                     use_shared ? &*shared : nullptr)));
   };
   const auto collect = [&](const WorkerResult& w) {
     const std::string& name = jobs[w.task].spec.name;
-    if (w.output.rfind("OK", 0) == 0) {
+    WorkerReply r = read_worker_reply(w, "the simulation process");
+    if (r.kind == WorkerReply::ok) {
       try {
-        results[w.task] = checked_result(w.output.substr(2));
+        results[w.task] = checked_result(r.text);
+        return;
       } catch (const std::exception& e) {
-        failed[w.task] = fmt::format("variant '{}': {}\n", name, e.what());
+        r.text = e.what();
       }
-    } else if (w.output.rfind("ER", 0) == 0) {
-      failed[w.task] = fmt::format("variant '{}': {}\n", name, w.output.substr(2));
-    } else {
-      failed[w.task] = fmt::format("variant '{}': {}\n", name, worker_death_text(w.status, "the simulation process"));
     }
+    failed[w.task] = fmt::format("variant '{}': {}\n", name, r.text);
   };
   WorkerPoolOptions pool;
   pool.jobs = opt.jobs;

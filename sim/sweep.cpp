@@ -665,24 +665,25 @@ SweepOutcome run_sweep(const std::string& file, const std::vector<std::string>& 
       ro.fidelity = opt.fidelity;
       std::string rows;
       for (const auto& r : point_rows(p, run_scenario(sc, ro))) rows += csv_line(r);
-      return {"OK" + rows, 0};
+      return worker_ok(std::move(rows));
     } catch (const InputError& e) {
-      return {"ER" + e.diagnostics().str(), 1};
+      return worker_error(e.diagnostics().str());
     }
   };
   const auto point_done = [&](const WorkerResult& w) {
     const SweepGridPoint& p = points[todo[w.task]];
     bool failed = false;
-    if (w.output.rfind("OK", 0) == 0) {
+    const WorkerReply r = read_worker_reply(w);
+    if (r.kind == WorkerReply::ok) {
       bool complete = true;
-      auto rows = parse_csv(w.output.substr(2), &complete);
-      write_all(csv_fd, w.output.substr(2), opt.csv);  // the point's rows in one write
+      auto rows = parse_csv(r.text, &complete);
+      write_all(csv_fd, r.text, opt.csv);  // the point's rows in one write
       done[p.index] = std::move(rows);
     } else if (g_interrupted) {
       return;  // Ctrl-C on a terminal reaches the workers too: a worker ended by it is not a failed point
     } else {
       failed = true;
-      std::string msg = w.output.rfind("ER", 0) == 0 ? w.output.substr(2) : worker_death_text(w.status);
+      std::string msg = r.text;
       while (!msg.empty() && msg.back() == '\n') msg.pop_back();
       out.failures += fmt::format("sweep point {} ({}): {}\n", p.index, p.label(), msg);
     }

@@ -64,6 +64,16 @@ std::string worker_death_text(int status, const char* who) {
                                          : fmt::format("exit code {}", WEXITSTATUS(status)));
 }
 
+WorkerAnswer worker_ok(std::string payload) { return {"OK" + std::move(payload), 0}; }
+
+WorkerAnswer worker_error(std::string message) { return {"ER" + std::move(message), 1}; }
+
+WorkerReply read_worker_reply(const WorkerResult& w, const char* who) {
+  if (w.output.rfind("OK", 0) == 0) return {WorkerReply::ok, w.output.substr(2)};
+  if (w.output.rfind("ER", 0) == 0) return {WorkerReply::error, w.output.substr(2)};
+  return {WorkerReply::died, worker_death_text(w.status, who)};
+}
+
 void run_worker_pool(std::size_t tasks, const std::function<WorkerAnswer(std::size_t)>& work,
                      const std::function<void(const WorkerResult&)>& on_done, const WorkerPoolOptions& opt) {
   const int jobs = std::max(1, opt.jobs);
@@ -93,9 +103,9 @@ void run_worker_pool(std::size_t tasks, const std::function<WorkerAnswer(std::si
             if (opt.in_child) opt.in_child();
             a = work(next);
           } catch (const std::exception& e) {
-            a = {std::string("ER") + e.what(), 1};
+            a = worker_error(e.what());
           } catch (...) {
-            a = {"ERunknown exception", 1};
+            a = worker_error("unknown exception");
           }
           if (!write_fully(fds[1], a.output)) a.exit_code = 1;
           ::close(fds[1]);

@@ -45,4 +45,14 @@ void run_worker_pool(std::size_t tasks, const std::function<WorkerAnswer(std::si
 // the process).
 std::string worker_death_text(int status, const char* who = "the worker process");
 
+// The answer protocol the pool's users share: work returns worker_ok(payload) or worker_error(message) (an
+// exception from work becomes worker_error(what()) in the pool); read_worker_reply tells them apart.
+WorkerAnswer worker_ok(std::string payload);
+WorkerAnswer worker_error(std::string message);
+struct WorkerReply {
+  enum Kind { ok, error, died } kind = died;
+  std::string text;  // ok: the payload; error: the message; died: worker_death_text(status, who)
+};
+WorkerReply read_worker_reply(const WorkerResult& w, const char* who = "the worker process");
+
 }  // namespace moesim
